@@ -1,0 +1,53 @@
+//! Prometheus metrics, exposed at `/metrics` in the OpenMetrics text format.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub status: u16,
+}
+
+/// The gateway's counters.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub bytes_sent: Counter<u64, AtomicU64>,
+    pub aborted_responses: Counter<u64, AtomicU64>,
+    pub in_flight: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("artifact_gateway");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let bytes_sent = Counter::<u64, AtomicU64>::default();
+        let aborted_responses = Counter::<u64, AtomicU64>::default();
+        let in_flight = Gauge::default();
+        registry.register("http_requests", "HTTP requests by method and status", requests.clone());
+        registry.register("http_response_body_bytes", "Response body bytes sent", bytes_sent.clone());
+        registry.register("http_aborted_responses", "Responses whose body failed midway (connection reset)", aborted_responses.clone());
+        registry.register("http_requests_in_flight", "Requests being served", in_flight.clone());
+        Metrics { registry, requests, bytes_sent, aborted_responses, in_flight }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}

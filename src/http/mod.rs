@@ -1,0 +1,201 @@
+//! The HTTP API: routes → handlers → outcome → response.
+//!
+//! Owns: everything HTTP (parsing requests, conditional/range semantics, rendering, the error →
+//! status mapping, request ids, access logs, metrics). Talks to storage only through
+//! `service::Gateway`. `server.rs` owns sockets and TLS; this module works on any
+//! `http::Request`, so most tests drive it in-process.
+
+pub mod body;
+pub mod conditional;
+pub mod error;
+pub mod handlers;
+pub mod listing;
+pub mod metrics;
+pub mod render;
+pub mod routes;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+
+use self::body::Body;
+use self::metrics::{Metrics, RequestLabels};
+use self::render::Outcome;
+use self::routes::Endpoint;
+use crate::error::{Error, Result};
+use crate::service::Gateway;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// What every request shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(gateway: Arc<Gateway>) -> Arc<AppState> {
+        Arc::new(AppState { gateway, metrics: Metrics::default() })
+    }
+}
+
+/// Serves one request. Never fails: errors become JSON responses.
+pub async fn handle<B>(state: Arc<AppState>, req: Request<B>) -> Response<Body>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Display + Send + 'static,
+{
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    state.metrics.in_flight.inc();
+
+    let result = dispatch(&state, req).await;
+    let mut resp = match result {
+        Ok(outcome) => render::render(outcome),
+        Err(e) => {
+            if e.kind() == crate::error::ErrorKind::Unsupported && e.message().starts_with(routes::METHOD_NOT_ALLOWED_PREFIX) {
+                let allow = e.message()[routes::METHOD_NOT_ALLOWED_PREFIX.len()..].to_string();
+                let mut r = error::render(&e);
+                *r.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+                if let Ok(v) = HeaderValue::from_str(&allow) {
+                    r.headers_mut().insert(header::ALLOW, v);
+                }
+                r
+            } else {
+                if error::status_of(e.kind()).is_server_error() {
+                    tracing::warn!(request_id = %request_id, error = ?e, "request failed");
+                }
+                error::render(&e)
+            }
+        }
+    };
+    resp.headers_mut().insert(REQUEST_ID, HeaderValue::from_str(&request_id).expect("hex is ASCII"));
+    let status = resp.status();
+    let (parts, body) = resp.into_parts();
+    let logged = AccessLog {
+        inner: body,
+        state,
+        request_id,
+        method,
+        path,
+        status: status.as_u16(),
+        started,
+        bytes: 0,
+        failed: false,
+        finished: false,
+    };
+    Response::from_parts(parts, http_body_util::BodyExt::boxed_unsync(logged))
+}
+
+async fn dispatch<B>(state: &AppState, req: Request<B>) -> Result<Outcome>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Display + Send + 'static,
+{
+    let endpoint = routes::route(req.method(), req.uri().path(), req.uri().query())?;
+    let gw = &state.gateway;
+    let headers = req.headers();
+    match endpoint {
+        Endpoint::Healthz => Ok(Outcome::Json { status: http::StatusCode::OK, value: serde_json::json!({ "status": "ok" }) }),
+        Endpoint::Readyz => Ok(handlers::readyz(gw).await),
+        Endpoint::Metrics => Ok(Outcome::Metrics(state.metrics.encode())),
+        Endpoint::Mounts => {
+            let cred = handlers::bearer(headers)?;
+            Ok(handlers::mounts(gw, cred.as_deref()))
+        }
+        Endpoint::List { mount, dir, limit, after } => {
+            let cred = handlers::bearer(headers)?;
+            handlers::list(gw, cred.as_deref(), headers, &mount, &dir, limit, after).await
+        }
+        Endpoint::Get { mount, path, head } => {
+            let cred = handlers::bearer(headers)?;
+            handlers::get(gw, cred.as_deref(), req.method(), headers, &mount, &path, head).await
+        }
+        Endpoint::Delete { mount, path } => {
+            let cred = handlers::bearer(headers)?;
+            handlers::delete(gw, cred.as_deref(), headers, &mount, &path).await
+        }
+        Endpoint::Put { mount, path } => {
+            let cred = handlers::bearer(req.headers())?;
+            let (parts, body) = req.into_parts();
+            handlers::put(gw, cred.as_deref(), &parts.headers, &mount, &path, body::request_stream(body)).await
+        }
+    }
+}
+
+/// Counts the body as it is sent and writes the access log line (and metrics) when the
+/// response is finished or abandoned, so `bytes` is what really went out.
+struct AccessLog {
+    inner: Body,
+    state: Arc<AppState>,
+    request_id: String,
+    method: Method,
+    path: String,
+    status: u16,
+    started: Instant,
+    bytes: u64,
+    failed: bool,
+    finished: bool,
+}
+
+impl HttpBody for AccessLog {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    self.bytes += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) => self.finished = true,
+            Poll::Ready(Some(Err(e))) => {
+                self.failed = true;
+                tracing::error!(request_id = %self.request_id, error = %e, "response body failed midway; aborting the connection");
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        let m = &self.state.metrics;
+        m.in_flight.dec();
+        m.requests.get_or_create(&RequestLabels { method: self.method.to_string(), status: self.status }).inc();
+        m.bytes_sent.inc_by(self.bytes);
+        let complete = !self.failed && (self.finished || self.inner.is_end_stream());
+        if self.failed {
+            m.aborted_responses.inc();
+        }
+        tracing::info!(
+            target: "access",
+            request_id = %self.request_id,
+            method = %self.method,
+            path = %self.path,
+            status = self.status,
+            bytes = self.bytes,
+            complete,
+            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+        );
+    }
+}

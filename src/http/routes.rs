@@ -1,0 +1,127 @@
+//! Routing: a pure function from method + path + query to an [`Endpoint`]. Paths are decoded and
+//! validated here, once, into [`ArtifactPath`]; nothing below sees a raw string.
+
+use http::Method;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::storage::ArtifactPath;
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Healthz,
+    Readyz,
+    Metrics,
+    /// `GET /artifacts/`: the mounts.
+    Mounts,
+    /// `GET /artifacts/<mount>/<dir>/`: one level of a directory.
+    List { mount: String, dir: ArtifactPath, limit: usize, after: Option<String> },
+    /// `GET|HEAD /artifacts/<mount>/<path>`.
+    Get { mount: String, path: ArtifactPath, head: bool },
+    /// `PUT /artifacts/<mount>/<path>`.
+    Put { mount: String, path: ArtifactPath },
+    /// `DELETE /artifacts/<mount>/<path>`.
+    Delete { mount: String, path: ArtifactPath },
+}
+
+pub const DEFAULT_LIST_LIMIT: usize = 1000;
+pub const MAX_LIST_LIMIT: usize = 10_000;
+
+/// Maps a request to an endpoint, or to the error the client gets.
+pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoint> {
+    let simple = |ep: Endpoint| -> Result<Endpoint> {
+        if method == Method::GET || method == Method::HEAD {
+            Ok(ep)
+        } else {
+            Err(method_not_allowed("GET, HEAD"))
+        }
+    };
+    match path {
+        "/healthz" => return simple(Endpoint::Healthz),
+        "/readyz" => return simple(Endpoint::Readyz),
+        "/metrics" => return simple(Endpoint::Metrics),
+        "/artifacts" | "/artifacts/" => return simple(Endpoint::Mounts),
+        _ => {}
+    }
+    let Some(rest) = path.strip_prefix("/artifacts/") else {
+        return Err(Error::new(ErrorKind::NotFound, "no such endpoint: artifacts are under /artifacts/<mount>/<path>"));
+    };
+    let (raw_mount, raw_path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mount = percent_encoding::percent_decode_str(raw_mount)
+        .decode_utf8()
+        .map_err(|_| Error::new(ErrorKind::InvalidPath, "the mount name is not UTF-8"))?
+        .into_owned();
+    let is_dir = raw_path.is_empty() || raw_path.ends_with('/');
+    let artifact = ArtifactPath::from_url_path(raw_path)?;
+    if is_dir {
+        if method != Method::GET && method != Method::HEAD {
+            return Err(method_not_allowed("GET, HEAD"));
+        }
+        let (limit, after) = list_query(query)?;
+        return Ok(Endpoint::List { mount, dir: artifact, limit, after });
+    }
+    match *method {
+        Method::GET => Ok(Endpoint::Get { mount, path: artifact, head: false }),
+        Method::HEAD => Ok(Endpoint::Get { mount, path: artifact, head: true }),
+        Method::PUT => Ok(Endpoint::Put { mount, path: artifact }),
+        Method::DELETE => Ok(Endpoint::Delete { mount, path: artifact }),
+        _ => Err(method_not_allowed("GET, HEAD, PUT, DELETE")),
+    }
+}
+
+fn list_query(query: Option<&str>) -> Result<(usize, Option<String>)> {
+    let mut limit = DEFAULT_LIST_LIMIT;
+    let mut after = None;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "limit" => {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidInput, format!("limit must be 1..={MAX_LIST_LIMIT}")))?;
+            }
+            "after" => after = Some(v.into_owned()).filter(|s| !s.is_empty()),
+            _ => {}
+        }
+    }
+    Ok((limit, after))
+}
+
+/// Marker message; the handler adds the `Allow` header.
+pub const METHOD_NOT_ALLOWED_PREFIX: &str = "method not allowed; use ";
+
+fn method_not_allowed(allow: &str) -> Error {
+    Error::new(ErrorKind::Unsupported, format!("{METHOD_NOT_ALLOWED_PREFIX}{allow}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_artifacts_and_listings() {
+        let get = route(&Method::GET, "/artifacts/default/jobs/wc.jar", None).unwrap();
+        assert_eq!(get, Endpoint::Get { mount: "default".into(), path: ArtifactPath::parse("jobs/wc.jar").unwrap(), head: false });
+        let list = route(&Method::GET, "/artifacts/default/jobs/", Some("limit=5&after=a.jar")).unwrap();
+        assert_eq!(
+            list,
+            Endpoint::List { mount: "default".into(), dir: ArtifactPath::parse("jobs").unwrap(), limit: 5, after: Some("a.jar".into()) }
+        );
+        assert!(matches!(route(&Method::GET, "/artifacts/default", None).unwrap(), Endpoint::List { .. }));
+        assert_eq!(route(&Method::GET, "/artifacts/", None).unwrap(), Endpoint::Mounts);
+        assert!(matches!(route(&Method::PUT, "/artifacts/m/x", None).unwrap(), Endpoint::Put { .. }));
+        assert!(matches!(route(&Method::DELETE, "/artifacts/m/x", None).unwrap(), Endpoint::Delete { .. }));
+    }
+
+    #[test]
+    fn refuses_bad_paths_and_methods() {
+        for p in ["/artifacts/m/../x", "/artifacts/m/%2e%2e/x", "/artifacts/m/a%2Fb", "/artifacts/m/a//b", "/artifacts/m/a%00"] {
+            assert_eq!(route(&Method::GET, p, None).unwrap_err().kind(), ErrorKind::InvalidPath, "{p}");
+        }
+        assert_eq!(route(&Method::POST, "/artifacts/m/x", None).unwrap_err().kind(), ErrorKind::Unsupported);
+        assert_eq!(route(&Method::PUT, "/artifacts/m/dir/", None).unwrap_err().kind(), ErrorKind::Unsupported);
+        assert_eq!(route(&Method::GET, "/nope", None).unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(route(&Method::GET, "/artifacts/m/", Some("limit=0")).unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+}

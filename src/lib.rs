@@ -1,0 +1,21 @@
+//! artifact-gateway: serve and fetch Flink job artifacts from local disk, S3, Aliyun OSS and
+//! HDFS over plain HTTP(S).
+//!
+//! Layers, with dependencies pointing one way only:
+//! `http` (routes → handlers → render) → `service` (mounts, auth, deadlines) → `storage`
+//! (trait + backends). `cli` and `client` sit beside `http` as another entry point. `config`,
+//! `error` and `secret` are shared leaves.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod secret;
+pub mod server;
+pub mod service;
+pub mod storage;
+pub mod telemetry;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Starts one HDFS test server (NameNode + 1 DataNode in one JVM) on free
+# 127.0.0.1 ports and waits until it accepts clients.
+#
+# Usage: tests/servers/hdfs/start.sh STATE_DIR
+# Writes STATE_DIR/hdfs.env (AG_TEST_HDFS_URL=hdfs://127.0.0.1:PORT),
+#        STATE_DIR/hdfs.pid (kill it to stop everything),
+#        STATE_DIR/hdfs.log (JVM log).
+# Needs tests/servers/hdfs/install.sh to have run.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "$here/../../.." && pwd)"
+cache="$repo_root/target/test-servers/cache/hdfs"
+ready_timeout="${AG_TEST_HDFS_START_TIMEOUT:-120}"
+
+die() { echo "hdfs/start.sh: $*" >&2; exit 1; }
+
+[[ $# -eq 1 ]] || die "usage: $0 STATE_DIR"
+command -v java >/dev/null 2>&1 || die "'java' not found; install a JDK (Debian: apt-get install openjdk-17-jdk-headless)"
+[[ -s "$cache/classpath.txt" && -f "$cache/classes/MiniDfs.class" ]] \
+    || die "launcher not built; run tests/servers/hdfs/install.sh first"
+
+mkdir -p "$1"
+state_dir="$(cd "$1" && pwd)"
+log="$state_dir/hdfs.log"
+out="$state_dir/hdfs.out"
+fifo="$state_dir/hdfs.stdin"
+pid_file="$state_dir/hdfs.pid"
+env_file="$state_dir/hdfs.env"
+data_dir="$state_dir/hdfs-data"
+
+if [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+    die "an HDFS server from $pid_file is still running (pid $(cat "$pid_file")); kill it or use another STATE_DIR"
+fi
+rm -f "$env_file" "$pid_file" "$out" "$fifo"
+: >"$log"
+mkfifo "$fifo"
+
+jvm=(
+    java
+    -Xmx768m -Xss512k
+    -XX:+UseSerialGC -XX:TieredStopAtLevel=1
+    -Djava.net.preferIPv4Stack=true
+    -Djava.awt.headless=true
+    "-Dlog4j.configuration=file:$here/log4j.properties"
+    "-Dtest.build.data=$data_dir/test-build"
+    "-Djava.io.tmpdir=$data_dir/tmp"
+    -cp "$cache/classes:$(cat "$cache/classpath.txt")"
+    MiniDfs "$data_dir"
+)
+mkdir -p "$data_dir/tmp"
+
+# The supervisor below is what hdfs.pid names. It holds the write end of a fifo
+# that is the JVM's stdin, so:
+#   - kill (TERM/INT/HUP) of the supervisor stops the JVM and waits for it;
+#   - if the supervisor dies any other way, stdin hits EOF and the JVM shuts down.
+supervisor='
+    fifo=$1; shift
+    exec 3<>"$fifo"                      # keep a writer open (read-write: does not block)
+    (cd "$(dirname "$fifo")" && exec "$@") <"$fifo" 3>&- &
+    child=$!
+    stop() { trap - TERM INT HUP; kill -TERM "$child" 2>/dev/null; wait "$child"; exit 143; }
+    trap stop TERM INT HUP
+    wait "$child"
+'
+cd "$state_dir"
+setsid bash -c "$supervisor" hdfs-supervisor "$fifo" "${jvm[@]}" \
+    </dev/null >"$out" 2>>"$log" &
+sup_pid=$!
+echo "$sup_pid" >"$pid_file"
+
+fail() {
+    echo "hdfs/start.sh: $*" >&2
+    kill -TERM "$sup_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$sup_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$sup_pid" 2>/dev/null || true
+    rm -f "$pid_file"
+    echo "---- last lines of $log ----" >&2
+    tail -n 40 "$log" >&2 || true
+    exit 1
+}
+
+deadline=$((SECONDS + ready_timeout))
+url=""
+while :; do
+    if line="$(grep -m1 '^READY hdfs://' "$out" 2>/dev/null)"; then
+        url="${line#READY }"
+        break
+    fi
+    kill -0 "$sup_pid" 2>/dev/null || fail "HDFS launcher exited before it was ready"
+    (( SECONDS < deadline )) || fail "HDFS not ready after ${ready_timeout}s"
+    sleep 0.5
+done
+
+[[ "$url" =~ ^hdfs://127\.0\.0\.1:[0-9]+$ ]] || fail "unexpected ready line: $line"
+echo "$line" >>"$log"
+
+printf 'AG_TEST_HDFS_URL=%s\n' "$url" >"$env_file.tmp"
+mv -f "$env_file.tmp" "$env_file"
+echo "hdfs: ready at $url (pid $sup_pid, state $state_dir)"
