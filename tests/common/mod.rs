@@ -1,0 +1,163 @@
+//! Shared test support: start the real `artifact-gateway` binary on a free port, read
+//! test-server settings from the environment (failing loudly when a server is missing), and
+//! give every test its own random prefix.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Path of the binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_artifact-gateway"))
+}
+
+/// Reads a test-server variable; a missing one fails the test with what to run.
+pub fn require_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: this test needs a real server. Run the whole suite with `tests/run.sh`, which installs \
+             and starts MinIO, a MiniDFSCluster, the OSS stand-in and a Flink cluster (see tests/servers/CONTRACT.md)"
+        ),
+    }
+}
+
+/// A fresh random prefix, so runs never see each other's objects.
+pub fn random_prefix(tag: &str) -> String {
+    format!("ag-test-{tag}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A running gateway process; killed on drop.
+pub struct Gateway {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT` (or https).
+    pub url: String,
+    pub port: u16,
+    pub stderr_lines: mpsc::Receiver<String>,
+}
+
+impl Gateway {
+    /// Starts `artifact-gateway serve <args> --listen 127.0.0.1:0` and waits for its listening line.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Gateway {
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve").args(args).args(["--listen", "127.0.0.1:0"]);
+        cmd.env_remove("ARTIFACT_GATEWAY_TOKEN").env_remove("ARTIFACT_GATEWAY_CONFIG").env("RUST_LOG", "info");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped()).stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn artifact-gateway");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(idx) = line.find("listening on ") {
+                        let url = line[idx + "listening on ".len()..].split_whitespace().next().unwrap().to_string();
+                        let port = url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+                        return Gateway { child, url, port, stderr_lines: rx };
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("the gateway did not start listening; its stderr:\n{}", seen.join("\n"));
+                }
+            }
+        }
+    }
+
+    /// The URL of an artifact: `<url>/artifacts/<mount>/<path>`.
+    pub fn artifact(&self, mount: &str, path: &str) -> String {
+        format!("{}/artifacts/{}/{}", self.url, mount, path)
+    }
+
+    /// Every stderr line so far.
+    pub fn drain_logs(&self) -> Vec<String> {
+        self.stderr_lines.try_iter().collect()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary directory that lives as long as the value.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// Writes `len` bytes of a deterministic pattern to `path` and returns their SHA-256 hex.
+pub fn write_pattern_file(path: &Path, len: u64) -> String {
+    use sha2::Digest;
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    let mut seed = 0x9E3779B97F4A7C15u64;
+    while written < len {
+        for chunk in buf.chunks_mut(8) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let bytes = seed.to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        let n = ((len - written) as usize).min(buf.len());
+        f.write_all(&buf[..n]).unwrap();
+        h.update(&buf[..n]);
+        written += n as u64;
+    }
+    f.flush().unwrap();
+    hex::encode(h.finalize())
+}
+
+/// SHA-256 hex of a file.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Runs a command, returning (status code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Fails with an install hint when a client program is missing.
+pub fn require_program(name: &str, install_hint: &str) {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(found, "`{name}` is not installed: {install_hint} (tests/run.sh installs it)");
+}
