@@ -74,6 +74,7 @@ impl Gateway {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("the gateway did not start listening; its stderr:\n{}", seen.join("\n"));
                 }
             }
