@@ -149,7 +149,8 @@ pub struct FetchArgs {
     /// exponential backoff until then.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub deadline: Duration,
-    /// Progress display: `auto` (bars on a terminal, one line per artifact otherwise), `bar`, `lines`.
+    /// Progress display: `auto` (bars when stderr is a terminal, one line per artifact otherwise)
+    /// or `lines` (always one line per artifact).
     #[arg(long, default_value = "auto", value_enum)]
     pub progress: ProgressMode,
     #[command(flatten)]
@@ -159,7 +160,6 @@ pub struct FetchArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProgressMode {
     Auto,
-    Bar,
     Lines,
 }
 

@@ -36,11 +36,7 @@ pub async fn run(args: FetchArgs) -> i32 {
         read_timeout: args.conn.read_timeout,
         ..FetchOptions::default()
     };
-    let bars = match args.progress {
-        ProgressMode::Bar => true,
-        ProgressMode::Lines => false,
-        ProgressMode::Auto => std::io::stderr().is_terminal(),
-    };
+    let bars = args.progress == ProgressMode::Auto && std::io::stderr().is_terminal();
     let observer: Arc<dyn Observer> = if bars {
         Arc::new(Bars::new())
     } else {
@@ -198,6 +194,7 @@ fn finished_line(r: &ItemReport) -> String {
                 }
             }
         }
+        Err(e) if e.message().contains(&r.source) => format!("FAILED {}: {e}", r.name),
         Err(e) => format!("FAILED {} from {}: {e}", r.name, r.source),
     }
 }

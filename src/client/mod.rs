@@ -159,19 +159,28 @@ fn redirect_policy() -> reqwest::redirect::Policy {
     })
 }
 
-/// Every error in a chain, joined: reqwest's own message alone rarely says what happened.
+/// Every error in a chain, joined: reqwest's own message alone rarely says what happened. The
+/// generic wrappers (`error sending request for url (…)`, `client error (Connect)`) are
+/// dropped when something more specific follows.
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let msg = s.to_string();
-        if !out.contains(&msg) {
-            out.push_str(": ");
-            out.push_str(&msg);
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let msg = err.to_string();
+        if !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
         }
-        cur = s.source();
+        cur = err.source();
     }
-    out
+    let generic =
+        |p: &String| p.starts_with("error sending request") || p.starts_with("client error (");
+    if parts.len() > 1 {
+        let specific: Vec<String> = parts.iter().filter(|p| !generic(p)).cloned().collect();
+        if !specific.is_empty() {
+            parts = specific;
+        }
+    }
+    parts.join(": ")
 }
 
 /// Maps a transport failure (no HTTP status) to an error kind.

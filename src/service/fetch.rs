@@ -476,3 +476,197 @@ async fn timed<T>(limit: Duration, fut: impl std::future::Future<Output = Result
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The state machine over a real local store (the `file://` path of `fetch`); the HTTP path
+    //! is covered against the real binary in `tests/cli_fetch.rs`.
+    use super::*;
+    use crate::storage::local::LocalStorage;
+    use crate::storage::{ArtifactPath, PutOptions, Storage};
+
+    struct Fixture {
+        _store_dir: tempfile::TempDir,
+        dest_dir: tempfile::TempDir,
+        storage: Arc<dyn Storage>,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let store_dir = tempfile::tempdir().unwrap();
+            let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(store_dir.path()).unwrap());
+            Fixture {
+                _store_dir: store_dir,
+                dest_dir: tempfile::tempdir().unwrap(),
+                storage,
+            }
+        }
+
+        async fn put(&self, path: &str, bytes: &[u8]) -> String {
+            let body: crate::storage::ByteStream = Box::pin(futures::stream::iter(vec![Ok(
+                bytes::Bytes::copy_from_slice(bytes),
+            )]));
+            let res = self
+                .storage
+                .put(
+                    &ArtifactPath::parse(path).unwrap(),
+                    body,
+                    PutOptions::default(),
+                )
+                .await
+                .unwrap();
+            res.meta.etag
+        }
+
+        fn job(&self, path: &str, name: &str, sha256: Option<Sha256>) -> Job {
+            let source =
+                StorageSource::new(self.storage.clone(), ArtifactPath::parse(path).unwrap());
+            let artifact = Artifact {
+                source: url::Url::parse("file:///unused").unwrap(),
+                name: name.into(),
+                sha256,
+            };
+            Job {
+                artifact,
+                source: Arc::new(source),
+            }
+        }
+
+        fn opts(&self) -> FetchOptions {
+            FetchOptions {
+                dest: self.dest_dir.path().to_path_buf(),
+                ..FetchOptions::default()
+            }
+        }
+
+        async fn run(&self, jobs: Vec<Job>) -> Vec<ItemReport> {
+            fetch(jobs, &self.opts(), Arc::new(Quiet)).await
+        }
+    }
+
+    fn data(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+    }
+
+    #[tokio::test]
+    async fn downloads_verifies_and_then_keeps() {
+        let fx = Fixture::new();
+        let a = data(300_000, 1);
+        fx.put("a.jar", &a).await;
+        let r = fx.run(vec![fx.job("a.jar", "a.jar", None)]).await;
+        let f = r[0].result.as_ref().unwrap();
+        assert_eq!(
+            f.action,
+            Action::Downloaded {
+                bytes: a.len() as u64,
+                resumed_from: 0
+            }
+        );
+        assert_eq!(
+            f.verified,
+            Verified::Served,
+            "the store recorded the digest at put"
+        );
+        assert_eq!(std::fs::read(fx.dest_dir.path().join("a.jar")).unwrap(), a);
+        let r = fx
+            .run(vec![fx.job("a.jar", "a.jar", Some(Sha256::of(&a)))])
+            .await;
+        assert_eq!(r[0].result.as_ref().unwrap().action, Action::UpToDate);
+        assert_eq!(r[0].result.as_ref().unwrap().verified, Verified::Pinned);
+    }
+
+    #[tokio::test]
+    async fn resumes_from_a_partial_file_when_the_version_is_the_same() {
+        let fx = Fixture::new();
+        let a = data(500_000, 2);
+        let etag = fx.put("a.jar", &a).await;
+        let slot = Slot::new(fx.dest_dir.path(), "a.jar");
+        std::fs::write(&slot.part, &a[..123_456]).unwrap();
+        std::fs::write(&slot.etag, &etag).unwrap();
+        let r = fx.run(vec![fx.job("a.jar", "a.jar", None)]).await;
+        let f = r[0].result.as_ref().unwrap();
+        assert_eq!(
+            f.action,
+            Action::Downloaded {
+                bytes: (a.len() - 123_456) as u64,
+                resumed_from: 123_456
+            }
+        );
+        assert_eq!(std::fs::read(&slot.dest).unwrap(), a);
+        assert!(!slot.part.exists() && !slot.etag.exists());
+    }
+
+    #[tokio::test]
+    async fn starts_over_when_the_version_changed_or_the_part_is_complete() {
+        let fx = Fixture::new();
+        let a = data(200_000, 3);
+        fx.put("a.jar", &a).await;
+        let slot = Slot::new(fx.dest_dir.path(), "a.jar");
+        std::fs::write(&slot.part, &a[..1000]).unwrap();
+        std::fs::write(&slot.etag, "some-older-version").unwrap();
+        let r = fx.run(vec![fx.job("a.jar", "a.jar", None)]).await;
+        assert_eq!(
+            r[0].result.as_ref().unwrap().action,
+            Action::Downloaded {
+                bytes: a.len() as u64,
+                resumed_from: 0
+            }
+        );
+        assert_eq!(std::fs::read(&slot.dest).unwrap(), a);
+
+        // A part file as long as the artifact (crash before the rename): fetched again whole.
+        let etag = fx.put("b.jar", &a).await;
+        let slot = Slot::new(fx.dest_dir.path(), "b.jar");
+        std::fs::write(&slot.part, &a).unwrap();
+        std::fs::write(&slot.etag, &etag).unwrap();
+        let r = fx.run(vec![fx.job("b.jar", "b.jar", None)]).await;
+        assert!(r[0].result.is_ok(), "{:?}", r[0].result);
+        assert_eq!(std::fs::read(&slot.dest).unwrap(), a);
+    }
+
+    #[tokio::test]
+    async fn a_pin_that_disagrees_with_the_served_digest_fails_before_downloading() {
+        let fx = Fixture::new();
+        fx.put("a.jar", b"real").await;
+        let r = fx
+            .run(vec![fx.job("a.jar", "a.jar", Some(Sha256::of(b"other")))])
+            .await;
+        let e = r[0].result.as_ref().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DigestMismatch);
+        assert!(
+            e.message().contains("a.jar") && e.message().contains("serves"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(fx.dest_dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn many_in_parallel_report_in_order_and_failures_stay_separate() {
+        let fx = Fixture::new();
+        let mut jobs = Vec::new();
+        for i in 0..12 {
+            fx.put(&format!("d/{i}.jar"), &data(10_000 + i, i as u8))
+                .await;
+            jobs.push(fx.job(&format!("d/{i}.jar"), &format!("{i}.jar"), None));
+        }
+        jobs.push(fx.job("d/missing.jar", "missing.jar", None));
+        let opts = FetchOptions {
+            parallel: 3,
+            ..fx.opts()
+        };
+        let r = fetch(jobs, &opts, Arc::new(Quiet)).await;
+        assert_eq!(r.len(), 13);
+        for (i, rep) in r.iter().enumerate().take(12) {
+            assert_eq!(rep.name, format!("{i}.jar"));
+            assert!(rep.result.is_ok(), "{:?}", rep.result);
+            assert_eq!(
+                std::fs::read(fx.dest_dir.path().join(&rep.name)).unwrap(),
+                data(10_000 + i, i as u8)
+            );
+        }
+        assert_eq!(
+            r[12].result.as_ref().unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+}
