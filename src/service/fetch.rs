@@ -274,6 +274,12 @@ async fn fetch_one(
             None => loop {
                 match timed(opts.open_timeout, job.source.head()).await {
                     Ok(remote) => break remote.sha256.map(|d| (d, Verified::Served)),
+                    // A server without HEAD (405/501): no digest to compare, download.
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::Unsupported | ErrorKind::InvalidInput) =>
+                    {
+                        break None
+                    }
                     Err(e) => {
                         let (wait, e) = backoff.after(e)?;
                         observer.retrying(index, name, &e, wait);

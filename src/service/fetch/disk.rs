@@ -24,7 +24,7 @@ use crate::storage::Sha256;
 
 const IO_BUF: usize = 1 << 20;
 /// Chunks in flight between the network and the disk writer.
-pub const WRITE_QUEUE: usize = 64;
+pub const WRITE_QUEUE: usize = 16;
 
 /// The files of one artifact in the destination directory.
 #[derive(Debug, Clone)]

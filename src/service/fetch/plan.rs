@@ -135,6 +135,9 @@ pub fn plan(entries: &[ManifestEntry]) -> Result<Vec<Artifact>> {
     Ok(out)
 }
 
+/// Longest destination name: `.NAME.part.etag` must still fit the usual 255-byte limit.
+const MAX_NAME: usize = 240;
+
 /// A destination name must be one plain file name: not empty, no `/` or `\`, no control
 /// characters, and not starting with `.` (dot-files in the destination are the fetcher's own
 /// temporary files).
@@ -147,8 +150,8 @@ pub fn check_file_name(name: &str) -> std::result::Result<(), &'static str> {
         Err("it must not start with `.` (names starting with a dot are reserved for partial downloads)")
     } else if name.chars().any(char::is_control) {
         Err("it contains control characters")
-    } else if name.len() > 255 {
-        Err("it is longer than 255 bytes")
+    } else if name.len() > MAX_NAME {
+        Err("it is longer than 240 bytes (the partial-download names add 11)")
     } else {
         Ok(())
     }
