@@ -722,3 +722,14 @@ fn tls_with_a_private_certificate_needs_ca_file() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(!dest2.join("tls.jar").exists());
 }
+
+#[test]
+fn a_destination_that_cannot_be_created_is_a_local_failure_exit_1() {
+    let env = Env::start();
+    env.put("jobs/a.jar", b"a");
+    let blocker = env.work.path().join("not-a-dir");
+    std::fs::write(&blocker, b"a file where a directory should be").unwrap();
+    let (code, _, err) = fetch(&blocker.join("usrlib"), &[&env.url("jobs/a.jar")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot create destination directory"), "{err}");
+}

@@ -230,11 +230,14 @@ pub async fn status_error(resp: reqwest::Response, what: &str) -> Error {
         });
     let code_kind = parsed.as_ref().and_then(|(code, _)| kind_of_code(code));
     let kind = match (status.as_u16(), code_kind) {
-        (_, Some(ErrorKind::BackendAuth)) | (501, _) | (400..=499, Some(_)) => {
-            code_kind.unwrap_or(ErrorKind::Unsupported)
-        }
-        (408 | 504, _) => ErrorKind::Timeout,
-        (429 | 500..=599, _) => ErrorKind::BackendUnavailable,
+        (408, _) => ErrorKind::Timeout,
+        (429, _) => ErrorKind::BackendUnavailable,
+        // The gateway's own credentials to its store were refused: retrying will not help.
+        (_, Some(ErrorKind::BackendAuth)) => ErrorKind::BackendAuth,
+        (400..=499, Some(k)) => k,
+        (501, _) => ErrorKind::Unsupported,
+        (504, _) => ErrorKind::Timeout,
+        (500..=599, _) => ErrorKind::BackendUnavailable,
         (401, _) => ErrorKind::Unauthenticated,
         (403, _) => ErrorKind::PermissionDenied,
         (404 | 410, _) => ErrorKind::NotFound,

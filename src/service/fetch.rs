@@ -158,16 +158,17 @@ pub async fn fetch(
 ) -> Vec<ItemReport> {
     let deadline = Instant::now() + opts.deadline;
     if let Err(e) = disk::ensure_dir(&opts.dest).await {
-        return jobs
-            .into_iter()
-            .enumerate()
-            .map(|(index, j)| ItemReport {
+        let fail = |(index, j): (usize, Job)| {
+            let report = ItemReport {
                 index,
                 name: j.artifact.name,
                 source: j.source.describe(),
                 result: Err(Error::new(e.kind(), e.message().to_string())),
-            })
-            .collect();
+            };
+            observer.finished(&report);
+            report
+        };
+        return jobs.into_iter().enumerate().map(fail).collect();
     }
     let opts = Arc::new(opts.clone());
     let limit = Arc::new(tokio::sync::Semaphore::new(opts.parallel.max(1)));
@@ -305,9 +306,12 @@ async fn fetch_one(
     }
 
     // 2. Download, resuming when possible.
-    let mut allow_resume = true;
+    let mut from_scratch = false; // the next attempt ignores any partial file
+    let mut restarted = false; // a resumed download already failed its digest once
     loop {
-        match download(index, job, &slot, opts, observer, allow_resume).await {
+        let attempt = download(index, job, &slot, opts, observer, !from_scratch).await;
+        from_scratch = false;
+        match attempt {
             Ok((action, size, sha256, verified)) => {
                 return Ok(Fetched {
                     action,
@@ -321,10 +325,11 @@ async fn fetch_one(
             Err(Failed {
                 error,
                 resumed: true,
-            }) if error.kind() == ErrorKind::DigestMismatch && allow_resume => {
+            }) if error.kind() == ErrorKind::DigestMismatch && !restarted => {
                 // The kept prefix may be what is wrong: once, start over from the first byte.
                 observer.retrying(index, name, &error, Duration::ZERO);
-                allow_resume = false;
+                restarted = true;
+                from_scratch = true;
             }
             Err(Failed { error, .. }) => {
                 let (wait, error) = backoff.after(error)?;
