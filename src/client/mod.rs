@@ -187,13 +187,18 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub fn transport_error(e: &reqwest::Error, what: &str) -> Error {
     let detail = chain(e);
     let lower = detail.to_ascii_lowercase();
-    if lower.contains("certificate")
-        || lower.contains("unknownissuer")
-        || lower.contains("invalid peer")
-    {
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        let hint = if lower.contains("caasendentity") || lower.contains("caused") {
+            "; the server presents a CA certificate (basicConstraints CA:TRUE) as its own: serve a \
+             leaf certificate issued by the CA, or a self-signed one without CA:TRUE"
+        } else if lower.contains("unknownissuer") || lower.contains("unknown issuer") {
+            "; pass the CA that issued it with --ca-file"
+        } else {
+            ""
+        };
         return Error::new(
             ErrorKind::BackendAuth,
-            format!("{what}: the server's TLS certificate is not trusted ({detail}); pass its CA with --ca-file"),
+            format!("{what}: the server's TLS certificate is not accepted ({detail}){hint}"),
         );
     }
     let kind = if e.is_timeout() {
