@@ -90,7 +90,11 @@ impl HttpClient {
             .user_agent(concat!("artifact-gateway/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(cfg.connect_timeout)
             .read_timeout(cfg.read_timeout)
-            .redirect(redirect_policy());
+            .redirect(redirect_policy())
+            // Bulk transfers: HTTP/1.1 over one connection per artifact. HTTP/2's per-stream
+            // flow-control window (2 MiB in hyper) caps throughput at window/RTT on distant
+            // servers, and measured slower here even on loopback.
+            .http1_only();
         if let Some(path) = &cfg.ca_file {
             let pem = std::fs::read(path).map_err(|e| {
                 Error::new(
