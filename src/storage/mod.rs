@@ -18,8 +18,10 @@
 
 pub mod digest;
 pub mod local;
+pub mod object_store;
 pub mod path;
 pub mod registry;
+pub mod s3;
 
 use std::fmt;
 use std::ops::Range;

@@ -6,11 +6,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
 
 use super::local::LocalStorage;
+use super::s3;
 use super::Storage;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
@@ -28,14 +30,31 @@ pub struct S3Options {
     pub virtual_hosted_style: Option<bool>,
     /// Allow a plain-http endpoint. Default: true when `endpoint` starts with `http://`.
     pub allow_http: Option<bool>,
+    /// Access key id (`{ env = "…" }` or `{ file = "…" }`); set together with
+    /// `secret_access_key`. Unset: the credential chain above.
     pub access_key_id: Option<Secret>,
+    /// Secret access key; set together with `access_key_id`.
     pub secret_access_key: Option<Secret>,
+    /// Session token of temporary credentials (optional, with the two keys above).
     pub session_token: Option<Secret>,
-    /// Part size of multipart uploads (bytes); default 16 MiB. Memory per upload is about
-    /// `part_size * upload_concurrency`.
+    /// Part size of multipart uploads (bytes, at least 5 MiB); default 16 MiB. Bodies up to
+    /// this size are one PUT. Memory per upload is about `part_size * (upload_concurrency + 1)`.
     pub part_size: Option<u64>,
     /// Parts in flight per upload; default 4.
     pub upload_concurrency: Option<usize>,
+    /// Time to establish a connection (TCP + TLS); default 5 s.
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for the next bytes of a response (a stall detector, not a limit on a
+    /// whole transfer); default 20 s.
+    #[serde(default, with = "humantime_serde")]
+    pub read_timeout: Option<Duration>,
+    /// Retries of one request on connection errors and 5xx answers; default 3.
+    pub max_retries: Option<usize>,
+    /// No retry starts after this long from the first attempt; default 10 s, so a request and
+    /// its retries end well inside the gateway's backend deadline (`limits.backend_timeout`).
+    #[serde(default, with = "humantime_serde")]
+    pub retry_timeout: Option<Duration>,
 }
 
 /// Options of the Aliyun OSS backend (`[mounts.oss]`).
@@ -133,7 +152,8 @@ impl BackendSpec {
 pub async fn build(spec: &BackendSpec) -> Result<Arc<dyn Storage>> {
     match spec {
         BackendSpec::Local { root } => Ok(Arc::new(LocalStorage::new(root)?)),
-        BackendSpec::S3 { .. } | BackendSpec::Oss { .. } | BackendSpec::Hdfs { .. } => {
+        BackendSpec::S3 { bucket, prefix, options } => Ok(Arc::new(s3::build(bucket, prefix, options)?)),
+        BackendSpec::Oss { .. } | BackendSpec::Hdfs { .. } => {
             Err(Error::new(ErrorKind::Unsupported, format!("backend {spec:?} is not built into this version")))
         }
     }
