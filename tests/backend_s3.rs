@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use artifact_gateway::secret::Secret;
 use artifact_gateway::storage::registry::S3Options;
-use artifact_gateway::storage::{s3, ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256, Storage};
+use artifact_gateway::storage::{
+    s3, ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256, Storage,
+};
 use artifact_gateway::{Error, ErrorKind};
 use bytes::Bytes;
 use conformance::http_storage::HttpStorage;
@@ -74,7 +76,14 @@ impl Minio {
 
     /// A gateway config mounting `s3://bucket/prefix` as mount `name`; credentials come from the
     /// environment variables the returned pairs set.
-    fn config(&self, dir: &Path, name: &str, prefix: &str, secret: &str, extra: &str) -> (PathBuf, Vec<(String, String)>) {
+    fn config(
+        &self,
+        dir: &Path,
+        name: &str,
+        prefix: &str,
+        secret: &str,
+        extra: &str,
+    ) -> (PathBuf, Vec<(String, String)>) {
         let text = format!(
             r#"
 [limits]
@@ -117,14 +126,22 @@ fn path(s: &str) -> ArtifactPath {
 
 /// `len` bytes of a pattern, as a stream of 1 MiB chunks; returns its digest too.
 fn pattern_body(len: u64, seed: u8) -> (ByteStream, Sha256) {
-    let chunk = move |i: u64, n: usize| -> Bytes { Bytes::from((0..n).map(|j| ((i as usize * 131 + j * 7 + seed as usize) % 251) as u8).collect::<Vec<u8>>()) };
+    let chunk = move |i: u64, n: usize| -> Bytes {
+        Bytes::from(
+            (0..n)
+                .map(|j| ((i as usize * 131 + j * 7 + seed as usize) % 251) as u8)
+                .collect::<Vec<u8>>(),
+        )
+    };
     let mut h = artifact_gateway::storage::digest::Hasher::new();
     let n = len.div_ceil(1 << 20);
     let size = move |i: u64| (len - i * (1 << 20)).min(1 << 20) as usize;
     for i in 0..n {
         h.update(&chunk(i, size(i)));
     }
-    let body = futures::stream::iter(0..n).map(move |i| Ok::<_, Error>(chunk(i, size(i)))).boxed();
+    let body = futures::stream::iter(0..n)
+        .map(move |i| Ok::<_, Error>(chunk(i, size(i))))
+        .boxed();
     (body, h.finish().0)
 }
 
@@ -144,7 +161,9 @@ async fn read_all(s: &dyn Storage, p: &ArtifactPath) -> Vec<u8> {
 async fn conformance_s3_trait() {
     let minio = Minio::from_env();
     let storage = minio.storage(&common::random_prefix("s3-trait"));
-    assert!(storage.describe().starts_with(&format!("s3://{}/ag-test-", minio.bucket)));
+    assert!(storage
+        .describe()
+        .starts_with(&format!("s3://{}/ag-test-", minio.bucket)));
     Suite::new("s3", storage, false).run().await;
 }
 
@@ -173,27 +192,48 @@ async fn multipart_digest_sidecar_follows_the_etag() {
     let p = path("jobs/big.jar");
     let (body, digest) = pattern_body(40 << 20, 5);
     let res = storage.put(&p, body, PutOptions::default()).await.unwrap();
-    assert!(res.meta.etag.contains('-'), "40 MiB with 16 MiB parts is a multipart upload: {}", res.meta.etag);
+    assert!(
+        res.meta.etag.contains('-'),
+        "40 MiB with 16 MiB parts is a multipart upload: {}",
+        res.meta.etag
+    );
     assert_eq!(res.meta.sha256, Some(digest));
     let head = storage.head(&p).await.unwrap();
-    assert_eq!((head.sha256, head.etag.as_str(), head.size), (Some(digest), res.meta.etag.as_str(), 40 << 20));
-    assert_eq!(head.content_type.as_deref(), Some("application/java-archive"));
+    assert_eq!(
+        (head.sha256, head.etag.as_str(), head.size),
+        (Some(digest), res.meta.etag.as_str(), 40 << 20)
+    );
+    assert_eq!(
+        head.content_type.as_deref(),
+        Some("application/java-archive")
+    );
     let got = storage.get(&p, GetOptions::default()).await.unwrap();
     assert_eq!(got.meta.sha256, Some(digest), "get carries the digest too");
     drop(got);
 
     // The sidecar is not an artifact: listings of the mount's root never show it.
-    let root = storage.list(&ArtifactPath::root(), ListOptions::default()).await.unwrap();
+    let root = storage
+        .list(&ArtifactPath::root(), ListOptions::default())
+        .await
+        .unwrap();
     let names: Vec<&str> = root.entries.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["jobs"], "{names:?}");
 
     // Another tool overwrites the object: same key, no gateway metadata.
     let raw = minio.raw();
     let key = object_store::path::Path::parse(format!("{prefix}/jobs/big.jar")).unwrap();
-    raw.put(&key, object_store::PutPayload::from_static(b"replaced by another tool")).await.unwrap();
+    raw.put(
+        &key,
+        object_store::PutPayload::from_static(b"replaced by another tool"),
+    )
+    .await
+    .unwrap();
     let head = storage.head(&p).await.unwrap();
     assert_eq!(head.size, 24);
-    assert_eq!(head.sha256, None, "a stale sidecar must not vouch for new content");
+    assert_eq!(
+        head.sha256, None,
+        "a stale sidecar must not vouch for new content"
+    );
     assert_eq!(read_all(&*storage, &p).await, b"replaced by another tool");
 }
 
@@ -204,31 +244,60 @@ async fn multipart_with_declared_digest_and_modes() {
     let storage = minio.storage(&common::random_prefix("s3-declared"));
     let p = path("a/declared.jar");
     let (body, digest) = pattern_body(20 << 20, 9);
-    let opts = PutOptions { sha256: Some(digest), mode: PutMode::Create, ..Default::default() };
+    let opts = PutOptions {
+        sha256: Some(digest),
+        mode: PutMode::Create,
+        ..Default::default()
+    };
     let res = storage.put(&p, body, opts).await.unwrap();
     assert!(res.created);
     assert_eq!(storage.head(&p).await.unwrap().sha256, Some(digest));
 
     // Create over an existing artifact fails before any byte is uploaded.
     let (body, _) = pattern_body(20 << 20, 10);
-    let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-    assert_eq!(storage.put(&p, body, opts).await.unwrap_err().kind(), ErrorKind::PreconditionFailed);
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    assert_eq!(
+        storage.put(&p, body, opts).await.unwrap_err().kind(),
+        ErrorKind::PreconditionFailed
+    );
 
     // A guarded multipart replace with the right ETag succeeds, with a stale one fails.
     let (body, d2) = pattern_body(20 << 20, 11);
-    let opts = PutOptions { mode: PutMode::Update { etag: res.meta.etag.clone() }, ..Default::default() };
+    let opts = PutOptions {
+        mode: PutMode::Update {
+            etag: res.meta.etag.clone(),
+        },
+        ..Default::default()
+    };
     let v2 = storage.put(&p, body, opts).await.unwrap();
     assert!(!v2.created);
     assert_eq!(storage.head(&p).await.unwrap().sha256, Some(d2));
     let (body, _) = pattern_body(20 << 20, 12);
-    let opts = PutOptions { mode: PutMode::Update { etag: res.meta.etag.clone() }, ..Default::default() };
-    assert_eq!(storage.put(&p, body, opts).await.unwrap_err().kind(), ErrorKind::PreconditionFailed);
+    let opts = PutOptions {
+        mode: PutMode::Update {
+            etag: res.meta.etag.clone(),
+        },
+        ..Default::default()
+    };
+    assert_eq!(
+        storage.put(&p, body, opts).await.unwrap_err().kind(),
+        ErrorKind::PreconditionFailed
+    );
     assert_eq!(storage.head(&p).await.unwrap().etag, v2.meta.etag);
 
     // A multipart body whose digest does not match is aborted: the old version stays.
     let (body, _) = pattern_body(20 << 20, 13);
-    let opts = PutOptions { sha256: Some(digest), ..Default::default() };
-    assert_eq!(storage.put(&p, body, opts).await.unwrap_err().kind(), ErrorKind::DigestMismatch);
+    let opts = PutOptions {
+        sha256: Some(digest),
+        ..Default::default()
+    };
+    assert_eq!(
+        storage.put(&p, body, opts).await.unwrap_err().kind(),
+        ErrorKind::DigestMismatch
+    );
     assert_eq!(storage.head(&p).await.unwrap().etag, v2.meta.etag);
 }
 
@@ -240,17 +309,40 @@ async fn foreign_objects_have_etag_but_no_digest() {
     let storage = minio.storage(&prefix);
     let raw = minio.raw();
     let key = object_store::path::Path::parse(format!("{prefix}/lib/udf.jar")).unwrap();
-    let put = raw.put(&key, object_store::PutPayload::from_static(b"written elsewhere")).await.unwrap();
+    let put = raw
+        .put(
+            &key,
+            object_store::PutPayload::from_static(b"written elsewhere"),
+        )
+        .await
+        .unwrap();
     let meta = storage.head(&path("lib/udf.jar")).await.unwrap();
-    assert_eq!(Some(format!("\"{}\"", meta.etag)), put.e_tag, "the S3 ETag, without quotes");
+    assert_eq!(
+        Some(format!("\"{}\"", meta.etag)),
+        put.e_tag,
+        "the S3 ETag, without quotes"
+    );
     assert_eq!(meta.sha256, None);
     assert_eq!(meta.size, 17);
-    let listed = storage.list(&path("lib"), ListOptions::default()).await.unwrap();
+    let listed = storage
+        .list(&path("lib"), ListOptions::default())
+        .await
+        .unwrap();
     assert_eq!(listed.entries.len(), 1);
     assert_eq!(listed.entries[0].etag.as_deref(), Some(meta.etag.as_str()));
     // Pinned reads push If-Match down.
-    let stale = GetOptions { if_match: Some("0123456789abcdef0123456789abcdef".into()), ..Default::default() };
-    assert_eq!(storage.get(&path("lib/udf.jar"), stale).await.unwrap_err().kind(), ErrorKind::PreconditionFailed);
+    let stale = GetOptions {
+        if_match: Some("0123456789abcdef0123456789abcdef".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        storage
+            .get(&path("lib/udf.jar"), stale)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::PreconditionFailed
+    );
 }
 
 /// Listing pages come from the store one at a time: a directory with more entries than a page
@@ -266,16 +358,29 @@ async fn listing_pages_through_a_large_directory() {
         let name = format!("f{i:03}.jar");
         async move {
             let (body, _) = pattern_body(10, i as u8);
-            storage.put(&path(&format!("many/{name}")), body, PutOptions::default()).await.unwrap();
+            storage
+                .put(&path(&format!("many/{name}")), body, PutOptions::default())
+                .await
+                .unwrap();
         }
     });
-    futures::stream::iter(puts).buffer_unordered(16).collect::<Vec<_>>().await;
+    futures::stream::iter(puts)
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
     for i in 0..120 {
         expected.push(format!("f{i:03}.jar"));
     }
     for d in ["d1", "d2"] {
         let (body, _) = pattern_body(10, 1);
-        storage.put(&path(&format!("many/{d}/x.jar")), body, PutOptions::default()).await.unwrap();
+        storage
+            .put(
+                &path(&format!("many/{d}/x.jar")),
+                body,
+                PutOptions::default(),
+            )
+            .await
+            .unwrap();
     }
     expected.extend(["d1".to_string(), "d2".to_string()]);
     expected.sort();
@@ -283,7 +388,16 @@ async fn listing_pages_through_a_large_directory() {
     let mut after = None;
     let mut pages = 0;
     loop {
-        let page = storage.list(&dir, ListOptions { limit: 25, after: after.clone() }).await.unwrap();
+        let page = storage
+            .list(
+                &dir,
+                ListOptions {
+                    limit: 25,
+                    after: after.clone(),
+                },
+            )
+            .await
+            .unwrap();
         pages += 1;
         assert!(page.entries.len() <= 25);
         seen.extend(page.entries.iter().map(|e| e.name.clone()));
@@ -311,12 +425,22 @@ impl PrivateMinio {
         let dir = common::tempdir();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/minio/start.sh");
         let (code, out, err) = common::run(std::process::Command::new(&script).arg(dir.path()));
-        assert_eq!(code, 0, "could not start a private MinIO (run tests/servers/minio/install.sh):\n{out}\n{err}");
+        assert_eq!(
+            code, 0,
+            "could not start a private MinIO (run tests/servers/minio/install.sh):\n{out}\n{err}"
+        );
         let env = std::fs::read_to_string(dir.path().join("minio.env")).unwrap();
         let get = |k: &str| {
-            env.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or_else(|| panic!("{k} missing from minio.env")).to_string()
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("{k} missing from minio.env"))
+                .to_string()
         };
-        let pid: u32 = std::fs::read_to_string(dir.path().join("minio.pid")).unwrap().trim().parse().unwrap();
+        let pid: u32 = std::fs::read_to_string(dir.path().join("minio.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         let minio = Minio {
             endpoint: get("AG_TEST_S3_ENDPOINT"),
             access_key: get("AG_TEST_S3_ACCESS_KEY"),
@@ -324,11 +448,17 @@ impl PrivateMinio {
             bucket: get("AG_TEST_S3_BUCKET"),
             region: get("AG_TEST_S3_REGION"),
         };
-        PrivateMinio { minio, pid, _dir: dir }
+        PrivateMinio {
+            minio,
+            pid,
+            _dir: dir,
+        }
     }
 
     fn kill(&self) {
-        let _ = std::process::Command::new("kill").args(["-KILL", &self.pid.to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &self.pid.to_string()])
+            .status();
     }
 }
 
@@ -371,7 +501,10 @@ async fn backend_dying_mid_download_fails_the_transfer() {
     let mut failed = false;
     let mut killed = false;
     let started = Instant::now();
-    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("the download hung") {
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), stream.next())
+        .await
+        .expect("the download hung")
+    {
         match chunk {
             Ok(c) => got += c.len() as u64,
             Err(_) => {
@@ -387,17 +520,38 @@ async fn backend_dying_mid_download_fails_the_transfer() {
         }
     }
     assert!(killed, "the download finished before MinIO could be killed");
-    println!("mid-download kill: received {got} of {declared} bytes, body error: {failed}, after {:?}", started.elapsed());
-    assert!(failed || got < declared, "a download cut by a dead backend looked complete ({got} bytes)");
-    assert!(got < declared, "all {declared} bytes arrived although MinIO died after {}", 4 << 20);
+    println!(
+        "mid-download kill: received {got} of {declared} bytes, body error: {failed}, after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        failed || got < declared,
+        "a download cut by a dead backend looked complete ({got} bytes)"
+    );
+    assert!(
+        got < declared,
+        "all {declared} bytes arrived although MinIO died after {}",
+        4 << 20
+    );
 }
 
 async fn json_of(resp: reqwest::Response) -> (u16, serde_json::Value) {
     let status = resp.status().as_u16();
-    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let text = resp.text().await.unwrap();
-    assert!(ct.starts_with("application/json"), "a JSON error, got {ct}: {text}");
-    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+    assert!(
+        ct.starts_with("application/json"),
+        "a JSON error, got {ct}: {text}"
+    );
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
+    )
 }
 
 /// Wrong credentials: artifacts answer 502 naming the mount, `/readyz` 503 naming it.
@@ -411,23 +565,56 @@ async fn wrong_credentials_are_a_502_and_not_ready() {
     let client = reqwest::Client::new();
 
     let started = Instant::now();
-    let resp = client.get(gw.artifact("s3-badcreds", "some/file.jar")).bearer_auth(token).send().await.unwrap();
+    let resp = client
+        .get(gw.artifact("s3-badcreds", "some/file.jar"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     let (status, body) = json_of(resp).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "backend_auth", "{body}");
     assert_eq!(body["error"]["mount"], "s3-badcreds", "{body}");
-    assert!(started.elapsed() < Duration::from_secs(5), "auth failures are not retried: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "auth failures are not retried: {:?}",
+        started.elapsed()
+    );
 
-    let resp = client.put(gw.artifact("s3-badcreds", "x.jar")).bearer_auth(token).body("data").send().await.unwrap();
+    let resp = client
+        .put(gw.artifact("s3-badcreds", "x.jar"))
+        .bearer_auth(token)
+        .body("data")
+        .send()
+        .await
+        .unwrap();
     let (status, body) = json_of(resp).await;
-    assert_eq!((status, body["error"]["mount"].as_str()), (502, Some("s3-badcreds")), "{body}");
+    assert_eq!(
+        (status, body["error"]["mount"].as_str()),
+        (502, Some("s3-badcreds")),
+        "{body}"
+    );
 
-    let resp = client.get(format!("{}/readyz", gw.url)).send().await.unwrap();
+    let resp = client
+        .get(format!("{}/readyz", gw.url))
+        .send()
+        .await
+        .unwrap();
     let (status, body) = json_of(resp).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["mounts"]["s3-badcreds"]["ready"], false, "{body}");
-    assert_eq!(body["mounts"]["s3-badcreds"]["code"], "backend_auth", "{body}");
-    assert!(body["failing"].as_array().unwrap().iter().any(|m| m == "s3-badcreds"), "{body}");
+    assert_eq!(
+        body["mounts"]["s3-badcreds"]["code"], "backend_auth",
+        "{body}"
+    );
+    assert!(
+        body["failing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "s3-badcreds"),
+        "{body}"
+    );
 }
 
 /// MinIO down (nothing listens on the endpoint): 503/504 JSON naming the mount, within the
@@ -438,15 +625,26 @@ async fn backend_down_is_a_prompt_503() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let minio = Minio { endpoint: format!("http://127.0.0.1:{dead}"), ..Minio::from_env() };
+    let minio = Minio {
+        endpoint: format!("http://127.0.0.1:{dead}"),
+        ..Minio::from_env()
+    };
     let dir = common::tempdir();
     let (config, envs) = minio.config(dir.path(), "s3-down", "p", &minio.secret_key, "");
     let token = "down-token";
     let gw = start_gateway(&config, &envs, token);
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
 
     let started = Instant::now();
-    let resp = client.get(gw.artifact("s3-down", "a.jar")).bearer_auth(token).send().await.unwrap();
+    let resp = client
+        .get(gw.artifact("s3-down", "a.jar"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     let took = started.elapsed();
     let (status, body) = json_of(resp).await;
     assert!(status == 503 || status == 504, "{status} {body}");
@@ -456,11 +654,19 @@ async fn backend_down_is_a_prompt_503() {
     println!("backend down: {status} after {took:?}");
 
     let started = Instant::now();
-    let resp = client.get(format!("{}/readyz", gw.url)).send().await.unwrap();
+    let resp = client
+        .get(format!("{}/readyz", gw.url))
+        .send()
+        .await
+        .unwrap();
     let (status, body) = json_of(resp).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["mounts"]["s3-down"]["ready"], false, "{body}");
-    assert!(started.elapsed() < Duration::from_secs(10), "readyz took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "readyz took {:?}",
+        started.elapsed()
+    );
 }
 
 // ---------- resources ----------
@@ -487,9 +693,16 @@ async fn one_gib_upload_keeps_gateway_memory_bounded() {
     let gw = start_gateway(&config, &envs, token);
     let pid = gw.child.id();
     let before = vm_hwm_kib(pid);
-    let size: u64 = std::env::var("AG_TEST_RSS_UPLOAD_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 30);
+    let size: u64 = std::env::var("AG_TEST_RSS_UPLOAD_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 30);
     // A cheap pattern so the client, not the gateway, is never the bottleneck.
-    let block = Bytes::from((0..(1usize << 20)).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let block = Bytes::from(
+        (0..(1usize << 20))
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>(),
+    );
     let n = size >> 20;
     let mut h = artifact_gateway::storage::digest::Hasher::new();
     for _ in 0..n {
@@ -508,7 +721,12 @@ async fn one_gib_upload_keeps_gateway_memory_bounded() {
         .await
         .unwrap();
     let took = started.elapsed();
-    assert!(resp.status().is_success(), "upload: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+    assert!(
+        resp.status().is_success(),
+        "upload: {} {}",
+        resp.status(),
+        resp.text().await.unwrap_or_default()
+    );
     let peak = vm_hwm_kib(pid);
     println!(
         "1 GiB upload through the gateway to S3: {:.1} s ({:.0} MB/s); gateway VmHWM {} MiB (at start {} MiB)",
@@ -517,9 +735,58 @@ async fn one_gib_upload_keeps_gateway_memory_bounded() {
         peak / 1024,
         before / 1024
     );
-    assert!(peak < 400 * 1024, "peak RSS {} MiB during a {} MiB upload", peak / 1024, size >> 20);
+    assert!(
+        peak < 400 * 1024,
+        "peak RSS {} MiB during a {} MiB upload",
+        peak / 1024,
+        size >> 20
+    );
     let storage = minio.storage(&prefix);
     let meta = storage.head(&path("huge.bin")).await.unwrap();
     assert_eq!((meta.size, meta.sha256), (size, Some(digest)));
     storage.delete(&path("huge.bin")).await.unwrap();
+}
+
+/// A multipart `Create`/`Update` whose target changes while its parts upload fails at
+/// completion (the precondition travels with `CompleteMultipartUpload`); the other writer's
+/// object stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_modes_lose_to_a_concurrent_writer() {
+    let minio = Minio::from_env();
+    let prefix = common::random_prefix("s3-race");
+    let storage = minio.storage(&prefix);
+    assert!(storage.capabilities().atomic_create && storage.capabilities().atomic_update);
+    let raw = minio.raw();
+
+    for mode in ["create", "update"] {
+        let p = path(&format!("race/{mode}.jar"));
+        let key = object_store::path::Path::parse(format!("{prefix}/race/{mode}.jar")).unwrap();
+        let put_mode = if mode == "create" {
+            PutMode::Create
+        } else {
+            let v1 = storage.put(&p, pattern_body(100, 1).0, PutOptions::default()).await.unwrap();
+            PutMode::Update { etag: v1.meta.etag }
+        };
+        // A 24 MiB body whose last MiB waits until the other writer has struck.
+        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
+        let (head, _) = pattern_body(23 << 20, 2);
+        let tail = futures::stream::once(async move {
+            let _ = gate_rx.await;
+            Ok::<_, Error>(Bytes::from(vec![9u8; 1 << 20]))
+        });
+        let body: ByteStream = head.chain(tail).boxed();
+        let storage2 = storage.clone();
+        let p2 = p.clone();
+        let upload = tokio::spawn(async move {
+            storage2.put(&p2, body, PutOptions { mode: put_mode, ..Default::default() }).await
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let other = raw.put(&key, object_store::PutPayload::from_static(b"the other writer")).await.unwrap();
+        gate_tx.send(()).unwrap();
+        let err = upload.await.unwrap().expect_err("the upload must lose");
+        assert_eq!(err.kind(), ErrorKind::PreconditionFailed, "{mode}: {err:?}");
+        let meta = storage.head(&p).await.unwrap();
+        assert_eq!(Some(format!("\"{}\"", meta.etag)), other.e_tag, "{mode}: the other writer's object stays");
+        assert_eq!(read_all(&*storage, &p).await, b"the other writer");
+    }
 }

@@ -20,9 +20,14 @@
 //!   so memory stays near `part_size × (upload_concurrency + 1)` whatever the body's size. The
 //!   object appears only at `CompleteMultipartUpload`; a broken body, the size limit or a digest
 //!   mismatch aborts the upload instead, so nothing becomes visible. `Create`/`Update` are
-//!   checked (HEAD) before the upload starts and again just before it completes; the service's
-//!   multipart completion cannot carry a precondition through `object_store`, so for such large
-//!   bodies the check is not atomic against a concurrent writer, and [`Capabilities`] say so.
+//!   checked (HEAD) before the upload starts, to fail before moving any byte, and enforced
+//!   atomically at completion: `object_store` has no option for a conditional completion, so
+//!   the store's HTTP client is built with [`ConditionalCompletionConnector`], which adds the
+//!   `If-None-Match: *` / `If-Match` registered in [`CompletionConditions`] to that upload's
+//!   completion request. A store built without it falls back to a HEAD just before completion
+//!   (not atomic), and its [`Capabilities`] say so. One corner stays: if a completion succeeds
+//!   but its answer is lost, the library's retry meets its own object and reports a failed
+//!   precondition although the artifact was stored.
 //! - Digest of a multipart upload: when the client declared the SHA-256, it is stored as object
 //!   metadata at the start and verified before completion. Otherwise it is only known at the end,
 //!   when object metadata can no longer change; the adapter then writes the sidecar
@@ -46,16 +51,21 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use ::object_store::client::{
+    HttpClient, HttpConnector, HttpError, HttpRequest, HttpResponse, HttpService, ReqwestConnector,
+};
 use ::object_store::list::{PaginatedListOptions, PaginatedListStore};
+use ::object_store::multipart::{MultipartStore, PartId};
 use ::object_store::path::Path as Key;
 use ::object_store::{
-    Attribute, AttributeValue, Attributes, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt,
-    PutMultipartOptions, PutPayload, UpdateVersion, WriteMultipart,
+    Attribute, AttributeValue, Attributes, ClientOptions, GetRange, MultipartId, ObjectMeta,
+    ObjectStore, ObjectStoreExt, PutMultipartOptions, PutPayload, UpdateVersion,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
 
 use super::path::RESERVED_SEGMENT;
 use super::{
@@ -93,6 +103,9 @@ impl Default for UploadTuning {
 pub struct ObjectStoreStorage {
     store: Arc<dyn ObjectStore>,
     lister: Arc<dyn PaginatedListStore>,
+    multipart: Arc<dyn MultipartStore>,
+    /// Where multipart completions get their preconditions; `None`: check-then-complete.
+    conditions: Option<Arc<CompletionConditions>>,
     /// Key prefix without leading or trailing `/`; empty for the bucket's root.
     prefix: String,
     label: String,
@@ -106,6 +119,7 @@ impl fmt::Debug for ObjectStoreStorage {
             .field("prefix", &self.prefix)
             .field("label", &self.label)
             .field("tuning", &self.tuning)
+            .field("conditional_completion", &self.conditions.is_some())
             .finish()
     }
 }
@@ -122,15 +136,18 @@ struct Sidecar {
 
 impl ObjectStoreStorage {
     /// Wraps `store`. `prefix` is the key prefix inside the bucket (`a/b`, or empty); `label`
-    /// is what [`Storage::describe`] shows (`s3://bucket/prefix`).
+    /// is what [`Storage::describe`] shows (`s3://bucket/prefix`). `conditions` is the registry
+    /// the store's HTTP client consults ([`ConditionalCompletionConnector`]) so multipart
+    /// completions carry `If-None-Match`/`If-Match`; without it they are checked just before.
     pub fn new<S>(
         store: Arc<S>,
         prefix: &str,
         label: impl Into<String>,
         tuning: UploadTuning,
+        conditions: Option<Arc<CompletionConditions>>,
     ) -> Result<Self>
     where
-        S: ObjectStore + PaginatedListStore,
+        S: ObjectStore + PaginatedListStore + MultipartStore,
     {
         let prefix = prefix.trim_matches('/').to_string();
         if !prefix.is_empty() {
@@ -160,10 +177,13 @@ impl ObjectStoreStorage {
             ));
         }
         let lister: Arc<dyn PaginatedListStore> = store.clone();
+        let multipart: Arc<dyn MultipartStore> = store.clone();
         let store: Arc<dyn ObjectStore> = store;
         Ok(ObjectStoreStorage {
             store,
             lister,
+            multipart,
+            conditions,
             prefix,
             label: label.into(),
             tuning,
@@ -351,13 +371,12 @@ impl ObjectStoreStorage {
     }
 
     /// Streams the rest of `body` as a multipart upload; aborts it on any failure.
-    #[allow(clippy::too_many_arguments)]
     async fn put_multipart(
         &self,
         key: &Key,
         path: &ArtifactPath,
         first: Vec<Bytes>,
-        mut body: HashingBody,
+        body: HashingBody,
         opts: &PutOptions,
         mut attributes: Attributes,
     ) -> Result<(Option<String>, Sha256, u64)> {
@@ -371,64 +390,130 @@ impl ObjectStoreStorage {
             attributes,
             ..Default::default()
         };
-        let upload = self
-            .store
-            .put_multipart_opts(key, mp_opts)
+        let id = self
+            .multipart
+            .create_multipart_opts(key, mp_opts)
             .await
             .map_err(|e| map_err(e, path))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.tuning.part_size);
-        let concurrency = self.tuning.concurrency;
-
-        let streamed: Result<()> = async {
-            for chunk in first {
-                writer
-                    .wait_for_capacity(concurrency)
-                    .await
-                    .map_err(|e| map_err(e, path))?;
-                writer.put(chunk);
+        let result = self
+            .upload_and_complete(key, path, &id, first, body, opts)
+            .await;
+        if result.is_err() {
+            if let Err(e) = self.multipart.abort_multipart(key, &id).await {
+                tracing::warn!(path = %path, error = %e, "could not abort a multipart upload; its parts stay invisible until a lifecycle rule removes them");
             }
+        }
+        result
+    }
+
+    /// Uploads parts with at most `concurrency` in flight, checks the digest, then completes
+    /// (conditionally when the mode asks for it).
+    async fn upload_and_complete(
+        &self,
+        key: &Key,
+        path: &ArtifactPath,
+        id: &MultipartId,
+        first: Vec<Bytes>,
+        mut body: HashingBody,
+        opts: &PutOptions,
+    ) -> Result<(Option<String>, Sha256, u64)> {
+        let mut tasks: JoinSet<(usize, std::result::Result<PartId, ::object_store::Error>)> =
+            JoinSet::new();
+        let mut parts: Vec<Option<PartId>> = Vec::new();
+        let mut current: Vec<Bytes> = Vec::new();
+        let mut current_len = 0usize;
+        let mut pending = first.into_iter();
+        let outcome: Result<()> = async {
             loop {
-                writer
-                    .wait_for_capacity(concurrency)
-                    .await
-                    .map_err(|e| map_err(e, path))?;
-                match body
-                    .next_chunk()
-                    .await
-                    .map_err(|e| e.with_path(path.as_str()))?
-                {
-                    Some(chunk) => writer.put(chunk),
-                    None => return Ok(()),
+                let next = match pending.next() {
+                    Some(chunk) => Some(chunk),
+                    None => body
+                        .next_chunk()
+                        .await
+                        .map_err(|e| e.with_path(path.as_str()))?,
+                };
+                let ended = next.is_none();
+                if let Some(chunk) = next {
+                    current_len += chunk.len();
+                    current.push(chunk);
+                }
+                if current_len >= self.tuning.part_size || (ended && current_len > 0) {
+                    while tasks.len() >= self.tuning.concurrency {
+                        collect_part(&mut tasks, &mut parts, path).await?;
+                    }
+                    let idx = parts.len();
+                    parts.push(None);
+                    let payload: PutPayload = std::mem::take(&mut current).into_iter().collect();
+                    current_len = 0;
+                    let (store, key, id) = (self.multipart.clone(), key.clone(), id.clone());
+                    tasks
+                        .spawn(async move { (idx, store.put_part(&key, &id, idx, payload).await) });
+                }
+                if ended {
+                    break;
                 }
             }
+            while !tasks.is_empty() {
+                collect_part(&mut tasks, &mut parts, path).await?;
+            }
+            Ok(())
         }
         .await;
-        if let Err(e) = streamed {
-            abort(writer, path).await;
+        if let Err(e) = outcome {
+            tasks.shutdown().await;
             return Err(e);
         }
-        let (sha, len) = match body.finish(opts.sha256, path) {
-            Ok(v) => v,
-            Err(e) => {
-                abort(writer, path).await;
-                return Err(e);
+        let (sha, len) = body.finish(opts.sha256, path)?;
+        let parts: Vec<PartId> = parts
+            .into_iter()
+            .map(|p| p.expect("every part finished"))
+            .collect();
+
+        let _condition = match (&opts.mode, &self.conditions) {
+            (PutMode::Overwrite, _) => None,
+            (PutMode::Create, Some(c)) => Some(c.require(id, http::header::IF_NONE_MATCH, "*")?),
+            (PutMode::Update { etag }, Some(c)) => {
+                Some(c.require(id, http::header::IF_MATCH, &quote(etag))?)
+            }
+            (_, None) => {
+                // No way to attach the precondition to the completion: check just before it.
+                self.check_mode(key, path, &opts.mode).await?;
+                None
             }
         };
-        if opts.mode != PutMode::Overwrite {
-            if let Err(e) = self.check_mode(key, path, &opts.mode).await {
-                abort(writer, path).await;
-                return Err(e);
+        let res = match self.multipart.complete_multipart(key, id, parts).await {
+            Ok(r) => r,
+            // S3 answers If-Match on a missing key with 404: for a guarded write that is a failed precondition.
+            Err(::object_store::Error::NotFound { .. })
+                if matches!(opts.mode, PutMode::Update { .. }) =>
+            {
+                return Err(
+                    Error::new(ErrorKind::PreconditionFailed, "no artifact to replace")
+                        .with_path(path.as_str()),
+                )
             }
-        }
-        // `finish` aborts the upload itself when a part or the completion fails.
-        let res = writer.finish().await.map_err(|e| map_err(e, path))?;
+            Err(e) => return Err(map_err(e, path)),
+        };
         Ok((res.e_tag.map(|t| unquote(&t)), sha, len))
     }
 }
 
-async fn abort(writer: WriteMultipart, path: &ArtifactPath) {
-    if let Err(e) = writer.abort().await {
-        tracing::warn!(path = %path, error = %e, "could not abort a multipart upload; its parts stay invisible until a lifecycle rule removes them");
+async fn collect_part(
+    tasks: &mut JoinSet<(usize, std::result::Result<PartId, ::object_store::Error>)>,
+    parts: &mut [Option<PartId>],
+    path: &ArtifactPath,
+) -> Result<()> {
+    match tasks.join_next().await {
+        Some(Ok((idx, Ok(part)))) => {
+            parts[idx] = Some(part);
+            Ok(())
+        }
+        Some(Ok((_, Err(e)))) => Err(map_err(e, path)),
+        Some(Err(join)) => Err(Error::new(
+            ErrorKind::Internal,
+            format!("a part upload task failed: {join}"),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -442,10 +527,10 @@ impl Storage for ObjectStoreStorage {
         Capabilities {
             range_read: true,
             pinned_read: true,
-            // Atomic (If-None-Match / If-Match) for bodies up to `part_size`; checked just before
-            // completion for multipart uploads. See the module doc.
-            atomic_create: false,
-            atomic_update: false,
+            // Single PUTs always carry the precondition; multipart completions only when the
+            // store's client has the completion hook. See the module doc.
+            atomic_create: self.conditions.is_some(),
+            atomic_update: self.conditions.is_some(),
             stores_digest: true,
         }
     }
@@ -880,6 +965,41 @@ mod tests {
     }
 
     #[test]
+    fn completion_conditions_touch_only_their_completion() {
+        use ::object_store::client::HttpRequestBody;
+        let conditions = Arc::new(CompletionConditions::default());
+        let req = |method: http::Method, uri: &str| {
+            http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(HttpRequestBody::empty())
+                .unwrap()
+        };
+        let guard = conditions
+            .require("id+1/=", http::header::IF_NONE_MATCH, "*")
+            .unwrap();
+        let mut complete = req(http::Method::POST, "http://h/b/k?uploadId=id%2B1%2F%3D");
+        conditions.apply(&mut complete);
+        assert_eq!(complete.headers().get("if-none-match").unwrap(), "*");
+        let mut part = req(
+            http::Method::PUT,
+            "http://h/b/k?partNumber=1&uploadId=id%2B1%2F%3D",
+        );
+        conditions.apply(&mut part);
+        assert!(part.headers().get("if-none-match").is_none());
+        let mut other = req(http::Method::POST, "http://h/b/k?uploadId=another");
+        conditions.apply(&mut other);
+        assert!(other.headers().get("if-none-match").is_none());
+        drop(guard);
+        let mut later = req(http::Method::POST, "http://h/b/k?uploadId=id%2B1%2F%3D");
+        conditions.apply(&mut later);
+        assert!(
+            later.headers().get("if-none-match").is_none(),
+            "the guard removes the condition"
+        );
+    }
+
+    #[test]
     fn errors_map_to_kinds() {
         let p = ArtifactPath::parse("a.jar").unwrap();
         let nf = ::object_store::Error::NotFound {
@@ -907,5 +1027,128 @@ mod tests {
             source: "Server returned non-2xx status code: 503".into(),
         };
         assert_eq!(map_err(busy, &p).kind(), ErrorKind::BackendUnavailable);
+    }
+}
+
+/// Preconditions that multipart completions must carry, by upload id. The adapter registers one
+/// just before completing an upload in `Create`/`Update` mode and removes it afterwards; the
+/// store's HTTP client ([`ConditionalCompletionConnector`]) adds it to that upload's
+/// `POST …?uploadId=` request, retries included. (`object_store` has no option for it.)
+#[derive(Debug, Default)]
+pub struct CompletionConditions {
+    by_upload:
+        std::sync::Mutex<std::collections::HashMap<String, (http::HeaderName, http::HeaderValue)>>,
+}
+
+/// Removes a registered precondition when dropped.
+struct ConditionGuard {
+    conditions: Arc<CompletionConditions>,
+    upload_id: String,
+}
+
+impl Drop for ConditionGuard {
+    fn drop(&mut self) {
+        self.conditions
+            .by_upload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.upload_id);
+    }
+}
+
+impl CompletionConditions {
+    fn require(
+        self: &Arc<Self>,
+        upload_id: &str,
+        name: http::HeaderName,
+        value: &str,
+    ) -> Result<ConditionGuard> {
+        let value = http::HeaderValue::from_str(value).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "the ETag has characters a header cannot carry",
+            )
+        })?;
+        self.by_upload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(upload_id.to_string(), (name, value));
+        Ok(ConditionGuard {
+            conditions: self.clone(),
+            upload_id: upload_id.to_string(),
+        })
+    }
+
+    /// Adds the precondition registered for the upload this request completes, if any.
+    fn apply(&self, req: &mut HttpRequest) {
+        if req.method() != http::Method::POST {
+            return;
+        }
+        let Some(query) = req.uri().query() else {
+            return;
+        };
+        let mut upload_id = None;
+        for pair in query.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "uploadId" => {
+                    upload_id = Some(
+                        percent_encoding::percent_decode_str(v)
+                            .decode_utf8_lossy()
+                            .into_owned(),
+                    )
+                }
+                "partNumber" => return,
+                _ => {}
+            }
+        }
+        let Some(upload_id) = upload_id else { return };
+        let found = self
+            .by_upload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&upload_id)
+            .cloned();
+        if let Some((name, value)) = found {
+            req.headers_mut().insert(name, value);
+        }
+    }
+}
+
+/// An `object_store` HTTP connector (reqwest underneath) whose client applies
+/// [`CompletionConditions`] to multipart completion requests. The header is added after
+/// signing, which SigV4 allows: only `x-amz-*` headers must be signed.
+#[derive(Debug)]
+pub struct ConditionalCompletionConnector {
+    conditions: Arc<CompletionConditions>,
+}
+
+impl ConditionalCompletionConnector {
+    pub fn new(conditions: Arc<CompletionConditions>) -> Self {
+        ConditionalCompletionConnector { conditions }
+    }
+}
+
+impl HttpConnector for ConditionalCompletionConnector {
+    fn connect(&self, options: &ClientOptions) -> ::object_store::Result<HttpClient> {
+        let inner = ReqwestConnector::default().connect(options)?;
+        Ok(HttpClient::new(ConditionalCompletionService {
+            inner,
+            conditions: self.conditions.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct ConditionalCompletionService {
+    inner: HttpClient,
+    conditions: Arc<CompletionConditions>,
+}
+
+#[async_trait]
+impl HttpService for ConditionalCompletionService {
+    async fn call(&self, mut req: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
+        self.conditions.apply(&mut req);
+        self.inner.execute(req).await
     }
 }

@@ -17,7 +17,9 @@ use std::time::Duration;
 use ::object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use ::object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
-use super::object_store::{ObjectStoreStorage, UploadTuning};
+use super::object_store::{
+    CompletionConditions, ConditionalCompletionConnector, ObjectStoreStorage, UploadTuning,
+};
 use super::registry::S3Options;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -28,13 +30,19 @@ const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the storage for `s3://bucket/prefix`.
 pub fn build(bucket: &str, prefix: &str, options: &S3Options) -> Result<ObjectStoreStorage> {
-    let store = builder(bucket, options)?.build().map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!("S3 bucket {bucket:?}: {e}"),
-        )
-        .with_source(e)
-    })?;
+    // Lets multipart completions carry If-None-Match / If-Match (see `object_store.rs`).
+    let conditions = Arc::new(CompletionConditions::default());
+    let connector = ConditionalCompletionConnector::new(conditions.clone());
+    let store = builder(bucket, options)?
+        .with_http_connector(connector)
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("S3 bucket {bucket:?}: {e}"),
+            )
+            .with_source(e)
+        })?;
     let defaults = UploadTuning::default();
     let tuning = UploadTuning {
         part_size: match options.part_size {
@@ -48,7 +56,7 @@ pub fn build(bucket: &str, prefix: &str, options: &S3Options) -> Result<ObjectSt
     } else {
         format!("s3://{bucket}/{prefix}")
     };
-    ObjectStoreStorage::new(Arc::new(store), prefix, label, tuning)
+    ObjectStoreStorage::new(Arc::new(store), prefix, label, tuning, Some(conditions))
 }
 
 fn builder(bucket: &str, options: &S3Options) -> Result<AmazonS3Builder> {
