@@ -764,7 +764,10 @@ async fn multipart_modes_lose_to_a_concurrent_writer() {
         let put_mode = if mode == "create" {
             PutMode::Create
         } else {
-            let v1 = storage.put(&p, pattern_body(100, 1).0, PutOptions::default()).await.unwrap();
+            let v1 = storage
+                .put(&p, pattern_body(100, 1).0, PutOptions::default())
+                .await
+                .unwrap();
             PutMode::Update { etag: v1.meta.etag }
         };
         // A 24 MiB body whose last MiB waits until the other writer has struck.
@@ -778,15 +781,34 @@ async fn multipart_modes_lose_to_a_concurrent_writer() {
         let storage2 = storage.clone();
         let p2 = p.clone();
         let upload = tokio::spawn(async move {
-            storage2.put(&p2, body, PutOptions { mode: put_mode, ..Default::default() }).await
+            storage2
+                .put(
+                    &p2,
+                    body,
+                    PutOptions {
+                        mode: put_mode,
+                        ..Default::default()
+                    },
+                )
+                .await
         });
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let other = raw.put(&key, object_store::PutPayload::from_static(b"the other writer")).await.unwrap();
+        let other = raw
+            .put(
+                &key,
+                object_store::PutPayload::from_static(b"the other writer"),
+            )
+            .await
+            .unwrap();
         gate_tx.send(()).unwrap();
         let err = upload.await.unwrap().expect_err("the upload must lose");
         assert_eq!(err.kind(), ErrorKind::PreconditionFailed, "{mode}: {err:?}");
         let meta = storage.head(&p).await.unwrap();
-        assert_eq!(Some(format!("\"{}\"", meta.etag)), other.e_tag, "{mode}: the other writer's object stays");
+        assert_eq!(
+            Some(format!("\"{}\"", meta.etag)),
+            other.e_tag,
+            "{mode}: the other writer's object stays"
+        );
         assert_eq!(read_all(&*storage, &p).await, b"the other writer");
     }
 }
