@@ -177,6 +177,32 @@ mod tests {
     }
 
     #[test]
+    fn options_parse_from_toml() {
+        let opts: S3Options = toml::from_str(
+            r#"
+            region = "eu-central-1"
+            endpoint = "http://127.0.0.1:9000"
+            access_key_id = { env = "S3_KEY" }
+            secret_access_key = { file = "/run/secrets/s3" }
+            part_size = 8388608
+            upload_concurrency = 2
+            connect_timeout = "2s"
+            read_timeout = "15s"
+            max_retries = 1
+            retry_timeout = "4s"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(opts.read_timeout, Some(Duration::from_secs(15)));
+        assert_eq!(opts.retry_timeout, Some(Duration::from_secs(4)));
+        assert_eq!(opts.access_key_id, Some(Secret::Env("S3_KEY".into())));
+        assert!(
+            toml::from_str::<S3Options>("bucket = \"x\"").is_err(),
+            "unknown keys are refused"
+        );
+    }
+
+    #[test]
     fn tiny_parts_are_refused() {
         let opts = S3Options {
             part_size: Some(1024),
