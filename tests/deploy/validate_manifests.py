@@ -355,7 +355,12 @@ def certificate_dns_names(b64_pem: str, where: str) -> set[str]:
 # ---------------------------------------------------------------------------------------------
 # Flink examples
 
-FETCH_FLAGS_WITH_VALUE = {"--dest", "--manifest", "--token-file", "--ca-file", "--parallel", "--sha256"}
+# `artifact-gateway fetch` flags that take a value (short forms: -d, -m).
+FETCH_FLAGS_WITH_VALUE = {
+    "--dest", "-d", "--manifest", "-m", "--token-file", "--ca-file", "--parallel", "--sha256", "--name",
+    "--deadline", "--progress", "--connect-timeout", "--read-timeout",
+}
+FETCH_FLAG_ALIASES = {"-d": "--dest", "-m": "--manifest"}
 VERSIONED_PATH = re.compile(r"^/artifacts/(?P<mount>[A-Za-z0-9._-]+)/(?:[^/?#]+/)+(?P<version>\d+\.\d+[^/]*)/(?P<file>[^/]+)$")
 
 
@@ -365,12 +370,12 @@ def parse_fetch_args(args: list[str], where: str) -> dict[str, str]:
         a = args[i]
         if "=" in a and a.split("=", 1)[0] in FETCH_FLAGS_WITH_VALUE:
             k, v = a.split("=", 1)
-            flags[k] = v
+            flags[FETCH_FLAG_ALIASES.get(k, k)] = v
         elif a in FETCH_FLAGS_WITH_VALUE:
             if i + 1 >= len(args):
                 problem(where, f"fetch flag {a} has no value")
                 break
-            flags[a] = args[i + 1]
+            flags[FETCH_FLAG_ALIASES.get(a, a)] = args[i + 1]
             i += 1
         elif a.startswith("-"):
             problem(where, f"fetch has no flag {a}")
