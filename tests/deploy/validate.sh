@@ -72,6 +72,36 @@ must_fail "a token without scopes" "needs scopes" 'tokens: [{name: t, existingSe
 must_fail "no mounts at all" "at least one mount" 'mounts: []'
 must_fail "a mount without a URL" "needs a url" 'mounts: [{name: jobs}]'
 
+echo "== NOTES.txt"
+# `helm template` renders NOTES.txt but never prints it, and `helm install --dry-run` needs a
+# cluster. So a copy of the chart gets one extra template that returns the notes as a ConfigMap.
+notes_chart="$OUT/notes-chart"
+rm -rf "$notes_chart" && cp -r "$CHART" "$notes_chart"
+{
+    echo '{{- define "notes-check.text" }}'
+    cat "$CHART/templates/NOTES.txt"
+    echo '{{- end }}'
+    echo 'apiVersion: v1'
+    echo 'kind: ConfigMap'
+    echo 'metadata: {name: notes-check}'
+    echo 'data:'
+    echo '  notes: {{ include "notes-check.text" . | toJson }}'
+} >"$notes_chart/templates/zz-notes-check.yaml"
+notes() { # VALUES_FILE... -> the rendered notes
+    "$HELM" template "$RELEASE" "$notes_chart" --namespace "$NAMESPACE" "$@" --show-only templates/zz-notes-check.yaml \
+        | python3 -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["data"]["notes"])'
+}
+expect_notes() { # NAME EXPECTED_LINE VALUES...
+    local name="$1" expect="$2" text; shift 2
+    text="$(notes "$@")"
+    grep -qF -- "$expect" <<<"$text" || { echo "NOTES.txt for $name lacks: $expect" >&2; echo "$text" >&2; exit 1; }
+    echo "NOTES.txt ($name) renders and names $expect"
+}
+expect_notes default "https://artifact-gateway.flink.svc/artifacts/<mount>/<path>"
+expect_notes default "create secret generic artifact-gateway-flink-token --from-literal=token="
+expect_notes s3-plain-http "http://artifact-gateway.flink.svc/artifacts/<mount>/<path>" -f "$HERE/values-s3-plain-http.yaml"
+expect_notes existing-tls "https://artifacts.flink.svc:8443/artifacts/<mount>/<path>" -f "$HERE/values-existing-tls.yaml"
+
 echo "== manifests"
 python3 "$HERE/validate_manifests.py" --out "$OUT" --crd-jar "$CRD_JAR" --flink-dir "$ROOT/deploy/flink" \
     --namespace "$NAMESPACE" "${renders[@]}"
