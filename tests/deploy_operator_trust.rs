@@ -8,9 +8,6 @@
 //! the cluster. Needs helm (tests/deploy/install.sh), curl, a JDK and the operator fetcher
 //! (tests/flink/install.sh); a missing one fails the test with the command to run.
 
-// tests/common's start-up failure path kills the child without waiting for it (clippy's
-// zombie_processes); harmless in a test that panics right after, and not this file's to change.
-#[allow(clippy::zombie_processes)]
 mod common;
 
 use std::path::{Path, PathBuf};
