@@ -52,8 +52,8 @@ impl ArtifactPath {
     /// Each segment is decoded on its own, so an encoded `/` (`%2F`) can never create a
     /// new segment; it is refused instead.
     pub fn from_url_path(raw: &str) -> Result<Self> {
-        let trimmed = raw.trim_start_matches('/');
-        let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+        // One trailing `/` marks a directory; any other empty segment (`//`, a leading `/`) is refused.
+        let trimmed = raw.strip_suffix('/').unwrap_or(raw);
         if trimmed.is_empty() {
             return Ok(Self::root());
         }
@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn url_decoding_is_per_segment() {
         assert_eq!(ArtifactPath::from_url_path("a%20b/c%2Bd.jar").unwrap().as_str(), "a b/c+d.jar");
-        for bad in ["%2e%2e/x", "a/%2E%2E", "a%2Fb", "a%5Cb", "a%00b", "%ff", "a/./b", "a/%2e/b", "a//b"] {
+        for bad in ["%2e%2e/x", "/a", "a//", "a/%2E%2E", "a%2Fb", "a%5Cb", "a%00b", "%ff", "a/./b", "a/%2e/b", "a//b"] {
             let err = ArtifactPath::from_url_path(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidPath, "{bad:?}");
         }

@@ -66,7 +66,8 @@ impl Gateway {
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(idx) = line.find("listening on ") {
-                        let url = line[idx + "listening on ".len()..].split_whitespace().next().unwrap().to_string();
+                        let url: String =
+                            line[idx + "listening on ".len()..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
                         let port = url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
                         return Gateway { child, url, port, stderr_lines: rx };
                     }
@@ -74,6 +75,7 @@ impl Gateway {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("the gateway did not start listening; its stderr:\n{}", seen.join("\n"));
                 }
             }

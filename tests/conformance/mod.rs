@@ -1,0 +1,443 @@
+//! One conformance suite for every backend (local, S3, OSS, HDFS), run through the `Storage`
+//! trait and, via [`http_storage::HttpStorage`], through the gateway's HTTP API.
+//!
+//! Each run works under its own random prefix and never wipes a bucket. Cases select on the
+//! backend's declared `Capabilities`; the summary line says how many ran.
+#![allow(dead_code)]
+
+pub mod http_storage;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use artifact_gateway::storage::{
+    ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256, Storage,
+};
+use artifact_gateway::{Error, ErrorKind};
+use bytes::Bytes;
+use futures::StreamExt;
+
+/// Where a suite runs.
+pub struct Suite {
+    pub label: String,
+    pub storage: Arc<dyn Storage>,
+    /// Root of this run, e.g. `ag-test-s3-<uuid>`.
+    pub root: ArtifactPath,
+    /// True when `storage` is the HTTP API (some trait-only knobs don't exist there).
+    pub over_http: bool,
+    /// Size of the large streamed round trip.
+    pub large_bytes: u64,
+}
+
+type CaseFn = for<'a> fn(&'a Suite, ArtifactPath) -> futures::future::BoxFuture<'a, ()>;
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        const CASES: &[(&str, CaseFn)] = &[$((stringify!($name), |s, d| Box::pin($name(s, d)))),*];
+    };
+}
+
+cases!(
+    put_get_head_roundtrip,
+    put_reports_created_then_replaced,
+    empty_artifact,
+    odd_names_and_deep_paths,
+    range_reads,
+    pinned_read_detects_change,
+    create_only_put,
+    guarded_update,
+    digest_mismatch_stores_nothing,
+    interrupted_upload_leaves_nothing,
+    size_limit_stores_nothing,
+    delete_semantics,
+    list_one_level_sorted_paginated,
+    list_of_missing_dir_is_empty,
+    head_of_directory_is_not_found,
+    readers_never_see_partial_replace,
+    large_streamed_roundtrip,
+    ready_check,
+);
+
+impl Suite {
+    pub fn new(label: &str, storage: Arc<dyn Storage>, over_http: bool) -> Suite {
+        let root = ArtifactPath::parse(&format!("ag-test-{}-{}", label.replace(['/', ' '], "-"), uuid::Uuid::new_v4().simple())).unwrap();
+        let large_bytes = std::env::var("AG_TEST_LARGE_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256 << 20);
+        Suite { label: label.to_string(), storage, root, over_http, large_bytes }
+    }
+
+    /// Runs every case; panics (naming the case) on the first failure.
+    pub async fn run(&self) {
+        let mut ran = 0;
+        for (name, case) in CASES {
+            let dir = self.root.child(name).unwrap();
+            let started = std::time::Instant::now();
+            case(self, dir).await;
+            println!("conformance[{}]: {name} ok ({:.2}s)", self.label, started.elapsed().as_secs_f64());
+            ran += 1;
+        }
+        println!("conformance[{}]: {ran} cases passed", self.label);
+    }
+
+    fn caps(&self) -> artifact_gateway::storage::Capabilities {
+        self.storage.capabilities()
+    }
+}
+
+// ---------- helpers ----------
+
+pub fn p(dir: &ArtifactPath, rel: &str) -> ArtifactPath {
+    let mut out = dir.clone();
+    for seg in rel.split('/') {
+        out = out.child(seg).unwrap();
+    }
+    out
+}
+
+pub fn body_of(bytes: impl Into<Bytes>) -> ByteStream {
+    let b: Bytes = bytes.into();
+    // Several chunks, so backends see a real stream.
+    let chunks: Vec<Result<Bytes, Error>> = b.chunks(64 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let chunks = if chunks.is_empty() { vec![] } else { chunks };
+    futures::stream::iter(chunks).boxed()
+}
+
+pub async fn put(s: &Suite, path: &ArtifactPath, data: &[u8]) -> artifact_gateway::storage::PutResult {
+    s.storage.put(path, body_of(data.to_vec()), PutOptions::default()).await.unwrap_or_else(|e| panic!("put {path}: {e:?}"))
+}
+
+pub async fn read_all(s: &Suite, path: &ArtifactPath, opts: GetOptions) -> Result<Vec<u8>, Error> {
+    let res = s.storage.get(path, opts).await?;
+    let mut out = Vec::new();
+    let mut body = res.body;
+    while let Some(chunk) = body.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(out)
+}
+
+fn kind<T: std::fmt::Debug>(r: Result<T, Error>) -> ErrorKind {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.kind(),
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+// ---------- cases ----------
+
+async fn put_get_head_roundtrip(s: &Suite, dir: ArtifactPath) {
+    let path = p(&dir, "job.jar");
+    let data = pattern(300_000, 1);
+    let res = put(s, &path, &data).await;
+    assert!(res.created);
+    assert_eq!(res.meta.size, data.len() as u64);
+    assert_eq!(res.meta.sha256, Some(Sha256::of(&data)), "put reports the digest it computed");
+    let meta = s.storage.head(&path).await.unwrap();
+    assert_eq!(meta.size, data.len() as u64);
+    assert_eq!(meta.etag, res.meta.etag, "head and put agree on the ETag");
+    assert!(!meta.etag.is_empty());
+    assert_eq!(meta.content_type.as_deref(), Some("application/java-archive"));
+    if s.caps().stores_digest {
+        assert_eq!(meta.sha256, Some(Sha256::of(&data)), "digest survives to head");
+    }
+    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), data);
+    let got = s.storage.get(&path, GetOptions::default()).await.unwrap();
+    assert_eq!(got.range, 0..data.len() as u64);
+    if s.caps().stores_digest {
+        assert_eq!(got.meta.sha256, Some(Sha256::of(&data)), "digest survives to get");
+    }
+    // An explicit content type wins over the guess.
+    let sql = p(&dir, "query.sql");
+    let opts = PutOptions { content_type: Some("text/plain".into()), ..Default::default() };
+    s.storage.put(&sql, body_of(&b"SELECT 1;"[..]), opts).await.unwrap();
+    assert_eq!(s.storage.head(&sql).await.unwrap().content_type.as_deref(), Some("text/plain"));
+}
+
+async fn put_reports_created_then_replaced(s: &Suite, dir: ArtifactPath) {
+    let path = p(&dir, "a.bin");
+    let first = put(s, &path, b"one").await;
+    let second = put(s, &path, b"two-two").await;
+    assert!(first.created && !second.created);
+    assert_ne!(first.meta.etag, second.meta.etag, "a replace changes the ETag");
+    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"two-two");
+    assert_eq!(s.storage.head(&path).await.unwrap().size, 7);
+}
+
+async fn empty_artifact(s: &Suite, dir: ArtifactPath) {
+    let path = p(&dir, "empty.txt");
+    let res = put(s, &path, b"").await;
+    assert_eq!(res.meta.size, 0);
+    assert_eq!(s.storage.head(&path).await.unwrap().size, 0);
+    assert!(read_all(s, &path, GetOptions::default()).await.unwrap().is_empty());
+    if s.caps().stores_digest {
+        assert_eq!(s.storage.head(&path).await.unwrap().sha256, Some(Sha256::of(b"")));
+    }
+}
+
+async fn odd_names_and_deep_paths(s: &Suite, dir: ArtifactPath) {
+    let names = ["with space.jar", "plus+sign.jar", "per%cent.jar", "ünïcødé-名前.jar", "a=b&c;d.jar", "a/b/c/d/e/f/g/deep.jar"];
+    for (i, name) in names.iter().enumerate() {
+        let path = p(&dir, name);
+        let data = format!("content of {name} #{i}");
+        put(s, &path, data.as_bytes()).await;
+        assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), data.as_bytes(), "{name}");
+    }
+    let page = s.storage.list(&dir, ListOptions::default()).await.unwrap();
+    let listed: Vec<&str> = page.entries.iter().map(|e| e.name.as_str()).collect();
+    for name in names.iter().filter(|n| !n.contains('/')) {
+        assert!(listed.contains(name), "{name} missing from {listed:?}");
+    }
+    assert!(page.entries.iter().any(|e| e.name == "a" && e.is_dir), "{listed:?}");
+}
+
+async fn range_reads(s: &Suite, dir: ArtifactPath) {
+    if !s.caps().range_read {
+        return;
+    }
+    let path = p(&dir, "r.bin");
+    let data = pattern(100_000, 7);
+    put(s, &path, &data).await;
+    for (a, b) in [(0u64, 1u64), (10, 20), (99_999, 100_000), (50_000, 100_000), (0, 100_000)] {
+        let got = read_all(s, &path, GetOptions { range: Some(a..b), ..Default::default() }).await.unwrap();
+        assert_eq!(got, &data[a as usize..b as usize], "range {a}..{b}");
+    }
+    let res = s.storage.get(&path, GetOptions { range: Some(10..20), ..Default::default() }).await.unwrap();
+    assert_eq!(res.range, 10..20);
+    assert_eq!(res.meta.size, 100_000);
+    let err = kind(s.storage.get(&path, GetOptions { range: Some(100_000..100_010), ..Default::default() }).await.map(|r| r.meta));
+    assert_eq!(err, ErrorKind::RangeNotSatisfiable);
+}
+
+async fn pinned_read_detects_change(s: &Suite, dir: ArtifactPath) {
+    let path = p(&dir, "pin.bin");
+    let first = put(s, &path, b"version one").await;
+    let ok = read_all(s, &path, GetOptions { if_match: Some(first.meta.etag.clone()), ..Default::default() }).await.unwrap();
+    assert_eq!(ok, b"version one");
+    put(s, &path, b"version two!").await;
+    let err = kind(read_all(s, &path, GetOptions { if_match: Some(first.meta.etag.clone()), ..Default::default() }).await);
+    assert_eq!(err, ErrorKind::PreconditionFailed, "a read pinned to an old version must not return the new one");
+}
+
+async fn create_only_put(s: &Suite, dir: ArtifactPath) {
+    let path = p(&dir, "once.jar");
+    let opts = || PutOptions { mode: PutMode::Create, ..Default::default() };
+    let res = s.storage.put(&path, body_of(&b"first"[..]), opts()).await.unwrap();
+    assert!(res.created);
+    let err = kind(s.storage.put(&path, body_of(&b"second"[..]), opts()).await);
+    assert_eq!(err, ErrorKind::PreconditionFailed);
+    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"first");
+}
+
+async fn guarded_update(s: &Suite, dir: ArtifactPath) {
+    let path = p(&dir, "guarded.jar");
+    let v1 = put(s, &path, b"v1").await;
+    let upd = |etag: String| PutOptions { mode: PutMode::Update { etag }, ..Default::default() };
+    let v2 = s.storage.put(&path, body_of(&b"v2"[..]), upd(v1.meta.etag.clone())).await.unwrap();
+    assert!(!v2.created);
+    let err = kind(s.storage.put(&path, body_of(&b"v3"[..]), upd(v1.meta.etag.clone())).await);
+    assert_eq!(err, ErrorKind::PreconditionFailed, "a stale ETag must not replace");
+    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"v2");
+    let missing = p(&dir, "missing.jar");
+    let err = kind(s.storage.put(&missing, body_of(&b"x"[..]), upd("nope".into())).await);
+    assert_eq!(err, ErrorKind::PreconditionFailed, "If-Match on a missing artifact fails");
+    assert_eq!(kind(s.storage.head(&missing).await), ErrorKind::NotFound);
+}
+
+async fn digest_mismatch_stores_nothing(s: &Suite, dir: ArtifactPath) {
+    let path = p(&dir, "bad.jar");
+    let wrong = Sha256::of(b"something else");
+    let opts = PutOptions { sha256: Some(wrong), ..Default::default() };
+    let err = kind(s.storage.put(&path, body_of(pattern(200_000, 3)), opts).await);
+    assert_eq!(err, ErrorKind::DigestMismatch);
+    assert_eq!(kind(s.storage.head(&path).await), ErrorKind::NotFound, "nothing stored after a mismatch");
+    // Over an existing artifact, the old content stays.
+    put(s, &path, b"good").await;
+    let opts = PutOptions { sha256: Some(wrong), ..Default::default() };
+    assert_eq!(kind(s.storage.put(&path, body_of(&b"evil"[..]), opts).await), ErrorKind::DigestMismatch);
+    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"good");
+    // The right digest is accepted.
+    let opts = PutOptions { sha256: Some(Sha256::of(b"better")), ..Default::default() };
+    s.storage.put(&path, body_of(&b"better"[..]), opts).await.unwrap();
+    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"better");
+}
+
+fn failing_body(good_bytes: usize) -> ByteStream {
+    let chunk = Bytes::from(vec![7u8; 64 * 1024]);
+    let n = good_bytes / chunk.len();
+    let mut items: Vec<Result<Bytes, Error>> = (0..n).map(|_| Ok(chunk.clone())).collect();
+    items.push(Err(Error::new(ErrorKind::Aborted, "client went away")));
+    futures::stream::iter(items).then(|x| async move {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        x
+    })
+    .boxed()
+}
+
+async fn interrupted_upload_leaves_nothing(s: &Suite, dir: ArtifactPath) {
+    let path = p(&dir, "half.jar");
+    let err = s.storage.put(&path, failing_body(20 << 20), PutOptions::default()).await;
+    assert!(err.is_err(), "a broken body must fail the put");
+    assert_eq!(kind(s.storage.head(&path).await), ErrorKind::NotFound, "no artifact after an interrupted upload");
+    let page = s.storage.list(&dir, ListOptions::default()).await.unwrap();
+    assert!(page.entries.is_empty(), "no litter visible under any name: {:?}", page.entries);
+    // An interrupted replace keeps the old artifact whole.
+    put(s, &path, b"old and whole").await;
+    assert!(s.storage.put(&path, failing_body(1 << 20), PutOptions::default()).await.is_err());
+    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"old and whole");
+}
+
+async fn size_limit_stores_nothing(s: &Suite, dir: ArtifactPath) {
+    if s.over_http {
+        return; // the mount's limit is tested by the HTTP tests; a request cannot lower it
+    }
+    let path = p(&dir, "big.jar");
+    let opts = PutOptions { max_size: Some(1000), ..Default::default() };
+    assert_eq!(kind(s.storage.put(&path, body_of(pattern(5000, 1)), opts).await), ErrorKind::TooLarge);
+    assert_eq!(kind(s.storage.head(&path).await), ErrorKind::NotFound);
+}
+
+async fn delete_semantics(s: &Suite, dir: ArtifactPath) {
+    let path = p(&dir, "gone.jar");
+    put(s, &path, b"bye").await;
+    s.storage.delete(&path).await.unwrap();
+    assert_eq!(kind(s.storage.head(&path).await), ErrorKind::NotFound);
+    assert_eq!(kind(read_all(s, &path, GetOptions::default()).await), ErrorKind::NotFound);
+    assert_eq!(kind(s.storage.delete(&path).await), ErrorKind::NotFound, "deleting a missing artifact is NotFound");
+    // Re-creating after delete works and carries no stale digest.
+    put(s, &path, b"again").await;
+    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"again");
+    if s.caps().stores_digest {
+        assert_eq!(s.storage.head(&path).await.unwrap().sha256, Some(Sha256::of(b"again")));
+    }
+}
+
+async fn list_one_level_sorted_paginated(s: &Suite, dir: ArtifactPath) {
+    for rel in ["b.jar", "a.jar", "sub/x.jar", "sub/deeper/y.jar", "sub2/z.jar", "c.sql"] {
+        put(s, &p(&dir, rel), rel.as_bytes()).await;
+    }
+    let all = s.storage.list(&dir, ListOptions::default()).await.unwrap();
+    let names: Vec<(String, bool)> = all.entries.iter().map(|e| (e.name.clone(), e.is_dir)).collect();
+    let expected: Vec<(String, bool)> =
+        [("a.jar", false), ("b.jar", false), ("c.sql", false), ("sub", true), ("sub2", true)].iter().map(|(n, d)| (n.to_string(), *d)).collect();
+    assert_eq!(names, expected, "one level, sorted, directories as entries");
+    assert!(all.next_after.is_none());
+    let a = all.entries.iter().find(|e| e.name == "a.jar").unwrap();
+    assert_eq!(a.size, Some(5));
+    assert!(a.etag.is_some() && a.last_modified.is_some());
+    if let Some(d) = a.sha256 {
+        // Listings may omit digests (one request per entry would be needed); never a wrong one.
+        assert_eq!(d, Sha256::of(b"a.jar"));
+    }
+    // Pagination: pages of 2 cover everything exactly once.
+    let mut seen = Vec::new();
+    let mut after = None;
+    for _ in 0..10 {
+        let page = s.storage.list(&dir, ListOptions { limit: 2, after: after.clone() }).await.unwrap();
+        assert!(page.entries.len() <= 2);
+        seen.extend(page.entries.iter().map(|e| e.name.clone()));
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+    let sub = s.storage.list(&p(&dir, "sub"), ListOptions::default()).await.unwrap();
+    let sub_names: Vec<&str> = sub.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(sub_names, ["deeper", "x.jar"]);
+}
+
+async fn list_of_missing_dir_is_empty(s: &Suite, dir: ArtifactPath) {
+    if s.over_http {
+        // Over HTTP a missing directory is a 404, covered by the HTTP tests.
+        return;
+    }
+    let page = s.storage.list(&p(&dir, "nothing/here"), ListOptions::default()).await.unwrap();
+    assert!(page.entries.is_empty());
+}
+
+async fn head_of_directory_is_not_found(s: &Suite, dir: ArtifactPath) {
+    put(s, &p(&dir, "d/file.jar"), b"x").await;
+    assert_eq!(kind(s.storage.head(&p(&dir, "d")).await), ErrorKind::NotFound);
+}
+
+async fn readers_never_see_partial_replace(s: &Suite, dir: ArtifactPath) {
+    let path = p(&dir, "swap.bin");
+    let size = 4 << 20;
+    let a = vec![b'a'; size];
+    let b = vec![b'b'; size];
+    put(s, &path, &a).await;
+    let storage = s.storage.clone();
+    let reader_path = path.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let reader = tokio::spawn(async move {
+        let mut reads = 0;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok(res) = storage.get(&reader_path, GetOptions::default()).await else { continue };
+            let mut buf = Vec::new();
+            let mut body = res.body;
+            let mut failed = false;
+            while let Some(c) = body.next().await {
+                match c {
+                    Ok(c) => buf.extend_from_slice(&c),
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if failed {
+                continue; // a read that fails loudly is allowed; a mixed one is not
+            }
+            assert_eq!(buf.len(), size, "a reader saw a partial artifact");
+            assert!(buf.iter().all(|&x| x == buf[0]), "a reader saw a mix of two versions");
+            reads += 1;
+        }
+        reads
+    });
+    for i in 0..4 {
+        put(s, &path, if i % 2 == 0 { &b } else { &a }).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads = reader.await.unwrap();
+    assert!(reads > 0, "the reader completed no read");
+}
+
+async fn large_streamed_roundtrip(s: &Suite, dir: ArtifactPath) {
+    let path = p(&dir, "large.jar");
+    let total = s.large_bytes;
+    let chunk = 1 << 20;
+    // Generated on the fly: never held whole in memory.
+    let make = move |i: u64| {
+        let mut v = vec![0u8; chunk];
+        for (j, x) in v.iter_mut().enumerate() {
+            *x = ((i as usize * 131 + j * 7) % 251) as u8;
+        }
+        Bytes::from(v)
+    };
+    let mut expected = artifact_gateway::storage::digest::Hasher::new();
+    let n = total / chunk as u64;
+    for i in 0..n {
+        expected.update(&make(i));
+    }
+    let (expected, len) = expected.finish();
+    let body = futures::stream::iter(0..n).map(move |i| Ok::<_, Error>(make(i))).boxed();
+    let opts = PutOptions { sha256: Some(expected), ..Default::default() };
+    let res = s.storage.put(&path, body, opts).await.unwrap();
+    assert_eq!(res.meta.size, len);
+    let got = s.storage.get(&path, GetOptions::default()).await.unwrap();
+    let mut h = artifact_gateway::storage::digest::Hasher::new();
+    let mut body = got.body;
+    while let Some(c) = body.next().await {
+        h.update(&c.unwrap());
+    }
+    assert_eq!(h.finish(), (expected, len), "large artifact round-trips byte for byte");
+    s.storage.delete(&path).await.unwrap();
+}
+
+async fn ready_check(s: &Suite, _dir: ArtifactPath) {
+    s.storage.ready().await.unwrap();
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what is missing, starts every real server
+# (MinIO, a MiniDFSCluster, the OSS stand-in, a Flink session cluster), runs `cargo test`, and
+# stops the servers whether the tests pass or fail. Extra arguments go to `cargo test`.
+#
+#   tests/run.sh                 # everything
+#   tests/run.sh --test http_api # one test target, servers still started
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+SERVERS=(minio hdfs oss flink)
+STATE="$ROOT/target/test-servers/run"
+LOGS="$STATE/logs"
+started_at=$(date +%s)
+
+say() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - started_at ))"; }
+
+stop_servers() {
+  for name in "${SERVERS[@]}"; do
+    pidfile="$STATE/$name.pid"
+    [ -f "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+  done
+  for name in "${SERVERS[@]}"; do
+    pidfile="$STATE/$name.pid"
+    [ -f "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$pidfile"
+  done
+}
+trap stop_servers EXIT
+
+# A previous run that was killed may have left servers behind.
+if [ -d "$STATE" ]; then stop_servers; rm -rf "$STATE"; fi
+mkdir -p "$LOGS"
+
+say "installing clients and test servers (cached after the first run)"
+tests/install.sh
+pids=()
+for name in "${SERVERS[@]}"; do
+  "tests/servers/$name/install.sh" >"$LOGS/install-$name.log" 2>&1 &
+  pids+=("$!")
+done
+extra_installs=()
+for script in tests/flink/install.sh tests/deploy/install.sh; do
+  if [ -x "$script" ]; then
+    log="$LOGS/install-$(basename "$(dirname "$script")").log"
+    "$script" >"$log" 2>&1 &
+    pids+=("$!"); extra_installs+=("$script")
+  fi
+done
+# Compile the tests while the servers install.
+cargo test --no-run --all-targets >"$LOGS/cargo-build.log" 2>&1 &
+build_pid=$!
+failed=0
+i=0
+for name in "${SERVERS[@]}" "${extra_installs[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    base=$(basename "$name"); [ "$base" = install.sh ] && base=$(basename "$(dirname "$name")")
+    echo "FAILED to install $name; the end of its log:" >&2
+    tail -n 30 "$LOGS/install-$base.log" >&2 || true
+    failed=1
+  fi
+  i=$((i + 1))
+done
+if ! wait "$build_pid"; then
+  echo "FAILED to compile the tests:" >&2
+  tail -n 60 "$LOGS/cargo-build.log" >&2
+  exit 1
+fi
+[ "$failed" = 0 ] || { echo "a test server could not be installed: see above" >&2; exit 1; }
+
+say "starting test servers"
+pids=()
+for name in "${SERVERS[@]}"; do
+  "tests/servers/$name/start.sh" "$STATE" >"$LOGS/start-$name.log" 2>&1 &
+  pids+=("$!")
+done
+i=0
+for name in "${SERVERS[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    echo "FAILED to start $name; its output:" >&2
+    tail -n 40 "$LOGS/start-$name.log" >&2 || true
+    tail -n 40 "$STATE/$name.log" >&2 2>/dev/null || true
+    failed=1
+  fi
+  i=$((i + 1))
+done
+[ "$failed" = 0 ] || { echo "a test server did not start: see above" >&2; exit 1; }
+set -a
+for name in "${SERVERS[@]}"; do
+  # shellcheck disable=SC1090
+  . "$STATE/$name.env"
+done
+set +a
+for name in "${SERVERS[@]}"; do echo "  $name: $(tr '\n' ' ' < "$STATE/$name.env" | sed -E 's/(SECRET[A-Z_]*|PASSWORD)=[^ ]*/\1=***/g')"; done
+
+say "running cargo test"
+status=0
+cargo test --all-targets "$@" -- --show-output 2>&1 | tee "$LOGS/cargo-test.log" | grep -v -E '^(   Compiling|    Finished|     Running|   Doc-tests)' || status=${PIPESTATUS[0]}
+[ "$status" = 0 ] || { echo "cargo test failed (exit $status)" >&2; }
+
+passed=$(grep -E '^test result:' "$LOGS/cargo-test.log" | sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
+say "done"
+grep -E 'conformance\[[^]]+\]: [0-9]+ cases passed' "$LOGS/cargo-test.log" | sed 's/^/  /' || true
+read -r p f <<<"$passed"
+echo "tests: $p passed, $f failed"
+exit "$status"
