@@ -60,8 +60,8 @@ use super::path::RESERVED_SEGMENT;
 use super::registry::HdfsOptions;
 use super::sidecar::{self, Record};
 use super::{
-    exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult,
-    HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Storage,
+    exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions,
+    GetResult, HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Storage,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -86,26 +86,45 @@ pub struct HdfsStorage {
 
 impl std::fmt::Debug for HdfsStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HdfsStorage").field("describe", &self.describe).finish_non_exhaustive()
+        f.debug_struct("HdfsStorage")
+            .field("describe", &self.describe)
+            .finish_non_exhaustive()
     }
 }
 
 /// Builds the storage of `hdfs://authority/prefix`. Makes no request: the gateway starts while
 /// the NameNode is unreachable and `/readyz` reports it.
 pub fn build(url: &str, prefix: &str, options: &HdfsOptions) -> Result<HdfsStorage> {
-    let mut config: std::collections::HashMap<String, String> =
-        BOUNDED_RETRIES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut config: std::collections::HashMap<String, String> = BOUNDED_RETRIES
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     config.extend(options.config.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut builder = ClientBuilder::new().with_url(url).with_config(config);
     if let Some(user) = options.user.as_deref().filter(|u| !u.is_empty()) {
         builder = builder.with_user(user);
     }
-    let client = builder
-        .build()
-        .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("[hdfs] cannot set up a client for {url}: {e}")))?;
-    let root = if prefix.is_empty() { String::new() } else { format!("/{prefix}") };
-    let describe = if prefix.is_empty() { url.to_string() } else { format!("{url}/{prefix}") };
-    let storage = HdfsStorage { client: Arc::new(client), root, describe };
+    let client = builder.build().map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("[hdfs] cannot set up a client for {url}: {e}"),
+        )
+    })?;
+    let root = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("/{prefix}")
+    };
+    let describe = if prefix.is_empty() {
+        url.to_string()
+    } else {
+        format!("{url}/{prefix}")
+    };
+    let storage = HdfsStorage {
+        client: Arc::new(client),
+        root,
+        describe,
+    };
     storage.spawn_stale_temp_cleanup();
     Ok(storage)
 }
@@ -113,14 +132,22 @@ pub fn build(url: &str, prefix: &str, options: &HdfsOptions) -> Result<HdfsStora
 impl HdfsStorage {
     fn abs(&self, rel: &str) -> String {
         if rel.is_empty() {
-            if self.root.is_empty() { "/".to_string() } else { self.root.clone() }
+            if self.root.is_empty() {
+                "/".to_string()
+            } else {
+                self.root.clone()
+            }
         } else {
             format!("{}/{}", self.root, rel)
         }
     }
 
     fn tmp_path(&self, suffix: &str) -> String {
-        self.abs(&format!("{}/{}{suffix}", sidecar::tmp_dir(), uuid::Uuid::new_v4().simple()))
+        self.abs(&format!(
+            "{}/{}{suffix}",
+            sidecar::tmp_dir(),
+            uuid::Uuid::new_v4().simple()
+        ))
     }
 
     /// `getFileInfo`; `None` when nothing (or a directory, with `files_only`) is there.
@@ -136,7 +163,10 @@ impl HdfsStorage {
         if path.is_root() {
             return Ok(None);
         }
-        Ok(self.stat_opt(&self.abs(path.as_str()), path).await?.filter(|s| !s.isdir))
+        Ok(self
+            .stat_opt(&self.abs(path.as_str()), path)
+            .await?
+            .filter(|s| !s.isdir))
     }
 
     /// A small file's bytes, `None` when it is missing or too large to be ours.
@@ -150,7 +180,11 @@ impl HdfsStorage {
         if len as u64 > sidecar::MAX_SIDECAR_BYTES {
             return Ok(None);
         }
-        reader.read_range(0, len).await.map(Some).map_err(|e| map_error("read metadata sidecar", e))
+        reader
+            .read_range(0, len)
+            .await
+            .map(Some)
+            .map_err(|e| map_error("read metadata sidecar", e))
     }
 
     async fn head_inner(&self, path: &ArtifactPath) -> Result<Meta> {
@@ -167,7 +201,11 @@ impl HdfsStorage {
     /// Writes a small file atomically: temporary name, then rename over `abs`.
     async fn write_small(&self, abs: &str, bytes: Vec<u8>) -> Result<()> {
         let tmp = self.tmp_path(".meta");
-        let mut w = self.client.create(&tmp, WriteOptions::default()).await.map_err(|e| map_error("write metadata", e))?;
+        let mut w = self
+            .client
+            .create(&tmp, WriteOptions::default())
+            .await
+            .map_err(|e| map_error("write metadata", e))?;
         let written = async {
             w.write_bytes(Bytes::from(bytes)).await?;
             w.close().await
@@ -193,13 +231,19 @@ impl HdfsStorage {
     async fn check_mode(&self, path: &ArtifactPath, mode: &PutMode) -> Result<Option<FileStatus>> {
         let current = self.stat_opt(&self.abs(path.as_str()), path).await?;
         if current.as_ref().is_some_and(|s| s.isdir) {
-            return Err(Error::new(ErrorKind::PreconditionFailed, "a directory exists at this path").with_path(path.as_str()));
+            return Err(Error::new(
+                ErrorKind::PreconditionFailed,
+                "a directory exists at this path",
+            )
+            .with_path(path.as_str()));
         }
         match (mode, &current) {
             (PutMode::Create, Some(_)) => Err(exists(path)),
-            (PutMode::Update { .. }, None) => {
-                Err(Error::new(ErrorKind::PreconditionFailed, "no artifact to replace").with_path(path.as_str()))
-            }
+            (PutMode::Update { .. }, None) => Err(Error::new(
+                ErrorKind::PreconditionFailed,
+                "no artifact to replace",
+            )
+            .with_path(path.as_str())),
             (PutMode::Update { etag }, Some(st)) if &validator(st) != etag => Err(Error::new(
                 ErrorKind::PreconditionFailed,
                 "the artifact's ETag does not match If-Match",
@@ -211,16 +255,30 @@ impl HdfsStorage {
 
     /// Streams the body into a new temporary file and closes it.
     async fn stage(&self, tmp: &str, path: &ArtifactPath, body: &mut HashingBody) -> Result<()> {
-        let mut w = self.client.create(tmp, WriteOptions::default()).await.map_err(|e| map_error("start upload", e))?;
-        while let Some(chunk) = body.next_chunk().await.map_err(|e| e.with_path(path.as_str()))? {
-            w.write_bytes(chunk).await.map_err(|e| map_error("upload", e).with_path(path.as_str()))?;
+        let mut w = self
+            .client
+            .create(tmp, WriteOptions::default())
+            .await
+            .map_err(|e| map_error("start upload", e))?;
+        while let Some(chunk) = body
+            .next_chunk()
+            .await
+            .map_err(|e| e.with_path(path.as_str()))?
+        {
+            w.write_bytes(chunk)
+                .await
+                .map_err(|e| map_error("upload", e).with_path(path.as_str()))?;
         }
-        w.close().await.map_err(|e| map_error("complete upload", e).with_path(path.as_str()))
+        w.close()
+            .await
+            .map_err(|e| map_error("complete upload", e).with_path(path.as_str()))
     }
 
     /// Removes temporary files left by a crash, in the background, once.
     fn spawn_stale_temp_cleanup(&self) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let client = self.client.clone();
         let dir = self.abs(&sidecar::tmp_dir());
         handle.spawn(async move {
@@ -245,7 +303,13 @@ impl Storage for HdfsStorage {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { range_read: true, pinned_read: false, atomic_create: true, atomic_update: false, stores_digest: true }
+        Capabilities {
+            range_read: true,
+            pinned_read: false,
+            atomic_create: true,
+            atomic_update: false,
+            stores_digest: true,
+        }
     }
 
     async fn head(&self, path: &ArtifactPath) -> Result<Meta> {
@@ -257,10 +321,18 @@ impl Storage for HdfsStorage {
         opts.check(&meta)?;
         let range = opts.range.clone().unwrap_or(0..meta.size);
         let len = range.end - range.start;
-        let reader = self.client.read(&self.abs(path.as_str())).await.map_err(|e| {
-            let err = map_error("open", e).with_path(path.as_str());
-            if err.kind() == ErrorKind::NotFound { changed(path) } else { err }
-        })?;
+        let reader = self
+            .client
+            .read(&self.abs(path.as_str()))
+            .await
+            .map_err(|e| {
+                let err = map_error("open", e).with_path(path.as_str());
+                if err.kind() == ErrorKind::NotFound {
+                    changed(path)
+                } else {
+                    err
+                }
+            })?;
         if reader.file_length() as u64 != meta.size {
             return Err(changed(path));
         }
@@ -281,25 +353,40 @@ impl Storage for HdfsStorage {
                     .map(move |r| r.map_err(|e| map_error("read", e).with_path(p.clone()))),
             )
         };
-        Ok(GetResult { body: exact_length(body, len, path), meta, range })
+        Ok(GetResult {
+            body: exact_length(body, len, path),
+            meta,
+            range,
+        })
     }
 
-    async fn put(&self, path: &ArtifactPath, body: ByteStream, opts: PutOptions) -> Result<PutResult> {
+    async fn put(
+        &self,
+        path: &ArtifactPath,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         if path.is_root() {
-            return Err(Error::new(ErrorKind::InvalidPath, "cannot write to a mount's root"));
+            return Err(Error::new(
+                ErrorKind::InvalidPath,
+                "cannot write to a mount's root",
+            ));
         }
         let target = self.abs(path.as_str());
         let existed = self.check_mode(path, &opts.mode).await?.is_some();
 
         let tmp = self.tmp_path("");
-        let guard = TempGuard { client: self.client.clone(), path: Some(tmp.clone()) };
+        let guard = TempGuard {
+            client: self.client.clone(),
+            path: Some(tmp.clone()),
+        };
         let mut hashing = HashingBody::new(body, opts.max_size);
         self.stage(&tmp, path, &mut hashing).await?;
         let (sha, len) = hashing.finish(opts.sha256, path)?;
-        let staged = self
-            .stat_opt(&tmp, path)
-            .await?
-            .ok_or_else(|| Error::new(ErrorKind::BackendUnavailable, "the staged upload vanished").with_path(path.as_str()))?;
+        let staged = self.stat_opt(&tmp, path).await?.ok_or_else(|| {
+            Error::new(ErrorKind::BackendUnavailable, "the staged upload vanished")
+                .with_path(path.as_str())
+        })?;
         if staged.length as u64 != len {
             return Err(Error::new(
                 ErrorKind::BackendUnavailable,
@@ -310,39 +397,73 @@ impl Storage for HdfsStorage {
 
         // Right before the rename: the mode again, then the sidecar, then the data.
         self.check_mode(path, &opts.mode).await?;
-        let content_type = opts.content_type.clone().unwrap_or_else(|| guess_content_type(path));
+        let content_type = opts
+            .content_type
+            .clone()
+            .unwrap_or_else(|| guess_content_type(path));
         let record = Record::new(sha, Some(content_type), len, validator(&staged));
-        self.write_small(&self.abs(&sidecar::meta_key(path)), record.to_json()).await.map_err(|e| e.with_path(path.as_str()))?;
-        self.client.mkdirs(parent_of(&target), 0o755, true).await.map_err(|e| {
-            let err = map_error("create parent directories", e).with_path(path.as_str());
-            if err.kind() == ErrorKind::PreconditionFailed {
-                Error::new(ErrorKind::PreconditionFailed, "a parent of this path is a file").with_path(path.as_str())
-            } else {
-                err
-            }
-        })?;
+        self.write_small(&self.abs(&sidecar::meta_key(path)), record.to_json())
+            .await
+            .map_err(|e| e.with_path(path.as_str()))?;
+        self.client
+            .mkdirs(parent_of(&target), 0o755, true)
+            .await
+            .map_err(|e| {
+                let err = map_error("create parent directories", e).with_path(path.as_str());
+                if err.kind() == ErrorKind::PreconditionFailed {
+                    Error::new(
+                        ErrorKind::PreconditionFailed,
+                        "a parent of this path is a file",
+                    )
+                    .with_path(path.as_str())
+                } else {
+                    err
+                }
+            })?;
         let overwrite = opts.mode != PutMode::Create;
-        self.client.rename(&tmp, &target, overwrite).await.map_err(|e| {
-            let err = map_error("place the upload", e).with_path(path.as_str());
-            if opts.mode == PutMode::Create && err.kind() == ErrorKind::PreconditionFailed { exists(path) } else { err }
-        })?;
+        self.client
+            .rename(&tmp, &target, overwrite)
+            .await
+            .map_err(|e| {
+                let err = map_error("place the upload", e).with_path(path.as_str());
+                if opts.mode == PutMode::Create && err.kind() == ErrorKind::PreconditionFailed {
+                    exists(path)
+                } else {
+                    err
+                }
+            })?;
         guard.disarm();
 
         let st = self.stat_file(path).await?.ok_or_else(|| {
-            Error::new(ErrorKind::BackendUnavailable, "the artifact vanished right after it was stored").with_path(path.as_str())
+            Error::new(
+                ErrorKind::BackendUnavailable,
+                "the artifact vanished right after it was stored",
+            )
+            .with_path(path.as_str())
         })?;
-        Ok(PutResult { meta: meta_of(path, &st, Some(&record.to_json())), created: !existed })
+        Ok(PutResult {
+            meta: meta_of(path, &st, Some(&record.to_json())),
+            created: !existed,
+        })
     }
 
     async fn delete(&self, path: &ArtifactPath) -> Result<()> {
         if self.stat_file(path).await?.is_none() {
             return Err(not_found(path));
         }
-        let deleted = self.client.delete(&self.abs(path.as_str()), false).await.map_err(|e| map_error("delete", e).with_path(path.as_str()))?;
+        let deleted = self
+            .client
+            .delete(&self.abs(path.as_str()), false)
+            .await
+            .map_err(|e| map_error("delete", e).with_path(path.as_str()))?;
         if !deleted {
             return Err(not_found(path));
         }
-        if let Err(e) = self.client.delete(&self.abs(&sidecar::meta_key(path)), false).await {
+        if let Err(e) = self
+            .client
+            .delete(&self.abs(&sidecar::meta_key(path)), false)
+            .await
+        {
             tracing::warn!(path = %path, error = %e, "cannot delete a metadata sidecar; it no longer matches anything");
         }
         Ok(())
@@ -365,7 +486,10 @@ impl Storage for HdfsStorage {
                 return Ok(ListPage::default()); // `dir` is a file: HDFS lists the file itself
             }
             let name = st.path.rsplit('/').next().unwrap_or("").to_string();
-            if name == RESERVED_SEGMENT || dir.child(&name).is_err() || after.is_some_and(|a| name.as_str() <= a) {
+            if name == RESERVED_SEGMENT
+                || dir.child(&name).is_err()
+                || after.is_some_and(|a| name.as_str() <= a)
+            {
                 continue;
             }
             if best.len() > limit && best.last_key_value().is_some_and(|(k, _)| &name >= k) {
@@ -382,7 +506,14 @@ impl Storage for HdfsStorage {
             .take(limit)
             .map(|(name, st)| {
                 if st.isdir {
-                    Entry { name, is_dir: true, size: None, last_modified: None, etag: None, sha256: None }
+                    Entry {
+                        name,
+                        is_dir: true,
+                        size: None,
+                        last_modified: None,
+                        etag: None,
+                        sha256: None,
+                    }
                 } else {
                     Entry {
                         name,
@@ -395,8 +526,15 @@ impl Storage for HdfsStorage {
                 }
             })
             .collect();
-        let next_after = if more { entries.last().map(|e| e.name.clone()) } else { None };
-        Ok(ListPage { entries, next_after })
+        let next_after = if more {
+            entries.last().map(|e| e.name.clone())
+        } else {
+            None
+        };
+        Ok(ListPage {
+            entries,
+            next_after,
+        })
     }
 
     async fn ready(&self) -> Result<()> {
@@ -439,8 +577,10 @@ fn meta_of(path: &ArtifactPath, st: &FileStatus, side: Option<&[u8]>) -> Meta {
     let etag = validator(st);
     let size = st.length as u64;
     let record = side.and_then(|b| Record::matching(b, size, &etag));
-    let content_type =
-        record.as_ref().and_then(|r| r.content_type().map(str::to_string)).unwrap_or_else(|| guess_content_type(path));
+    let content_type = record
+        .as_ref()
+        .and_then(|r| r.content_type().map(str::to_string))
+        .unwrap_or_else(|| guess_content_type(path));
     Meta {
         path: path.clone(),
         size,
@@ -471,7 +611,8 @@ fn is_not_found(e: &HdfsError) -> bool {
     match e {
         HdfsError::FileNotFound(_) => true,
         HdfsError::RPCError(class, _) => {
-            class == "java.io.FileNotFoundException" || class == "org.apache.hadoop.fs.ParentNotDirectoryException"
+            class == "java.io.FileNotFoundException"
+                || class == "org.apache.hadoop.fs.ParentNotDirectoryException"
         }
         _ => false,
     }
@@ -490,27 +631,43 @@ pub fn map_error(what: &str, e: HdfsError) -> Error {
         | HdfsError::BlocksNotFound(_)
         | HdfsError::OperationFailed(_)
         | HdfsError::InvalidRPCResponse(_) => ErrorKind::BackendUnavailable,
-        HdfsError::SASLError(_) | HdfsError::GSSAPIError(..) | HdfsError::NoSASLMechanism => ErrorKind::BackendAuth,
-        HdfsError::RPCError(class, _) | HdfsError::FatalRPCError(class, _) => match class.rsplit('.').next().unwrap_or("") {
-            "FileNotFoundException" => ErrorKind::NotFound,
-            "FileAlreadyExistsException" | "AlreadyBeingCreatedException" | "ParentNotDirectoryException" => {
-                ErrorKind::PreconditionFailed
+        HdfsError::SASLError(_) | HdfsError::GSSAPIError(..) | HdfsError::NoSASLMechanism => {
+            ErrorKind::BackendAuth
+        }
+        HdfsError::RPCError(class, _) | HdfsError::FatalRPCError(class, _) => {
+            match class.rsplit('.').next().unwrap_or("") {
+                "FileNotFoundException" => ErrorKind::NotFound,
+                "FileAlreadyExistsException"
+                | "AlreadyBeingCreatedException"
+                | "ParentNotDirectoryException" => ErrorKind::PreconditionFailed,
+                "AccessControlException"
+                | "AuthorizationException"
+                | "InvalidToken"
+                | "SaslException"
+                | "GSSException" => ErrorKind::BackendAuth,
+                "SafeModeException"
+                | "StandbyException"
+                | "RetriableException"
+                | "ObserverRetryOnActiveException"
+                | "LeaseExpiredException"
+                | "NotReplicatedYetException" => ErrorKind::BackendUnavailable,
+                _ if matches!(e, HdfsError::FatalRPCError(..)) => ErrorKind::BackendUnavailable,
+                _ => ErrorKind::Internal,
             }
-            "AccessControlException" | "AuthorizationException" | "InvalidToken" | "SaslException" | "GSSException" => {
-                ErrorKind::BackendAuth
-            }
-            "SafeModeException" | "StandbyException" | "RetriableException" | "ObserverRetryOnActiveException"
-            | "LeaseExpiredException" | "NotReplicatedYetException" => ErrorKind::BackendUnavailable,
-            _ if matches!(e, HdfsError::FatalRPCError(..)) => ErrorKind::BackendUnavailable,
-            _ => ErrorKind::Internal,
-        },
-        HdfsError::InvalidPath(_) | HdfsError::InvalidArgument(_) | HdfsError::UrlParseError(_) => ErrorKind::InvalidInput,
-        HdfsError::UnsupportedFeature(_) | HdfsError::UnsupportedErasureCodingPolicy(_) => ErrorKind::Unsupported,
+        }
+        HdfsError::InvalidPath(_) | HdfsError::InvalidArgument(_) | HdfsError::UrlParseError(_) => {
+            ErrorKind::InvalidInput
+        }
+        HdfsError::UnsupportedFeature(_) | HdfsError::UnsupportedErasureCodingPolicy(_) => {
+            ErrorKind::Unsupported
+        }
         _ => ErrorKind::Internal,
     };
     let message = match kind {
         ErrorKind::BackendAuth => format!("HDFS refused the gateway's user during {what}: {e}"),
-        ErrorKind::BackendUnavailable | ErrorKind::Timeout => format!("HDFS is unavailable during {what}: {e}"),
+        ErrorKind::BackendUnavailable | ErrorKind::Timeout => {
+            format!("HDFS is unavailable during {what}: {e}")
+        }
         _ => format!("HDFS {what} failed: {e}"),
     };
     Error::new(kind, message).with_source(e)
@@ -521,11 +678,19 @@ fn not_found(path: &ArtifactPath) -> Error {
 }
 
 fn exists(path: &ArtifactPath) -> Error {
-    Error::new(ErrorKind::PreconditionFailed, "an artifact already exists at this path").with_path(path.as_str())
+    Error::new(
+        ErrorKind::PreconditionFailed,
+        "an artifact already exists at this path",
+    )
+    .with_path(path.as_str())
 }
 
 fn changed(path: &ArtifactPath) -> Error {
-    Error::new(ErrorKind::PreconditionFailed, "the artifact changed while it was being read").with_path(path.as_str())
+    Error::new(
+        ErrorKind::PreconditionFailed,
+        "the artifact changed while it was being read",
+    )
+    .with_path(path.as_str())
 }
 
 #[cfg(test)]
@@ -537,13 +702,34 @@ mod tests {
         let rpc = |c: &str| HdfsError::RPCError(c.to_string(), "m".to_string());
         let cases = [
             (rpc("java.io.FileNotFoundException"), ErrorKind::NotFound),
-            (rpc("org.apache.hadoop.security.AccessControlException"), ErrorKind::BackendAuth),
-            (rpc("org.apache.hadoop.hdfs.server.namenode.SafeModeException"), ErrorKind::BackendUnavailable),
-            (rpc("org.apache.hadoop.ipc.StandbyException"), ErrorKind::BackendUnavailable),
-            (rpc("org.apache.hadoop.fs.ParentNotDirectoryException"), ErrorKind::PreconditionFailed),
-            (HdfsError::AlreadyExists("x".into()), ErrorKind::PreconditionFailed),
-            (HdfsError::IOError(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)), ErrorKind::BackendUnavailable),
-            (HdfsError::IOError(std::io::Error::from(std::io::ErrorKind::TimedOut)), ErrorKind::Timeout),
+            (
+                rpc("org.apache.hadoop.security.AccessControlException"),
+                ErrorKind::BackendAuth,
+            ),
+            (
+                rpc("org.apache.hadoop.hdfs.server.namenode.SafeModeException"),
+                ErrorKind::BackendUnavailable,
+            ),
+            (
+                rpc("org.apache.hadoop.ipc.StandbyException"),
+                ErrorKind::BackendUnavailable,
+            ),
+            (
+                rpc("org.apache.hadoop.fs.ParentNotDirectoryException"),
+                ErrorKind::PreconditionFailed,
+            ),
+            (
+                HdfsError::AlreadyExists("x".into()),
+                ErrorKind::PreconditionFailed,
+            ),
+            (
+                HdfsError::IOError(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+                ErrorKind::BackendUnavailable,
+            ),
+            (
+                HdfsError::IOError(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+                ErrorKind::Timeout,
+            ),
             (HdfsError::ChecksumError, ErrorKind::BackendUnavailable),
         ];
         for (e, want) in cases {

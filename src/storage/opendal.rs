@@ -40,16 +40,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
+use ::opendal::{Buffer, Capability, ErrorKind as OdKind, Operator};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use ::opendal::{Buffer, Capability, ErrorKind as OdKind, Operator};
 
 use super::path::RESERVED_SEGMENT;
 use super::sidecar::{self, Record};
 use super::{
-    exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult,
-    HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Storage,
+    exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions,
+    GetResult, HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Storage,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -64,7 +64,10 @@ pub struct WriteTuning {
 
 impl Default for WriteTuning {
     fn default() -> Self {
-        WriteTuning { chunk: 8 * 1024 * 1024, concurrent: 2 }
+        WriteTuning {
+            chunk: 8 * 1024 * 1024,
+            concurrent: 2,
+        }
     }
 }
 
@@ -82,7 +85,13 @@ pub struct OpendalStorage {
 impl OpendalStorage {
     pub fn new(op: Operator, service: &'static str, describe: String, tuning: WriteTuning) -> Self {
         let cap = op.info().capability();
-        OpendalStorage { op, describe, service, cap, tuning }
+        OpendalStorage {
+            op,
+            describe,
+            service,
+            cap,
+            tuning,
+        }
     }
 
     fn err(&self, what: &str, e: ::opendal::Error, path: Option<&ArtifactPath>) -> Error {
@@ -94,7 +103,11 @@ impl OpendalStorage {
     }
 
     /// Stats an artifact. `Ok(None)` when nothing is there (or only a "directory").
-    async fn stat_opt(&self, path: &ArtifactPath, if_match: Option<&str>) -> Result<Option<::opendal::Metadata>> {
+    async fn stat_opt(
+        &self,
+        path: &ArtifactPath,
+        if_match: Option<&str>,
+    ) -> Result<Option<::opendal::Metadata>> {
         let mut fut = self.op.stat_with(path.as_str());
         if let Some(tag) = if_match {
             fut = fut.if_match(&quote(tag));
@@ -146,7 +159,10 @@ impl OpendalStorage {
         Meta {
             path: path.clone(),
             size,
-            last_modified: md.last_modified().map(SystemTime::from).unwrap_or(SystemTime::UNIX_EPOCH),
+            last_modified: md
+                .last_modified()
+                .map(SystemTime::from)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
             etag,
             sha256: record.as_ref().and_then(Record::sha256),
             content_type: Some(content_type),
@@ -158,29 +174,52 @@ impl OpendalStorage {
         let current = self.stat_opt(path, None).await?;
         match (mode, &current) {
             (PutMode::Create, Some(_)) => Err(exists(path)),
-            (PutMode::Update { .. }, None) => {
-                Err(Error::new(ErrorKind::PreconditionFailed, "no artifact to replace").with_path(path.as_str()))
-            }
-            (PutMode::Update { etag }, Some(md)) if md.etag().map(unquote) != Some(etag.as_str()) => Err(Error::new(
+            (PutMode::Update { .. }, None) => Err(Error::new(
                 ErrorKind::PreconditionFailed,
-                "the artifact's ETag does not match If-Match",
+                "no artifact to replace",
             )
             .with_path(path.as_str())),
+            (PutMode::Update { etag }, Some(md))
+                if md.etag().map(unquote) != Some(etag.as_str()) =>
+            {
+                Err(Error::new(
+                    ErrorKind::PreconditionFailed,
+                    "the artifact's ETag does not match If-Match",
+                )
+                .with_path(path.as_str()))
+            }
             _ => Ok(current.is_some()),
         }
     }
 
     /// Streams the body into an open writer; the caller aborts on error.
-    async fn stream_body(&self, path: &ArtifactPath, writer: &mut ::opendal::Writer, body: &mut HashingBody) -> Result<()> {
-        while let Some(chunk) = body.next_chunk().await.map_err(|e| e.with_path(path.as_str()))? {
-            writer.write(chunk).await.map_err(|e| self.err("upload", e, Some(path)))?;
+    async fn stream_body(
+        &self,
+        path: &ArtifactPath,
+        writer: &mut ::opendal::Writer,
+        body: &mut HashingBody,
+    ) -> Result<()> {
+        while let Some(chunk) = body
+            .next_chunk()
+            .await
+            .map_err(|e| e.with_path(path.as_str()))?
+        {
+            writer
+                .write(chunk)
+                .await
+                .map_err(|e| self.err("upload", e, Some(path)))?;
         }
         Ok(())
     }
 
     /// Reads one page of at most `page` raw listing entries after `start_after` (a key relative
     /// to the root). Returns the entries and whether the listing ended.
-    async fn list_page(&self, dir_key: &str, start_after: Option<&str>, page: usize) -> Result<(Vec<::opendal::Entry>, bool)> {
+    async fn list_page(
+        &self,
+        dir_key: &str,
+        start_after: Option<&str>,
+        page: usize,
+    ) -> Result<(Vec<::opendal::Entry>, bool)> {
         let list_path = if dir_key.is_empty() { "/" } else { dir_key };
         let mut fut = self.op.lister_with(list_path).recursive(false).limit(page);
         if let Some(s) = start_after {
@@ -205,7 +244,9 @@ impl OpendalStorage {
 
     /// Whether `dir_key` + `name` + `/` has anything under it (one `max-keys=1` list).
     async fn dir_exists(&self, dir_key: &str, name: &str) -> Result<bool> {
-        let (entries, _) = self.list_page(&format!("{dir_key}{name}/"), None, 1).await?;
+        let (entries, _) = self
+            .list_page(&format!("{dir_key}{name}/"), None, 1)
+            .await?;
         Ok(!entries.is_empty())
     }
 }
@@ -245,7 +286,10 @@ impl Storage for OpendalStorage {
             fut = fut.if_match(&quote(&meta.etag));
         }
         let reader = fut.await.map_err(|e| self.err("read", e, Some(path)))?;
-        let mut stream = reader.into_stream(range.clone()).await.map_err(|e| self.err("read", e, Some(path)))?;
+        let mut stream = reader
+            .into_stream(range.clone())
+            .await
+            .map_err(|e| self.err("read", e, Some(path)))?;
         // Await the first chunk so a refused precondition or a vanished object is an error now.
         let first = match stream.next().await {
             Some(Ok(buf)) => buf,
@@ -255,18 +299,36 @@ impl Storage for OpendalStorage {
         let service = self.service;
         let rest = stream.map(move |r| r.map_err(|e| map_error(service, "read", e)));
         let chunks = futures::stream::once(async move { Ok(first) }).chain(rest);
-        let body = BufferBytes { inner: Box::pin(chunks), current: None };
-        Ok(GetResult { body: exact_length(Box::pin(body), len, path), meta, range })
+        let body = BufferBytes {
+            inner: Box::pin(chunks),
+            current: None,
+        };
+        Ok(GetResult {
+            body: exact_length(Box::pin(body), len, path),
+            meta,
+            range,
+        })
     }
 
-    async fn put(&self, path: &ArtifactPath, body: ByteStream, opts: PutOptions) -> Result<PutResult> {
+    async fn put(
+        &self,
+        path: &ArtifactPath,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         if path.is_root() {
-            return Err(Error::new(ErrorKind::InvalidPath, "cannot write to a mount's root"));
+            return Err(Error::new(
+                ErrorKind::InvalidPath,
+                "cannot write to a mount's root",
+            ));
         }
         // Fail fast, before the body streams; repeated below right before completing.
         let existed = self.check_mode(path, &opts.mode).await?;
         let push_create = opts.mode == PutMode::Create && self.cap.write_with_if_not_exists;
-        let content_type = opts.content_type.clone().unwrap_or_else(|| guess_content_type(path));
+        let content_type = opts
+            .content_type
+            .clone()
+            .unwrap_or_else(|| guess_content_type(path));
         let writer = self
             .op
             .writer_with(path.as_str())
@@ -306,18 +368,24 @@ impl Storage for OpendalStorage {
             Err(e) => {
                 let err = self.err("complete upload", e, Some(path));
                 guard.abort().await;
-                return Err(if opts.mode == PutMode::Create && err.kind() == ErrorKind::PreconditionFailed {
-                    exists(path)
-                } else {
-                    err
-                });
+                return Err(
+                    if opts.mode == PutMode::Create && err.kind() == ErrorKind::PreconditionFailed {
+                        exists(path)
+                    } else {
+                        err
+                    },
+                );
             }
         };
 
         // The object is visible now; record its digest, keyed by its ETag.
         let etag = match written.etag() {
             Some(t) => unquote(t).to_string(),
-            None => self.stat_opt(path, None).await?.and_then(|m| m.etag().map(|t| unquote(t).to_string())).unwrap_or_default(),
+            None => self
+                .stat_opt(path, None)
+                .await?
+                .and_then(|m| m.etag().map(|t| unquote(t).to_string()))
+                .unwrap_or_default(),
         };
         let record = Record::new(sha, Some(content_type), len, etag);
         self.op.write(&sidecar::meta_key(path), record.to_json()).await.map_err(|e| {
@@ -328,17 +396,27 @@ impl Storage for OpendalStorage {
             .with_path(path.as_str())
         })?;
         let md = self.stat_opt(path, None).await?.ok_or_else(|| {
-            Error::new(ErrorKind::BackendUnavailable, "the artifact vanished right after it was stored").with_path(path.as_str())
+            Error::new(
+                ErrorKind::BackendUnavailable,
+                "the artifact vanished right after it was stored",
+            )
+            .with_path(path.as_str())
         })?;
         let meta = self.meta_of(path, &md, Some(Bytes::from(record.to_json())));
-        Ok(PutResult { meta, created: !existed })
+        Ok(PutResult {
+            meta,
+            created: !existed,
+        })
     }
 
     async fn delete(&self, path: &ArtifactPath) -> Result<()> {
         if path.is_root() || self.stat_opt(path, None).await?.is_none() {
             return Err(not_found(path));
         }
-        self.op.delete(path.as_str()).await.map_err(|e| self.err("delete", e, Some(path)))?;
+        self.op
+            .delete(path.as_str())
+            .await
+            .map_err(|e| self.err("delete", e, Some(path)))?;
         if let Err(e) = self.op.delete(&sidecar::meta_key(path)).await {
             tracing::warn!(path = %path, error = %e, "cannot delete a metadata sidecar; it no longer matches anything");
         }
@@ -379,13 +457,21 @@ impl Storage for OpendalStorage {
         }
         if !exhausted {
             if let Some(last) = &last_raw {
-                self.probe_out_of_order_dirs(dir, &dir_key, last, after, limit, &mut known).await?;
+                self.probe_out_of_order_dirs(dir, &dir_key, last, after, limit, &mut known)
+                    .await?;
             }
         }
         let more = known.len() > limit || !exhausted;
         let entries: Vec<Entry> = known.into_values().take(limit).collect();
-        let next_after = if more { entries.last().map(|e| e.name.clone()) } else { None };
-        Ok(ListPage { entries, next_after })
+        let next_after = if more {
+            entries.last().map(|e| e.name.clone())
+        } else {
+            None
+        };
+        Ok(ListPage {
+            entries,
+            next_after,
+        })
     }
 
     async fn ready(&self) -> Result<()> {
@@ -396,18 +482,35 @@ impl Storage for OpendalStorage {
 
 impl OpendalStorage {
     /// The listing entry for a raw opendal entry, or `None` when it is hidden or filtered.
-    fn entry_of(&self, dir: &ArtifactPath, dir_key: &str, e: &::opendal::Entry, after: Option<&str>) -> Option<Entry> {
+    fn entry_of(
+        &self,
+        dir: &ArtifactPath,
+        dir_key: &str,
+        e: &::opendal::Entry,
+        after: Option<&str>,
+    ) -> Option<Entry> {
         let rel = e.path().strip_prefix(dir_key)?;
         let is_dir = rel.ends_with('/');
         let name = rel.trim_end_matches('/');
-        if name.is_empty() || name.contains('/') || name == RESERVED_SEGMENT || dir.child(name).is_err() {
+        if name.is_empty()
+            || name.contains('/')
+            || name == RESERVED_SEGMENT
+            || dir.child(name).is_err()
+        {
             return None;
         }
         if after.is_some_and(|a| name <= a) {
             return None;
         }
         if is_dir {
-            return Some(Entry { name: name.to_string(), is_dir: true, size: None, last_modified: None, etag: None, sha256: None });
+            return Some(Entry {
+                name: name.to_string(),
+                is_dir: true,
+                size: None,
+                last_modified: None,
+                etag: None,
+                sha256: None,
+            });
         }
         let md = e.metadata();
         Some(Entry {
@@ -432,7 +535,9 @@ impl OpendalStorage {
         limit: usize,
         known: &mut BTreeMap<String, Entry>,
     ) -> Result<()> {
-        let Some(rel) = last_key.strip_prefix(dir_key) else { return Ok(()) };
+        let Some(rel) = last_key.strip_prefix(dir_key) else {
+            return Ok(());
+        };
         let last_name = rel.trim_end_matches('/');
         let cutoff = known.keys().nth(limit).cloned();
         for (i, b) in last_name.bytes().enumerate() {
@@ -450,7 +555,14 @@ impl OpendalStorage {
             if self.dir_exists(dir_key, candidate).await? {
                 known.insert(
                     candidate.to_string(),
-                    Entry { name: candidate.to_string(), is_dir: true, size: None, last_modified: None, etag: None, sha256: None },
+                    Entry {
+                        name: candidate.to_string(),
+                        is_dir: true,
+                        size: None,
+                        last_modified: None,
+                        etag: None,
+                        sha256: None,
+                    },
                 );
             }
         }
@@ -464,7 +576,9 @@ struct AbortGuard(Option<::opendal::Writer>);
 
 impl AbortGuard {
     fn writer(&mut self) -> &mut ::opendal::Writer {
-        self.0.as_mut().expect("the writer is present until completed or aborted")
+        self.0
+            .as_mut()
+            .expect("the writer is present until completed or aborted")
     }
 
     fn disarm(&mut self) {
@@ -528,18 +642,35 @@ impl Stream for BufferBytes {
 pub fn map_error(service: &str, what: &str, e: ::opendal::Error) -> Error {
     let kind = match e.kind() {
         OdKind::NotFound | OdKind::IsADirectory | OdKind::NotADirectory => ErrorKind::NotFound,
-        OdKind::ConditionNotMatch | OdKind::AlreadyExists | OdKind::Conflict => ErrorKind::PreconditionFailed,
+        OdKind::ConditionNotMatch | OdKind::AlreadyExists | OdKind::Conflict => {
+            ErrorKind::PreconditionFailed
+        }
         OdKind::PermissionDenied => ErrorKind::BackendAuth,
         OdKind::RangeNotSatisfied => ErrorKind::RangeNotSatisfiable,
         OdKind::RateLimited => ErrorKind::BackendUnavailable,
         OdKind::Unsupported => ErrorKind::Unsupported,
         OdKind::ConfigInvalid => ErrorKind::InvalidInput,
-        _ => transport_kind(&e).unwrap_or(if e.is_temporary() { ErrorKind::BackendUnavailable } else { ErrorKind::Internal }),
+        _ => transport_kind(&e).unwrap_or(if e.is_temporary() {
+            ErrorKind::BackendUnavailable
+        } else {
+            ErrorKind::Internal
+        }),
+    };
+    // A refused HEAD has no error body, so no message: say what the status means.
+    let detail = if e.message().is_empty() {
+        format!("{} (no error body)", e.kind())
+    } else {
+        e.message().to_string()
     };
     let message = match kind {
-        ErrorKind::BackendAuth => format!("{service} refused the gateway's credentials during {what}: {}", e.message()),
-        ErrorKind::BackendUnavailable | ErrorKind::Timeout => format!("{service} is unavailable during {what}: {}", source_text(&e)),
-        _ => format!("{service} {what} failed: {}", e.message()),
+        ErrorKind::BackendAuth => {
+            format!("{service} refused the gateway's credentials during {what}: {detail}")
+        }
+        ErrorKind::BackendUnavailable | ErrorKind::Timeout => format!(
+            "{service} is unavailable during {what}: {}",
+            source_text(&e)
+        ),
+        _ => format!("{service} {what} failed: {detail}"),
     };
     Error::new(kind, message).with_source(e)
 }
@@ -549,10 +680,18 @@ fn transport_kind(e: &::opendal::Error) -> Option<ErrorKind> {
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = src {
         if let Some(r) = s.downcast_ref::<reqwest::Error>() {
-            return Some(if r.is_timeout() { ErrorKind::Timeout } else { ErrorKind::BackendUnavailable });
+            return Some(if r.is_timeout() {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::BackendUnavailable
+            });
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return Some(if io.kind() == std::io::ErrorKind::TimedOut { ErrorKind::Timeout } else { ErrorKind::BackendUnavailable });
+            return Some(if io.kind() == std::io::ErrorKind::TimedOut {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::BackendUnavailable
+            });
         }
         src = s.source();
     }
@@ -587,7 +726,11 @@ fn not_found(path: &ArtifactPath) -> Error {
 }
 
 fn exists(path: &ArtifactPath) -> Error {
-    Error::new(ErrorKind::PreconditionFailed, "an artifact already exists at this path").with_path(path.as_str())
+    Error::new(
+        ErrorKind::PreconditionFailed,
+        "an artifact already exists at this path",
+    )
+    .with_path(path.as_str())
 }
 
 #[cfg(test)]
@@ -606,12 +749,20 @@ mod tests {
     fn error_kinds_map_precisely() {
         let cases = [
             (OdKind::NotFound, false, ErrorKind::NotFound),
-            (OdKind::ConditionNotMatch, false, ErrorKind::PreconditionFailed),
+            (
+                OdKind::ConditionNotMatch,
+                false,
+                ErrorKind::PreconditionFailed,
+            ),
             (OdKind::PermissionDenied, false, ErrorKind::BackendAuth),
             (OdKind::RateLimited, true, ErrorKind::BackendUnavailable),
             (OdKind::Unexpected, true, ErrorKind::BackendUnavailable),
             (OdKind::Unexpected, false, ErrorKind::Internal),
-            (OdKind::RangeNotSatisfied, false, ErrorKind::RangeNotSatisfiable),
+            (
+                OdKind::RangeNotSatisfied,
+                false,
+                ErrorKind::RangeNotSatisfiable,
+            ),
         ];
         for (od, temporary, want) in cases {
             let e = ::opendal::Error::new(od, "x").with_temporary(temporary);

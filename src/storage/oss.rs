@@ -33,13 +33,21 @@ pub fn build(bucket: &str, prefix: &str, options: &OssOptions) -> Result<Opendal
         .endpoint
         .as_deref()
         .filter(|e| !e.trim().is_empty())
-        .ok_or_else(|| invalid("endpoint is required, e.g. endpoint = \"https://oss-cn-hangzhou.aliyuncs.com\""))?;
+        .ok_or_else(|| {
+            invalid(
+                "endpoint is required, e.g. endpoint = \"https://oss-cn-hangzhou.aliyuncs.com\"",
+            )
+        })?;
     if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-        return Err(invalid(&format!("endpoint {endpoint:?} must start with https:// (or http:// for a test server)")));
+        return Err(invalid(&format!(
+            "endpoint {endpoint:?} must start with https:// (or http:// for a test server)"
+        )));
     }
     let style = options.addressing_style.as_deref().unwrap_or("virtual");
     if !matches!(style, "virtual" | "path" | "cname") {
-        return Err(invalid(&format!("addressing_style {style:?} must be \"virtual\", \"path\" or \"cname\"")));
+        return Err(invalid(&format!(
+            "addressing_style {style:?} must be \"virtual\", \"path\" or \"cname\""
+        )));
     }
 
     let mut builder = Oss::default()
@@ -48,7 +56,9 @@ pub fn build(bucket: &str, prefix: &str, options: &OssOptions) -> Result<Opendal
         .root(&format!("/{prefix}"))
         .addressing_style(style);
     if let Some(creds) = credentials(options)? {
-        builder = builder.access_key_id(&creds.id).access_key_secret(&creds.secret);
+        builder = builder
+            .access_key_id(&creds.id)
+            .access_key_secret(&creds.secret);
         if let Some(token) = &creds.token {
             builder = builder.security_token(token);
         }
@@ -61,12 +71,28 @@ pub fn build(bucket: &str, prefix: &str, options: &OssOptions) -> Result<Opendal
         .pool_idle_timeout(Duration::from_secs(50))
         .tcp_keepalive(Duration::from_secs(30))
         .build()
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot build the OSS HTTP client: {e}")))?;
-    let ctx = op.base_context().with_http_transport(HttpTransporter::new(ReqwestTransport::new(client)));
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot build the OSS HTTP client: {e}"),
+            )
+        })?;
+    let ctx = op
+        .base_context()
+        .with_http_transport(HttpTransporter::new(ReqwestTransport::new(client)));
     let op = op.with_context(ctx);
 
-    let describe = if prefix.is_empty() { format!("oss://{bucket}") } else { format!("oss://{bucket}/{prefix}") };
-    Ok(OpendalStorage::new(op, "OSS", describe, WriteTuning::default()))
+    let describe = if prefix.is_empty() {
+        format!("oss://{bucket}")
+    } else {
+        format!("oss://{bucket}/{prefix}")
+    };
+    Ok(OpendalStorage::new(
+        op,
+        "OSS",
+        describe,
+        WriteTuning::default(),
+    ))
 }
 
 struct Credentials {
@@ -79,7 +105,12 @@ struct Credentials {
 /// variables; `None` leaves it to the library's credential chain.
 fn credentials(options: &OssOptions) -> Result<Option<Credentials>> {
     let resolve = |s: &Option<Secret>, key: &str| -> Result<Option<String>> {
-        s.as_ref().map(|s| s.resolve().map_err(|e| invalid(&format!("{key}: {}", e.message())))).transpose()
+        s.as_ref()
+            .map(|s| {
+                s.resolve()
+                    .map_err(|e| invalid(&format!("{key}: {}", e.message())))
+            })
+            .transpose()
     };
     let id = resolve(&options.access_key_id, "access_key_id")?;
     let secret = resolve(&options.access_key_secret, "access_key_secret")?;
@@ -87,20 +118,36 @@ fn credentials(options: &OssOptions) -> Result<Option<Credentials>> {
     match (id, secret) {
         (Some(id), Some(secret)) => return Ok(Some(Credentials { id, secret, token })),
         (Some(_), None) | (None, Some(_)) => {
-            return Err(invalid("access_key_id and access_key_secret must be given together"));
+            return Err(invalid(
+                "access_key_id and access_key_secret must be given together",
+            ));
         }
         (None, None) if token.is_some() => {
-            return Err(invalid("security_token needs access_key_id and access_key_secret"));
+            return Err(invalid(
+                "security_token needs access_key_id and access_key_secret",
+            ));
         }
         (None, None) => {}
     }
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     for (id_var, secret_var, token_var) in [
-        ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"),
-        ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET", "OSS_SESSION_TOKEN"),
+        (
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            "ALIBABA_CLOUD_SECURITY_TOKEN",
+        ),
+        (
+            "OSS_ACCESS_KEY_ID",
+            "OSS_ACCESS_KEY_SECRET",
+            "OSS_SESSION_TOKEN",
+        ),
     ] {
         if let (Some(id), Some(secret)) = (env(id_var), env(secret_var)) {
-            return Ok(Some(Credentials { id, secret, token: env(token_var) }));
+            return Ok(Some(Credentials {
+                id,
+                secret,
+                token: env(token_var),
+            }));
         }
     }
     Ok(None)
@@ -117,19 +164,28 @@ mod tests {
     #[test]
     fn options_are_checked() {
         let none = OssOptions::default();
-        assert!(build("b", "p", &none).unwrap_err().message().contains("endpoint"));
+        assert!(build("b", "p", &none)
+            .unwrap_err()
+            .message()
+            .contains("endpoint"));
         let bad_style = OssOptions {
             endpoint: Some("https://oss-cn-hangzhou.aliyuncs.com".into()),
             addressing_style: Some("sideways".into()),
             ..Default::default()
         };
-        assert!(build("b", "p", &bad_style).unwrap_err().message().contains("addressing_style"));
+        assert!(build("b", "p", &bad_style)
+            .unwrap_err()
+            .message()
+            .contains("addressing_style"));
         let half = OssOptions {
             endpoint: Some("https://oss-cn-hangzhou.aliyuncs.com".into()),
             access_key_id: Some(Secret::Value("id".into())),
             ..Default::default()
         };
-        assert!(build("b", "p", &half).unwrap_err().message().contains("together"));
+        assert!(build("b", "p", &half)
+            .unwrap_err()
+            .message()
+            .contains("together"));
         let ok = OssOptions {
             endpoint: Some("https://oss-cn-hangzhou.aliyuncs.com".into()),
             access_key_id: Some(Secret::Value("id".into())),
@@ -141,6 +197,8 @@ mod tests {
         use crate::storage::Storage;
         assert_eq!(s.describe(), "oss://bkt/flink/jobs");
         let caps = s.capabilities();
-        assert!(caps.atomic_create && caps.pinned_read && !caps.atomic_update && caps.stores_digest);
+        assert!(
+            caps.atomic_create && caps.pinned_read && !caps.atomic_update && caps.stores_digest
+        );
     }
 }

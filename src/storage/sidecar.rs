@@ -36,7 +36,13 @@ pub struct Record {
 
 impl Record {
     pub fn new(sha256: Sha256, content_type: Option<String>, size: u64, validator: String) -> Self {
-        Record { v: VERSION, sha256: sha256.to_hex(), content_type, size, validator }
+        Record {
+            v: VERSION,
+            sha256: sha256.to_hex(),
+            content_type,
+            size,
+            validator,
+        }
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -46,7 +52,11 @@ impl Record {
     /// Parses a sidecar and returns it only if it describes the data object as it is now.
     pub fn matching(bytes: &[u8], size: u64, validator: &str) -> Option<Record> {
         let r: Record = serde_json::from_slice(bytes).ok()?;
-        (r.v == VERSION && r.size == size && r.validator == validator && Sha256::from_hex(&r.sha256).is_ok()).then_some(r)
+        (r.v == VERSION
+            && r.size == size
+            && r.validator == validator
+            && Sha256::from_hex(&r.sha256).is_ok())
+        .then_some(r)
     }
 
     pub fn sha256(&self) -> Option<Sha256> {
@@ -75,13 +85,24 @@ mod tests {
     #[test]
     fn believed_only_while_the_validator_matches() {
         let sha = Sha256::of(b"x");
-        let rec = Record::new(sha, Some("application/java-archive".into()), 1, "etag-1".into());
+        let rec = Record::new(
+            sha,
+            Some("application/java-archive".into()),
+            1,
+            "etag-1".into(),
+        );
         let json = rec.to_json();
         let back = Record::matching(&json, 1, "etag-1").unwrap();
         assert_eq!(back.sha256(), Some(sha));
         assert_eq!(back.content_type(), Some("application/java-archive"));
-        assert!(Record::matching(&json, 2, "etag-1").is_none(), "size changed");
-        assert!(Record::matching(&json, 1, "etag-2").is_none(), "validator changed");
+        assert!(
+            Record::matching(&json, 2, "etag-1").is_none(),
+            "size changed"
+        );
+        assert!(
+            Record::matching(&json, 1, "etag-2").is_none(),
+            "validator changed"
+        );
         assert!(Record::matching(b"not json", 1, "etag-1").is_none());
         let p = ArtifactPath::parse("a/b.jar").unwrap();
         assert_eq!(meta_key(&p), ".artifact-gateway/meta/a/b.jar.json");
