@@ -340,3 +340,47 @@ async fn hdfs_dying_mid_download_is_an_error_not_a_short_200() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["failing"], serde_json::json!(["hdfs"]), "{v}");
 }
+
+#[tokio::test]
+async fn a_file_as_parent_or_a_directory_as_target_is_refused() {
+    let url = hdfs_url();
+    let st = storage(&url, &common::random_prefix("hdfs-shape")).await;
+    let file = ArtifactPath::parse("a.jar").unwrap();
+    st.put(&file, one_chunk(b"x"), PutOptions::default())
+        .await
+        .unwrap();
+    let under_file = ArtifactPath::parse("a.jar/b.jar").unwrap();
+    let err = st
+        .put(&under_file, one_chunk(b"y"), PutOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        artifact_gateway::ErrorKind::PreconditionFailed,
+        "{err:?}"
+    );
+    st.put(
+        &ArtifactPath::parse("d/x.jar").unwrap(),
+        one_chunk(b"z"),
+        PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let err = st
+        .put(
+            &ArtifactPath::parse("d").unwrap(),
+            one_chunk(b"w"),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        artifact_gateway::ErrorKind::PreconditionFailed,
+        "{err:?}"
+    );
+    assert_eq!(
+        st.get(&file, Default::default()).await.unwrap().meta.size,
+        1
+    );
+}

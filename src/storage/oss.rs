@@ -10,6 +10,10 @@
 //! `ALIBABA_CLOUD_OIDC_TOKEN_FILE`, then the ECS RAM role). Building makes no request, so a
 //! gateway starts while OSS is unreachable and `/readyz` reports it.
 //!
+//! Failed uploads are aborted by the adapter; a gateway killed mid-upload leaves an invisible,
+//! incomplete multipart upload behind, so give the bucket a lifecycle rule that aborts incomplete
+//! multipart uploads after a day.
+//!
 //! No retries and no timeouts inside opendal: the service retries idempotent calls within its
 //! deadline. The HTTP client connects within 5 s and fails a read that stalls for 60 s.
 
