@@ -7,7 +7,8 @@
 //!
 //! Layout under `<prefix>/`:
 //! - artifacts at `<prefix>/<path>`;
-//! - `<prefix>/.artifact-gateway/meta/<path>.json`: a metadata sidecar, written only for uploads
+//! - `<prefix>/.artifact-gateway/meta/<path>.json`: a metadata sidecar (the format of `sidecar.rs`,
+//!   its validator being the object's ETag), written only for uploads
 //!   whose SHA-256 was not known when the upload started (see below). `.artifact-gateway` is
 //!   never a valid artifact segment, so no artifact can collide with it, and listings hide it.
 //!
@@ -30,8 +31,7 @@
 //!   precondition although the artifact was stored.
 //! - Digest of a multipart upload: when the client declared the SHA-256, it is stored as object
 //!   metadata at the start and verified before completion. Otherwise it is only known at the end,
-//!   when object metadata can no longer change; the adapter then writes the sidecar
-//!   `{sha256, content_type, etag, size}`. A sidecar is believed only while the object's current
+//!   when object metadata can no longer change; the adapter then writes the sidecar. A sidecar is believed only while the object's current
 //!   ETag and size are the ones it names, so an object replaced by another tool shows no digest
 //!   rather than a wrong one. A crash between completion and the sidecar write leaves a valid
 //!   object without a digest. Uploads abandoned by a crash are never visible; a bucket lifecycle
@@ -64,10 +64,10 @@ use ::object_store::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use super::path::RESERVED_SEGMENT;
+use super::sidecar;
 use super::{
     exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions,
     GetResult, HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Sha256,
@@ -122,16 +122,6 @@ impl fmt::Debug for ObjectStoreStorage {
             .field("conditional_completion", &self.conditions.is_some())
             .finish()
     }
-}
-
-/// The sidecar written for uploads whose digest was known only at the end.
-#[derive(Serialize, Deserialize)]
-struct Sidecar {
-    sha256: String,
-    content_type: Option<String>,
-    /// The data object's ETag (without quotes) when the sidecar was written.
-    etag: String,
-    size: u64,
 }
 
 impl ObjectStoreStorage {
@@ -210,8 +200,7 @@ impl ObjectStoreStorage {
     }
 
     fn sidecar_key(&self, path: &ArtifactPath) -> Result<Key> {
-        let rest = format!("{RESERVED_SEGMENT}/meta/{}.json", path.as_str());
-        Key::parse(self.raw_key(&rest)).map_err(|e| {
+        Key::parse(self.raw_key(&sidecar::meta_key(path))).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidPath,
                 format!("not a usable object key: {e}"),
@@ -259,9 +248,9 @@ impl ObjectStoreStorage {
             .filter(|s| !s.is_empty());
         if sha256.is_none() {
             if let Some(side) = self.read_sidecar(path, &etag, om.size).await {
-                sha256 = Sha256::from_hex(&side.sha256).ok();
+                sha256 = side.sha256();
                 if content_type.is_none() {
-                    content_type = side.content_type;
+                    content_type = side.content_type().map(str::to_string);
                 }
             }
         }
@@ -276,9 +265,15 @@ impl ObjectStoreStorage {
     }
 
     /// The sidecar, if there is one that still describes the object with `etag` and `size`.
-    async fn read_sidecar(&self, path: &ArtifactPath, etag: &str, size: u64) -> Option<Sidecar> {
+    async fn read_sidecar(
+        &self,
+        path: &ArtifactPath,
+        etag: &str,
+        size: u64,
+    ) -> Option<sidecar::Record> {
         let key = self.sidecar_key(path).ok()?;
         let bytes = match self.store.get_opts(&key, Default::default()).await {
+            Ok(r) if r.meta.size > sidecar::MAX_SIDECAR_BYTES => return None,
             Ok(r) => r.bytes().await.ok()?,
             Err(::object_store::Error::NotFound { .. }) => return None,
             Err(e) => {
@@ -286,13 +281,12 @@ impl ObjectStoreStorage {
                 return None;
             }
         };
-        let side: Sidecar = serde_json::from_slice(&bytes).ok()?;
-        (side.etag == etag && side.size == size).then_some(side)
+        sidecar::Record::matching(&bytes, size, etag)
     }
 
-    async fn write_sidecar(&self, path: &ArtifactPath, side: &Sidecar) -> Result<()> {
+    async fn write_sidecar(&self, path: &ArtifactPath, side: &sidecar::Record) -> Result<()> {
         let key = self.sidecar_key(path)?;
-        let json = serde_json::to_vec(side).expect("sidecar serializes");
+        let json = side.to_json();
         let mut attributes = Attributes::new();
         attributes.insert(
             Attribute::ContentType,
@@ -655,12 +649,8 @@ impl Storage for ObjectStoreStorage {
                 .put_multipart(&key, path, first, body, &opts, attributes)
                 .await?;
             if opts.sha256.is_none() {
-                let side = Sidecar {
-                    sha256: sha.to_hex(),
-                    content_type: Some(content_type.clone()),
-                    etag: etag.clone().unwrap_or_default(),
-                    size: len,
-                };
+                let validator = etag.clone().unwrap_or_default();
+                let side = sidecar::Record::new(sha, Some(content_type.clone()), len, validator);
                 if let Err(e) = self.write_sidecar(path, &side).await {
                     tracing::warn!(path = %path, error = %e, "stored the artifact but not its digest sidecar; it will be served without a digest");
                 }

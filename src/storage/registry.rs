@@ -12,8 +12,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::local::LocalStorage;
-use super::s3;
-use super::Storage;
+use super::{hdfs, oss, s3, Storage};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 
@@ -67,17 +66,28 @@ pub struct OssOptions {
     pub access_key_id: Option<Secret>,
     /// Default: `ALIBABA_CLOUD_ACCESS_KEY_SECRET` / `OSS_ACCESS_KEY_SECRET`.
     pub access_key_secret: Option<Secret>,
-    /// An STS security token (default: `ALIBABA_CLOUD_SECURITY_TOKEN`).
+    /// An STS security token (default: `ALIBABA_CLOUD_SECURITY_TOKEN` / `OSS_SESSION_TOKEN`,
+    /// from the same family as the key pair).
     pub security_token: Option<Secret>,
+    /// `virtual` (default, `https://bucket.endpoint/key`, what Aliyun OSS expects), `path`
+    /// (`https://endpoint/bucket/key`, for test servers and proxies) or `cname` (the endpoint
+    /// is a custom domain bound to the bucket).
+    pub addressing_style: Option<String>,
 }
 
-/// Options of the HDFS backend (`[mounts.hdfs]`).
+/// Options of the HDFS backend (`[mounts.hdfs]`). The namenode (or an HA nameservice, resolved
+/// through `dfs.ha.namenodes.<ns>` in `config` or in `$HADOOP_CONF_DIR`) and the root prefix
+/// come from the URL: `hdfs://namenode:8020/prefix`, `hdfs://nameservice/prefix`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HdfsOptions {
     /// The user to act as; default `HADOOP_USER_NAME`, else the process user.
     pub user: Option<String>,
-    /// Extra client configuration (`dfs.*`, e.g. an HA nameservice's namenodes).
+    /// Extra client configuration (`dfs.*`, e.g. an HA nameservice's namenodes). Overrides
+    /// `$HADOOP_CONF_DIR`. Unless set here, the gateway bounds the client's own retries so
+    /// failures surface within the service's deadline: `dfs.client.failover.max.attempts = 3`,
+    /// `dfs.client.failover.sleep.base.millis = 100`, `dfs.client.failover.sleep.max.millis =
+    /// 1000`, `dfs.client.socket-timeout = 20000`.
     #[serde(default)]
     pub config: std::collections::BTreeMap<String, String>,
 }
@@ -153,9 +163,8 @@ pub async fn build(spec: &BackendSpec) -> Result<Arc<dyn Storage>> {
     match spec {
         BackendSpec::Local { root } => Ok(Arc::new(LocalStorage::new(root)?)),
         BackendSpec::S3 { bucket, prefix, options } => Ok(Arc::new(s3::build(bucket, prefix, options)?)),
-        BackendSpec::Oss { .. } | BackendSpec::Hdfs { .. } => {
-            Err(Error::new(ErrorKind::Unsupported, format!("backend {spec:?} is not built into this version")))
-        }
+        BackendSpec::Oss { bucket, prefix, options } => Ok(Arc::new(oss::build(bucket, prefix, options)?)),
+        BackendSpec::Hdfs { url, prefix, options } => Ok(Arc::new(hdfs::build(url, prefix, options)?)),
     }
 }
 
