@@ -219,9 +219,25 @@ async fn multipart_digest_sidecar_follows_the_etag() {
     let names: Vec<&str> = root.entries.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["jobs"], "{names:?}");
 
-    // Another tool overwrites the object: same key, no gateway metadata.
+    // Another tool overwrites the object with its own multipart upload (an ETag that looks
+    // multipart, so the sidecar is consulted) of the same size: the ETag no longer matches.
     let raw = minio.raw();
     let key = object_store::path::Path::parse(format!("{prefix}/jobs/big.jar")).unwrap();
+    let mut upload = raw.put_multipart(&key).await.unwrap();
+    for _ in 0..4 {
+        upload.put_part(vec![1u8; 10 << 20].into()).await.unwrap();
+    }
+    let foreign = upload.complete().await.unwrap();
+    let head = storage.head(&p).await.unwrap();
+    assert_eq!(Some(format!("\"{}\"", head.etag)), foreign.e_tag);
+    assert!(head.etag.contains('-'), "{}", head.etag);
+    assert_eq!(head.size, 40 << 20, "same size as the gateway's upload");
+    assert_eq!(
+        head.sha256, None,
+        "a stale sidecar must not vouch for new content"
+    );
+
+    // And with a plain PUT: same key, no gateway metadata.
     raw.put(
         &key,
         object_store::PutPayload::from_static(b"replaced by another tool"),

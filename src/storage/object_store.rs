@@ -31,11 +31,13 @@
 //!   precondition although the artifact was stored.
 //! - Digest of a multipart upload: when the client declared the SHA-256, it is stored as object
 //!   metadata at the start and verified before completion. Otherwise it is only known at the end,
-//!   when object metadata can no longer change; the adapter then writes the sidecar. A sidecar is believed only while the object's current
-//!   ETag and size are the ones it names, so an object replaced by another tool shows no digest
-//!   rather than a wrong one. A crash between completion and the sidecar write leaves a valid
-//!   object without a digest. Uploads abandoned by a crash are never visible; a bucket lifecycle
-//!   rule (`AbortIncompleteMultipartUpload`) reclaims their parts.
+//!   when object metadata can no longer change; the adapter then writes the sidecar. A sidecar
+//!   is believed only while the object's current ETag and size are the ones it names, so an
+//!   object replaced by another tool shows no digest rather than a wrong one. A crash between
+//!   completion and the sidecar write leaves a valid object without a digest. Only objects whose
+//!   ETag looks multipart (`…-<parts>`) are looked up, so a single-part object costs no extra
+//!   request. Uploads abandoned by a crash are never visible; a bucket lifecycle rule
+//!   (`AbortIncompleteMultipartUpload`) reclaims their parts.
 //!
 //! Objects written by other tools: the S3 ETag (without quotes) is the strong validator, the
 //! stored content type is served, and the digest is `None`.
@@ -246,7 +248,9 @@ impl ObjectStoreStorage {
             .get(&Attribute::ContentType)
             .map(|v| v.to_string())
             .filter(|s| !s.is_empty());
-        if sha256.is_none() {
+        // Sidecars are written only for multipart uploads, whose S3 ETags end in `-<parts>`:
+        // other objects cost no extra request.
+        if sha256.is_none() && etag.contains('-') {
             if let Some(side) = self.read_sidecar(path, &etag, om.size).await {
                 sha256 = side.sha256();
                 if content_type.is_none() {
