@@ -25,6 +25,16 @@ pub async fn get(
     head: bool,
 ) -> Result<Outcome> {
     let (m, _who) = gw.authorize(mount, Scope::Read, cred)?;
+    if !head && !headers.contains_key(header::RANGE) {
+        // The common case (the Flink operator's plain GET): one storage call; the conditions are
+        // evaluated on the metadata of the very stream being served.
+        let res = gw.get(m, path, GetOptions::default()).await?;
+        return match conditional::evaluate(method, headers, Some(&res.meta)) {
+            Precondition::Proceed => Ok(Outcome::Full { meta: res.meta, body: Some(res.body) }),
+            Precondition::NotModified => Ok(Outcome::NotModified { meta: res.meta }),
+            Precondition::Failed => Err(precondition_failed(path)),
+        };
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;

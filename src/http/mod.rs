@@ -80,7 +80,14 @@ where
     resp.headers_mut().insert(REQUEST_ID, HeaderValue::from_str(&request_id).expect("hex is ASCII"));
     let status = resp.status();
     let (parts, body) = resp.into_parts();
+    let bodyless = method == Method::HEAD || status == http::StatusCode::NOT_MODIFIED || status == http::StatusCode::NO_CONTENT;
+    let expected = if bodyless {
+        Some(0)
+    } else {
+        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+    };
     let logged = AccessLog {
+        expected,
         inner: body,
         state,
         request_id,
@@ -134,6 +141,8 @@ where
 /// Counts the body as it is sent and writes the access log line (and metrics) when the
 /// response is finished or abandoned, so `bytes` is what really went out.
 struct AccessLog {
+    /// The body length when known up front (hyper stops polling once it has sent that much).
+    expected: Option<u64>,
     inner: Body,
     state: Arc<AppState>,
     request_id: String,
@@ -183,7 +192,7 @@ impl Drop for AccessLog {
         m.in_flight.dec();
         m.requests.get_or_create(&RequestLabels { method: self.method.to_string(), status: self.status }).inc();
         m.bytes_sent.inc_by(self.bytes);
-        let complete = !self.failed && (self.finished || self.inner.is_end_stream());
+        let complete = !self.failed && (self.finished || self.inner.is_end_stream() || self.expected == Some(self.bytes));
         if self.failed {
             m.aborted_responses.inc();
         }

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 use tokio_util::io::ReaderStream;
 
@@ -146,6 +146,31 @@ impl LocalStorage {
         Ok(real_parent.join(path.file_name()))
     }
 
+    /// Resolves, (optionally) opens, stats and reads the sidecar, all synchronously: callers run
+    /// it on the blocking pool in one trip.
+    fn open_meta(&self, path: &ArtifactPath, open: bool) -> Result<(Meta, Option<std::fs::File>)> {
+        let full = self.full_path(path);
+        let real = std::fs::canonicalize(&full).map_err(|e| not_found_or_io(e, path))?;
+        if !real.starts_with(&self.inner.root) {
+            return Err(escape(path));
+        }
+        let (file, md) = if open {
+            let f = std::fs::File::open(&real).map_err(|e| not_found_or_io(e, path))?;
+            let md = f.metadata().map_err(|e| Error::io("cannot stat", e))?;
+            (Some(f), md)
+        } else {
+            (None, std::fs::metadata(&real).map_err(|e| not_found_or_io(e, path))?)
+        };
+        if !md.is_file() {
+            return Err(Error::new(ErrorKind::NotFound, "no artifact at this path (it is a directory)").with_path(path.as_str()));
+        }
+        let sidecar = std::fs::read(self.sidecar_path(path))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
+            .filter(|s| s.size == md.len() && s.ino == md.ino() && s.mtime_ns == mtime_ns(&md));
+        Ok((meta_from(path, &md, sidecar), file))
+    }
+
     fn lock_for(&self, path: &ArtifactPath) -> &Mutex<()> {
         let mut h = DefaultHasher::new();
         path.hash(&mut h);
@@ -154,16 +179,7 @@ impl LocalStorage {
 
     async fn meta_of(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Meta {
         let sidecar = self.read_sidecar(path, md).await;
-        Meta {
-            path: path.clone(),
-            size: md.len(),
-            last_modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            etag: etag_of(md),
-            sha256: sidecar.as_ref().and_then(|s| Sha256::from_hex(&s.sha256).ok()),
-            content_type: Some(
-                sidecar.and_then(|s| s.content_type).unwrap_or_else(|| guess_content_type(path)),
-            ),
-        }
+        meta_from(path, md, sidecar)
     }
 
     async fn read_sidecar(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Option<Sidecar> {
@@ -220,29 +236,30 @@ impl Storage for LocalStorage {
     }
 
     async fn head(&self, path: &ArtifactPath) -> Result<Meta> {
-        let real = self.resolve_existing(path).await?;
-        let md = tokio::fs::metadata(&real).await.map_err(|e| not_found_or_io(e, path))?;
-        if !md.is_file() {
-            return Err(Error::new(ErrorKind::NotFound, "no artifact at this path (it is a directory)").with_path(path.as_str()));
-        }
-        Ok(self.meta_of(path, &md).await)
+        let this = self.clone();
+        let path = path.clone();
+        // One trip to the blocking pool for resolve + stat + sidecar: this is the hot path.
+        blocking(move || this.open_meta(&path, false).map(|(meta, _)| meta)).await
     }
 
     async fn get(&self, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult> {
-        let real = self.resolve_existing(path).await?;
-        let mut file = tokio::fs::File::open(&real).await.map_err(|e| not_found_or_io(e, path))?;
-        let md = file.metadata().await.map_err(|e| Error::io("cannot stat", e))?;
-        if !md.is_file() {
-            return Err(Error::new(ErrorKind::NotFound, "no artifact at this path (it is a directory)").with_path(path.as_str()));
-        }
-        let meta = self.meta_of(path, &md).await;
-        opts.check(&meta)?;
-        let range = opts.range.clone().unwrap_or(0..meta.size);
-        if range.start > 0 {
-            file.seek(std::io::SeekFrom::Start(range.start)).await.map_err(|e| Error::io("cannot seek", e))?;
-        }
+        let this = self.clone();
+        let owned = path.clone();
+        let range_opt = opts.range.clone();
+        let (meta, file, range) = blocking(move || {
+            let (meta, file) = this.open_meta(&owned, true)?;
+            opts.check(&meta)?;
+            let mut file = file.expect("opened for reading");
+            let range = range_opt.unwrap_or(0..meta.size);
+            if range.start > 0 {
+                use std::io::Seek;
+                file.seek(std::io::SeekFrom::Start(range.start)).map_err(|e| Error::io("cannot seek", e))?;
+            }
+            Ok((meta, file, range))
+        })
+        .await?;
         let len = range.end - range.start;
-        let reader = tokio::io::AsyncReadExt::take(file, len);
+        let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), len);
         let stream = futures::StreamExt::map(ReaderStream::with_capacity(reader, READ_CHUNK), |r| {
             r.map_err(|e| Error::io("read failed", e))
         });
@@ -393,6 +410,21 @@ impl Drop for TempGuard {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Sidecar>) -> Meta {
+    Meta {
+        path: path.clone(),
+        size: md.len(),
+        last_modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        etag: etag_of(md),
+        sha256: sidecar.as_ref().and_then(|s| Sha256::from_hex(&s.sha256).ok()),
+        content_type: Some(sidecar.and_then(|s| s.content_type).unwrap_or_else(|| guess_content_type(path))),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::new(ErrorKind::Internal, format!("blocking task failed: {e}")))?
 }
 
 fn etag_of(md: &std::fs::Metadata) -> String {

@@ -17,9 +17,15 @@
 //! - `list` returns one level, sorted by name, paginated with `after`.
 
 pub mod digest;
+pub mod hdfs;
 pub mod local;
+pub mod object_store;
+pub mod opendal;
+pub mod oss;
 pub mod path;
 pub mod registry;
+pub mod s3;
+pub mod sidecar;
 
 use std::fmt;
 use std::ops::Range;

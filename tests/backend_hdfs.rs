@@ -1,0 +1,386 @@
+//! The HDFS backend against a real MiniDFSCluster (tests/servers/hdfs).
+//!
+//! - the conformance suite through the trait and through the HTTP API of the real binary, and
+//!   no staging litter afterwards;
+//! - a file replaced by another HDFS client keeps a strong validator and loses its digest;
+//! - HDFS orders names by signed bytes; listings are still sorted by name;
+//! - a private MiniDFS killed during a 96 MiB download: the client gets an error, never a
+//!   complete-looking 200; `/readyz` then names the mount.
+
+mod common;
+mod conformance;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use artifact_gateway::storage::registry::{self, BackendOptions, BackendSpec, HdfsOptions};
+use artifact_gateway::storage::{ArtifactPath, ListOptions, PutMode, PutOptions, Sha256, Storage};
+use bytes::Bytes;
+use conformance::http_storage::HttpStorage;
+use conformance::Suite;
+use futures::StreamExt;
+
+fn hdfs_url() -> String {
+    common::require_env("AG_TEST_HDFS_URL")
+}
+
+async fn storage(url: &str, prefix: &str) -> Arc<dyn Storage> {
+    let spec = BackendSpec::from_url(
+        &format!("{url}/{prefix}"),
+        BackendOptions {
+            hdfs: Some(HdfsOptions::default()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    registry::build(&spec).await.unwrap()
+}
+
+fn client(url: &str) -> hdfs_native::Client {
+    hdfs_native::ClientBuilder::new()
+        .with_url(url)
+        .build()
+        .unwrap()
+}
+
+fn write_config(dir: &Path, mount: &str, url: &str, prefix: &str) -> PathBuf {
+    let toml = format!(
+        r#"
+[[mounts]]
+name = "{mount}"
+url = "{url}/{prefix}"
+anonymous_read = true
+
+[mounts.hdfs]
+config = {{ "dfs.client.socket-timeout" = "10000" }}
+"#
+    );
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+fn one_chunk(data: &[u8]) -> artifact_gateway::storage::ByteStream {
+    futures::stream::iter(vec![Ok(Bytes::copy_from_slice(data))]).boxed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_hdfs_trait() {
+    let url = hdfs_url();
+    let prefix = common::random_prefix("hdfs");
+    let st = storage(&url, &prefix).await;
+    Suite::new("hdfs", st, false).run().await;
+    // No staging litter once the suite is done (failed uploads are removed in the background).
+    let c = client(&url);
+    let tmp = format!("/{prefix}/.artifact-gateway/tmp");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<String> = c
+            .list_status(&tmp, false)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.path)
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "staging litter: {left:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_hdfs_http() {
+    let url = hdfs_url();
+    let prefix = common::random_prefix("hdfs-http");
+    let dir = common::tempdir();
+    let config = write_config(dir.path(), "hdfs", &url, &prefix);
+    let token = "hdfs-conformance-token";
+    let gw = common::Gateway::start(
+        &["--config", config.to_str().unwrap()],
+        &[("ARTIFACT_GATEWAY_TOKEN", token)],
+    );
+    let caps = storage(&url, &prefix).await.capabilities();
+    let st = Arc::new(HttpStorage::new(&gw.url, "hdfs", Some(token), caps));
+    Suite::new("hdfs-http", st, true).run().await;
+}
+
+#[tokio::test]
+async fn file_replaced_by_another_client_has_no_digest() {
+    let url = hdfs_url();
+    let prefix = common::random_prefix("hdfs-foreign");
+    let st = storage(&url, &prefix).await;
+    let path = ArtifactPath::parse("lib/udf.jar").unwrap();
+    let put = st
+        .put(
+            &path,
+            one_chunk(b"written by the gateway"),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        st.head(&path).await.unwrap().sha256,
+        Some(Sha256::of(b"written by the gateway"))
+    );
+
+    // Another HDFS client overwrites the file in place.
+    let c = client(&url);
+    let mut w = c
+        .create(
+            &format!("/{prefix}/lib/udf.jar"),
+            hdfs_native::WriteOptions::default().overwrite(true),
+        )
+        .await
+        .unwrap();
+    w.write_bytes(Bytes::from_static(b"replaced by another client"))
+        .await
+        .unwrap();
+    w.close().await.unwrap();
+
+    let meta = st.head(&path).await.unwrap();
+    assert_eq!(meta.size, 26);
+    assert_ne!(meta.etag, put.meta.etag);
+    assert_eq!(meta.sha256, None, "a stale digest must never be served");
+    // Guarded updates see the new version.
+    let stale = PutOptions {
+        mode: PutMode::Update {
+            etag: put.meta.etag.clone(),
+        },
+        ..Default::default()
+    };
+    let err = st.put(&path, one_chunk(b"x"), stale).await.unwrap_err();
+    assert_eq!(err.kind(), artifact_gateway::ErrorKind::PreconditionFailed);
+}
+
+#[tokio::test]
+async fn listing_sorts_names_hdfs_orders_differently() {
+    let url = hdfs_url();
+    let st = storage(&url, &common::random_prefix("hdfs-order")).await;
+    // HDFS compares names as signed bytes: "é" (0xC3…) sorts before "a" there.
+    for rel in ["é.jar", "a.jar", "z.jar", "名.jar", "b/x.jar"] {
+        st.put(
+            &ArtifactPath::parse(rel).unwrap(),
+            one_chunk(rel.as_bytes()),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let want = ["a.jar", "b", "z.jar", "é.jar", "名.jar"];
+    let all = st
+        .list(&ArtifactPath::root(), ListOptions::default())
+        .await
+        .unwrap();
+    let names: Vec<&str> = all.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, want);
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = st
+            .list(
+                &ArtifactPath::root(),
+                ListOptions {
+                    limit: 2,
+                    after: after.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        seen.extend(page.entries.iter().map(|e| e.name.clone()));
+        match page.next_after {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, want);
+}
+
+/// A MiniDFS of our own, started with the project's `start.sh`; stopped on drop.
+struct PrivateHdfs {
+    pid: u32,
+    url: String,
+}
+
+impl PrivateHdfs {
+    fn start(state: &Path) -> PrivateHdfs {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/hdfs/start.sh");
+        let (code, out, err) = common::run(std::process::Command::new(&script).arg(state));
+        assert_eq!(
+            code,
+            0,
+            "{} failed (run tests/servers/hdfs/install.sh):\n{out}\n{err}",
+            script.display()
+        );
+        let pid = std::fs::read_to_string(state.join("hdfs.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let env = std::fs::read_to_string(state.join("hdfs.env")).unwrap();
+        let url = env
+            .lines()
+            .find_map(|l| l.strip_prefix("AG_TEST_HDFS_URL="))
+            .unwrap()
+            .to_string();
+        PrivateHdfs { pid, url }
+    }
+
+    fn alive(&self) -> bool {
+        std::process::Command::new("kill")
+            .args(["-0", &self.pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    /// Stops the NameNode and DataNode (TERM to the supervisor, which stops the JVM).
+    fn kill(&self) {
+        let _ = std::process::Command::new("kill")
+            .arg(self.pid.to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if self.alive() {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+impl Drop for PrivateHdfs {
+    fn drop(&mut self) {
+        if self.alive() {
+            self.kill();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hdfs_dying_mid_download_is_an_error_not_a_short_200() {
+    let state = common::tempdir();
+    let hdfs = PrivateHdfs::start(state.path());
+    let dir = common::tempdir();
+    let config = write_config(dir.path(), "hdfs", &hdfs.url, "dl");
+    let token = "hdfs-kill-token";
+    let gw = common::Gateway::start(
+        &["--config", config.to_str().unwrap()],
+        &[("ARTIFACT_GATEWAY_TOKEN", token)],
+    );
+    let http = reqwest::Client::new();
+
+    let len: usize = 96 << 20;
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1])
+        .collect();
+    let url = gw.artifact("hdfs", "big/job.jar");
+    let r = http
+        .put(&url)
+        .bearer_auth(token)
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    let mut resp = http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.content_length(), Some(len as u64));
+    let mut got = 0usize;
+    while got < (4 << 20) {
+        got += resp
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the body ended early")
+            .len();
+    }
+    let killed_at = Instant::now();
+    tokio::task::spawn_blocking({
+        let pid = hdfs.pid;
+        move || {
+            let h = PrivateHdfs {
+                pid,
+                url: String::new(),
+            };
+            h.kill();
+            std::mem::forget(h);
+        }
+    })
+    .await
+    .unwrap();
+    let outcome = loop {
+        match tokio::time::timeout(Duration::from_secs(60), resp.chunk()).await {
+            Err(_) => panic!("the download neither finished nor failed within 60 s of the kill"),
+            Ok(Ok(Some(c))) => got += c.len(),
+            Ok(Ok(None)) => break Ok(got),
+            Ok(Err(e)) => break Err(e),
+        }
+    };
+    match outcome {
+        Err(e) => println!(
+            "download failed as it must, after {got} of {len} bytes, {:?} after the kill: {e}",
+            killed_at.elapsed()
+        ),
+        Ok(n) => panic!(
+            "the client saw a complete-looking 200 of {n} bytes (of {len}) although HDFS died"
+        ),
+    }
+    assert!(got < len, "all {len} bytes arrived although HDFS died");
+
+    // Readiness now names the mount.
+    let r = http.get(format!("{}/readyz", gw.url)).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["failing"], serde_json::json!(["hdfs"]), "{v}");
+}
+
+#[tokio::test]
+async fn a_file_as_parent_or_a_directory_as_target_is_refused() {
+    let url = hdfs_url();
+    let st = storage(&url, &common::random_prefix("hdfs-shape")).await;
+    let file = ArtifactPath::parse("a.jar").unwrap();
+    st.put(&file, one_chunk(b"x"), PutOptions::default())
+        .await
+        .unwrap();
+    let under_file = ArtifactPath::parse("a.jar/b.jar").unwrap();
+    let err = st
+        .put(&under_file, one_chunk(b"y"), PutOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        artifact_gateway::ErrorKind::PreconditionFailed,
+        "{err:?}"
+    );
+    st.put(
+        &ArtifactPath::parse("d/x.jar").unwrap(),
+        one_chunk(b"z"),
+        PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let err = st
+        .put(
+            &ArtifactPath::parse("d").unwrap(),
+            one_chunk(b"w"),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        artifact_gateway::ErrorKind::PreconditionFailed,
+        "{err:?}"
+    );
+    assert_eq!(
+        st.get(&file, Default::default()).await.unwrap().meta.size,
+        1
+    );
+}
