@@ -79,10 +79,20 @@ fn builder(bucket: &str, options: &S3Options) -> Result<AmazonS3Builder> {
     } else if let Some(v) = options.virtual_hosted_style {
         b = b.with_virtual_hosted_style_request(v);
     }
-    let allow_http = options.allow_http.unwrap_or_else(|| {
+    // Without options (e.g. `fetch s3://…`), object_store takes the endpoint and
+    // AWS_ALLOW_HTTP from the environment; the client options set below replace the latter, so
+    // the same defaults are derived from the environment here.
+    let env_endpoint = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+    let env_allow_http = std::env::var("AWS_ALLOW_HTTP")
+        .ok()
+        .map(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    let allow_http = options.allow_http.or(env_allow_http).unwrap_or_else(|| {
         options
             .endpoint
             .as_deref()
+            .or(env_endpoint.as_deref())
             .is_some_and(|e| e.starts_with("http://"))
     });
     if options
