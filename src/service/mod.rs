@@ -1,10 +1,12 @@
 //! The artifact service: mounts, access decisions, and the use-cases the HTTP layer and the
-//! CLI share (head, get, put, delete, list, readiness), with backend deadlines and retries.
+//! CLI share (head, get, put, delete, list, readiness), with backend deadlines and retries, and
+//! [`fetch`], the init-container download use-case.
 //!
 //! Owns: which mount a request goes to, whether the caller may do it, and how long a backend
 //! may take. Must never import `http`: it speaks in [`crate::error::Error`] kinds.
 
 pub mod auth;
+pub mod fetch;
 
 use std::collections::BTreeMap;
 use std::future::Future;

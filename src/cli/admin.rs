@@ -1,0 +1,213 @@
+//! The admin commands over the gateway's HTTP API: `put`, `ls`, `stat`, `rm`. Human output by
+//! default, `--json` for scripts; errors name the server's own message and set the exit code.
+
+use bytesize::ByteSize;
+use serde::Serialize;
+
+use super::{exit_code, AdminArgs, LsArgs, PutArgs, RmArgs, StatArgs, EXIT_OK, EXIT_USAGE};
+use crate::client::gateway::{GatewayClient, ListEntry, PutParams, Target};
+use crate::error::{Error, ErrorKind, Result};
+
+pub async fn put(args: PutArgs) -> i32 {
+    let setup = || -> Result<(GatewayClient, Target)> {
+        match std::fs::metadata(&args.file) {
+            Ok(md) if md.is_file() => {}
+            Ok(_) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("{} is not a regular file", args.file.display()),
+                ))
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("{}: {e}", args.file.display()),
+                ))
+            }
+        }
+        Ok((client(&args.admin)?, Target::parse(&args.target, true)?))
+    };
+    let (gw, target) = match setup() {
+        Ok(x) => x,
+        Err(e) => return usage("put", &args.admin, &e),
+    };
+    let params = PutParams {
+        no_overwrite: args.no_overwrite,
+        content_type: args.content_type.clone(),
+    };
+    match gw.put_file(&args.file, &target, &params).await {
+        Ok(r) => {
+            if args.admin.json {
+                print_json(&r);
+            } else {
+                println!(
+                    "{} {}/{}: {}, sha256 {}, etag \"{}\", {}",
+                    if r.created { "created" } else { "replaced" },
+                    target.mount,
+                    r.path,
+                    ByteSize(r.size),
+                    r.sha256.as_deref().unwrap_or("-"),
+                    r.etag,
+                    r.content_type.as_deref().unwrap_or("-"),
+                );
+            }
+            EXIT_OK
+        }
+        Err(e) => failed("put", &args.admin, &e),
+    }
+}
+
+pub async fn ls(args: LsArgs) -> i32 {
+    let gw = match client(&args.admin) {
+        Ok(gw) => gw,
+        Err(e) => return usage("ls", &args.admin, &e),
+    };
+    let Some(raw) = args.target.as_deref() else {
+        return match gw.mounts().await {
+            Ok(mounts) => {
+                if args.admin.json {
+                    print_json(&serde_json::json!({ "mounts": mounts }));
+                } else {
+                    for m in mounts {
+                        println!("{}/", m.name);
+                    }
+                }
+                EXIT_OK
+            }
+            Err(e) => failed("ls", &args.admin, &e),
+        };
+    };
+    let target = match Target::parse(raw, false) {
+        Ok(t) => t,
+        Err(e) => return usage("ls", &args.admin, &e),
+    };
+    match gw.list(&target).await {
+        Ok(listing) => {
+            if args.admin.json {
+                print_json(&listing);
+            } else {
+                print_table(&listing.entries);
+            }
+            EXIT_OK
+        }
+        Err(e) => failed("ls", &args.admin, &e),
+    }
+}
+
+pub async fn stat(args: StatArgs) -> i32 {
+    let setup = || -> Result<(GatewayClient, Target)> {
+        Ok((client(&args.admin)?, Target::parse(&args.target, true)?))
+    };
+    let (gw, target) = match setup() {
+        Ok(x) => x,
+        Err(e) => return usage("stat", &args.admin, &e),
+    };
+    match gw.stat(&target).await {
+        Ok(s) => {
+            if args.admin.json {
+                print_json(&s);
+            } else {
+                let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                println!("path:          {}/{}", s.mount, s.path);
+                println!(
+                    "size:          {}",
+                    s.size
+                        .map(|n| format!("{n} ({})", ByteSize(n)))
+                        .unwrap_or_else(|| "-".into())
+                );
+                println!("sha256:        {}", dash(&s.sha256));
+                println!(
+                    "etag:          {}",
+                    s.etag
+                        .as_ref()
+                        .map(|e| format!("\"{e}\""))
+                        .unwrap_or_else(|| "-".into())
+                );
+                println!("last modified: {}", dash(&s.last_modified));
+                println!("content type:  {}", dash(&s.content_type));
+            }
+            EXIT_OK
+        }
+        Err(e) => failed("stat", &args.admin, &e),
+    }
+}
+
+pub async fn rm(args: RmArgs) -> i32 {
+    let setup = || -> Result<(GatewayClient, Target)> {
+        Ok((client(&args.admin)?, Target::parse(&args.target, true)?))
+    };
+    let (gw, target) = match setup() {
+        Ok(x) => x,
+        Err(e) => return usage("rm", &args.admin, &e),
+    };
+    match gw.delete(&target, args.force).await {
+        Ok(existed) => {
+            if args.admin.json {
+                print_json(
+                    &serde_json::json!({ "mount": target.mount, "path": target.path.as_str(), "deleted": existed }),
+                );
+            } else if existed {
+                println!("deleted {target}");
+            } else {
+                println!("not found (nothing to delete): {target}");
+            }
+            EXIT_OK
+        }
+        Err(e) => failed("rm", &args.admin, &e),
+    }
+}
+
+fn client(args: &AdminArgs) -> Result<GatewayClient> {
+    GatewayClient::new(args.conn.http_client()?, args.server.clone())
+}
+
+fn print_table(entries: &[ListEntry]) {
+    let rows: Vec<[String; 4]> = entries
+        .iter()
+        .map(|e| {
+            [
+                if e.is_dir {
+                    format!("{}/", e.name)
+                } else {
+                    e.name.clone()
+                },
+                e.size
+                    .map(|n| ByteSize(n).to_string())
+                    .unwrap_or_else(|| "-".into()),
+                e.last_modified.clone().unwrap_or_else(|| "-".into()),
+                e.sha256.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+    let (w0, w1, w2) = (width(0), width(1), width(2));
+    for r in &rows {
+        println!("{:<w0$}  {:>w1$}  {:<w2$}  {}", r[0], r[1], r[2], r[3]);
+    }
+}
+
+fn print_json(value: &impl Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string(value).expect("values serialize")
+    );
+}
+
+fn usage(cmd: &str, args: &AdminArgs, e: &Error) -> i32 {
+    report(cmd, args, e);
+    EXIT_USAGE
+}
+
+fn failed(cmd: &str, args: &AdminArgs, e: &Error) -> i32 {
+    report(cmd, args, e);
+    exit_code(e.kind())
+}
+
+fn report(cmd: &str, args: &AdminArgs, e: &Error) {
+    eprintln!("artifact-gateway {cmd}: {e}");
+    if args.json {
+        print_json(
+            &serde_json::json!({ "error": { "code": e.kind().code(), "message": e.message() } }),
+        );
+    }
+}
