@@ -82,7 +82,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), mount: None, path: None, source: None }
+        Error {
+            kind,
+            message: message.into(),
+            mount: None,
+            path: None,
+            source: None,
+        }
     }
 
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
@@ -125,9 +131,10 @@ impl Error {
             Io::NotFound => ErrorKind::NotFound,
             Io::AlreadyExists => ErrorKind::PreconditionFailed,
             Io::TimedOut => ErrorKind::Timeout,
-            Io::ConnectionRefused | Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe => {
-                ErrorKind::BackendUnavailable
-            }
+            Io::ConnectionRefused
+            | Io::ConnectionReset
+            | Io::ConnectionAborted
+            | Io::BrokenPipe => ErrorKind::BackendUnavailable,
             Io::UnexpectedEof => ErrorKind::Aborted,
             _ => ErrorKind::Internal,
         };
@@ -166,6 +173,8 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }

@@ -24,15 +24,25 @@ impl Secret {
     pub fn resolve(&self) -> Result<String> {
         let value = match self {
             Secret::Env(name) => std::env::var(name).map_err(|_| {
-                Error::new(ErrorKind::InvalidInput, format!("environment variable {name} is not set (it holds a secret)"))
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("environment variable {name} is not set (it holds a secret)"),
+                )
             })?,
-            Secret::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("cannot read secret file {}: {e}", path.display())))?,
+            Secret::File(path) => std::fs::read_to_string(path).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("cannot read secret file {}: {e}", path.display()),
+                )
+            })?,
             Secret::Value(v) => v.clone(),
         };
         let value = value.trim_end_matches(['\n', '\r']).to_string();
         if value.is_empty() {
-            return Err(Error::new(ErrorKind::InvalidInput, format!("secret from {self:?} is empty")));
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("secret from {self:?} is empty"),
+            ));
         }
         Ok(value)
     }

@@ -38,16 +38,31 @@ pub struct Server {
 
 impl Server {
     /// Binds the address (port 0 picks a free one) and loads the TLS files if any.
-    pub async fn bind(addr: SocketAddr, tls: Option<&TlsConfig>, limits: Limits, state: Arc<AppState>) -> Result<Server> {
+    pub async fn bind(
+        addr: SocketAddr,
+        tls: Option<&TlsConfig>,
+        limits: Limits,
+        state: Arc<AppState>,
+    ) -> Result<Server> {
         let tls = tls.map(load_tls).transpose()?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("cannot listen on {addr}: {e}")))?;
-        Ok(Server { listener, tls, limits, state })
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("cannot listen on {addr}: {e}"),
+            )
+        })?;
+        Ok(Server {
+            listener,
+            tls,
+            limits,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn is_tls(&self) -> bool {
@@ -65,7 +80,10 @@ impl Server {
             .header_read_timeout(self.limits.header_read_timeout)
             .max_buf_size(max_head)
             .keep_alive(true);
-        builder.http2().timer(TokioTimer::new()).max_header_list_size(max_head as u32);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(max_head as u32);
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
@@ -115,13 +133,18 @@ struct ConnCtx {
 impl ConnCtx {
     async fn run(self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
         let activity = Arc::new(Activity::new());
-        let tcp = Tracked { inner: tcp, activity: activity.clone() };
+        let tcp = Tracked {
+            inner: tcp,
+            activity: activity.clone(),
+        };
         match self.tls.clone() {
-            Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => self.serve(stream, activity).await,
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            },
+            Some(acceptor) => {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => self.serve(stream, activity).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            }
             None => self.serve(tcp, activity).await,
         }
     }
@@ -135,7 +158,10 @@ impl ConnCtx {
             let state = state.clone();
             async move { Ok::<_, std::convert::Infallible>(crate::http::handle(state, req).await) }
         });
-        let conn = self.builder.serve_connection(TokioIo::new(io), service).into_owned();
+        let conn = self
+            .builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
         let conn = self.watcher.watch(conn);
         tokio::pin!(conn);
         let check = (self.idle / 4).max(Duration::from_millis(100));
@@ -166,10 +192,14 @@ struct Activity {
 
 impl Activity {
     fn new() -> Self {
-        Activity { start: Instant::now(), last_ms: AtomicU64::new(0) }
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
     }
     fn touch(&self) {
-        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
     fn idle_for(&self) -> Duration {
         let now = self.start.elapsed().as_millis() as u64;
@@ -184,7 +214,11 @@ struct Tracked<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -195,7 +229,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
@@ -208,7 +246,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
@@ -225,20 +267,33 @@ fn load_tls(cfg: &TlsConfig) -> Result<TlsAcceptor> {
         .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
         .map_err(|e| tls_err("tls.cert_file", &cfg.cert_file, &e.to_string()))?;
     if certs.is_empty() {
-        return Err(tls_err("tls.cert_file", &cfg.cert_file, "no PEM certificate in the file"));
+        return Err(tls_err(
+            "tls.cert_file",
+            &cfg.cert_file,
+            "no PEM certificate in the file",
+        ));
     }
-    let key = PrivateKeyDer::from_pem_file(&cfg.key_file).map_err(|e| tls_err("tls.key_file", &cfg.key_file, &e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_file(&cfg.key_file)
+        .map_err(|e| tls_err("tls.key_file", &cfg.key_file, &e.to_string()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("TLS setup: {e}")))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("tls: the certificate and key do not fit together: {e}")))?;
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("tls: the certificate and key do not fit together: {e}"),
+            )
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 fn tls_err(key: &str, path: &Path, why: &str) -> Error {
-    Error::new(ErrorKind::InvalidInput, format!("{key} {}: {why}", path.display()))
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!("{key} {}: {why}", path.display()),
+    )
 }

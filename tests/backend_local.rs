@@ -26,7 +26,10 @@ async fn conformance_local_trait() {
 async fn conformance_local_http() {
     let dir = common::tempdir();
     let token = "conformance-token";
-    let gw = common::Gateway::start(&["--data", dir.path().to_str().unwrap()], &[("ARTIFACT_GATEWAY_TOKEN", token)]);
+    let gw = common::Gateway::start(
+        &["--data", dir.path().to_str().unwrap()],
+        &[("ARTIFACT_GATEWAY_TOKEN", token)],
+    );
     let caps = LocalStorage::new(dir.path()).unwrap().capabilities();
     let storage = Arc::new(HttpStorage::new(&gw.url, "default", Some(token), caps));
     Suite::new("local-http", storage, true).run().await;

@@ -11,8 +11,8 @@ use artifact_gateway::secret::Secret;
 use artifact_gateway::service::{Authorizer, Gateway, Mount};
 use artifact_gateway::storage::local::LocalStorage;
 use artifact_gateway::storage::{
-    ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta, PutOptions, PutResult,
-    Sha256, Storage,
+    ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta,
+    PutOptions, PutResult, Sha256, Storage,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -45,7 +45,12 @@ impl Storage for Counting {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.get(p, o).await
     }
-    async fn put(&self, p: &ArtifactPath, b: ByteStream, o: PutOptions) -> artifact_gateway::Result<PutResult> {
+    async fn put(
+        &self,
+        p: &ArtifactPath,
+        b: ByteStream,
+        o: PutOptions,
+    ) -> artifact_gateway::Result<PutResult> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.put(p, b, o).await
     }
@@ -79,7 +84,10 @@ fn env_with(write_token: bool) -> Env {
     let calls = Arc::new(AtomicUsize::new(0));
     let public = Mount {
         name: "default".into(),
-        storage: Arc::new(Counting { inner: LocalStorage::new(dir.path()).unwrap(), calls: calls.clone() }),
+        storage: Arc::new(Counting {
+            inner: LocalStorage::new(dir.path()).unwrap(),
+            calls: calls.clone(),
+        }),
         anonymous_read: true,
         max_upload_size: 1 << 20,
     };
@@ -97,7 +105,12 @@ fn env_with(write_token: bool) -> Env {
     }];
     let auth = Authorizer::from_config(&tokens, write_token.then_some(ADMIN)).unwrap();
     let gw = Gateway::new(vec![public, private], auth, Duration::from_secs(5));
-    Env { state: AppState::new(Arc::new(gw)), calls, dir, private_dir }
+    Env {
+        state: AppState::new(Arc::new(gw)),
+        calls,
+        dir,
+        private_dir,
+    }
 }
 
 struct Resp {
@@ -111,7 +124,8 @@ impl Resp {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&self.body)))
     }
     fn error_code(&self) -> String {
         assert_eq!(self.h("content-type"), Some("application/json"));
@@ -128,13 +142,32 @@ async fn send(e: &Env, method: &str, uri: &str, headers: &[(&str, &str)], body: 
     let resp = http::handle(e.state.clone(), req).await;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    assert!(headers.contains_key("x-request-id"), "every response carries a request id");
-    Resp { status, headers, body }
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    assert!(
+        headers.contains_key("x-request-id"),
+        "every response carries a request id"
+    );
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 async fn put_admin(e: &Env, path: &str, body: &[u8]) -> Resp {
-    send(e, "PUT", &format!("/artifacts/default/{path}"), &[("authorization", &format!("Bearer {ADMIN}"))], body).await
+    send(
+        e,
+        "PUT",
+        &format!("/artifacts/default/{path}"),
+        &[("authorization", &format!("Bearer {ADMIN}"))],
+        body,
+    )
+    .await
 }
 
 fn data(n: usize) -> Vec<u8> {
@@ -147,7 +180,14 @@ async fn get_and_head_carry_all_headers() {
     let body = data(1000);
     let put = put_admin(&e, "jobs/wc/1.0/wc.jar", &body).await;
     assert_eq!(put.status, 201);
-    let r = send(&e, "GET", "/artifacts/default/jobs/wc/1.0/wc.jar", &[("accept-encoding", "gzip, br")], b"").await;
+    let r = send(
+        &e,
+        "GET",
+        "/artifacts/default/jobs/wc/1.0/wc.jar",
+        &[("accept-encoding", "gzip, br")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body.as_ref(), body.as_slice());
     assert_eq!(r.h("content-length"), Some("1000"));
@@ -155,14 +195,34 @@ async fn get_and_head_carry_all_headers() {
     assert_eq!(r.h("accept-ranges"), Some("bytes"));
     assert!(r.h("content-encoding").is_none(), "never compressed");
     let etag = r.h("etag").unwrap();
-    assert!(etag.starts_with('"') && etag.ends_with('"'), "strong ETag: {etag}");
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong ETag: {etag}"
+    );
     assert!(httpdate::parse_http_date(r.h("last-modified").unwrap()).is_ok());
-    assert_eq!(r.h("repr-digest").unwrap(), Sha256::of(&body).to_digest_field());
+    assert_eq!(
+        r.h("repr-digest").unwrap(),
+        Sha256::of(&body).to_digest_field()
+    );
     assert_eq!(put.h("etag"), Some(etag));
-    let head = send(&e, "HEAD", "/artifacts/default/jobs/wc/1.0/wc.jar", &[], b"").await;
+    let head = send(
+        &e,
+        "HEAD",
+        "/artifacts/default/jobs/wc/1.0/wc.jar",
+        &[],
+        b"",
+    )
+    .await;
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
-    for h in ["content-length", "content-type", "etag", "last-modified", "repr-digest", "accept-ranges"] {
+    for h in [
+        "content-length",
+        "content-type",
+        "etag",
+        "last-modified",
+        "repr-digest",
+        "accept-ranges",
+    ] {
         assert_eq!(head.h(h), r.h(h), "HEAD and GET agree on {h}");
     }
 }
@@ -174,16 +234,31 @@ async fn ranges() {
     put_admin(&e, "r.bin", &body).await;
     let get = |range: &'static str| {
         let e = &e;
-        async move { send(e, "GET", "/artifacts/default/r.bin", &[("range", range)], b"").await }
+        async move {
+            send(
+                e,
+                "GET",
+                "/artifacts/default/r.bin",
+                &[("range", range)],
+                b"",
+            )
+            .await
+        }
     };
     let r = get("bytes=10-19").await;
     assert_eq!(r.status, 206);
     assert_eq!(r.h("content-range"), Some("bytes 10-19/1000"));
     assert_eq!(r.h("content-length"), Some("10"));
     assert_eq!(r.body.as_ref(), &body[10..20]);
-    assert!(r.h("repr-digest").is_some(), "Repr-Digest describes the whole representation, also on 206");
+    assert!(
+        r.h("repr-digest").is_some(),
+        "Repr-Digest describes the whole representation, also on 206"
+    );
     let r = get("bytes=-100").await;
-    assert_eq!((r.status, r.h("content-range")), (206, Some("bytes 900-999/1000")));
+    assert_eq!(
+        (r.status, r.h("content-range")),
+        (206, Some("bytes 900-999/1000"))
+    );
     let r = get("bytes=990-").await;
     assert_eq!(r.body.as_ref(), &body[990..]);
     let r = get("bytes=1000-").await;
@@ -191,10 +266,25 @@ async fn ranges() {
     assert_eq!(r.h("content-range"), Some("bytes */1000"));
     assert_eq!(r.error_code(), "range_not_satisfiable");
     let r = get("bytes=0-1,5-6").await;
-    assert_eq!((r.status, r.body.len()), (200, 1000), "several ranges: the whole body");
+    assert_eq!(
+        (r.status, r.body.len()),
+        (200, 1000),
+        "several ranges: the whole body"
+    );
     let r = get("bytes=abc").await;
-    assert_eq!((r.status, r.body.len()), (200, 1000), "a malformed Range is ignored");
-    let head = send(&e, "HEAD", "/artifacts/default/r.bin", &[("range", "bytes=0-9")], b"").await;
+    assert_eq!(
+        (r.status, r.body.len()),
+        (200, 1000),
+        "a malformed Range is ignored"
+    );
+    let head = send(
+        &e,
+        "HEAD",
+        "/artifacts/default/r.bin",
+        &[("range", "bytes=0-9")],
+        b"",
+    )
+    .await;
     assert_eq!((head.status, head.h("content-length")), (206, Some("10")));
 }
 
@@ -203,7 +293,11 @@ async fn conditional_requests() {
     let e = env();
     let put = put_admin(&e, "c.jar", b"hello").await;
     let etag = put.h("etag").unwrap().to_string();
-    let lm = send(&e, "HEAD", "/artifacts/default/c.jar", &[], b"").await.h("last-modified").unwrap().to_string();
+    let lm = send(&e, "HEAD", "/artifacts/default/c.jar", &[], b"")
+        .await
+        .h("last-modified")
+        .unwrap()
+        .to_string();
     let future = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3600));
     let past = "Thu, 01 Jan 2015 00:00:00 GMT";
     let g = |h: Vec<(&'static str, String)>| {
@@ -217,24 +311,81 @@ async fn conditional_requests() {
     assert_eq!(r.status, 304);
     assert_eq!(r.h("etag"), Some(etag.as_str()));
     assert!(r.body.is_empty());
-    assert_eq!(g(vec![("if-none-match", format!("\"x\", W/{etag}"))]).await.status, 304, "weak comparison");
+    assert_eq!(
+        g(vec![("if-none-match", format!("\"x\", W/{etag}"))])
+            .await
+            .status,
+        304,
+        "weak comparison"
+    );
     assert_eq!(g(vec![("if-none-match", "*".into())]).await.status, 304);
-    assert_eq!(g(vec![("if-none-match", "\"other\"".into())]).await.status, 200);
+    assert_eq!(
+        g(vec![("if-none-match", "\"other\"".into())]).await.status,
+        200
+    );
     assert_eq!(g(vec![("if-modified-since", lm.clone())]).await.status, 304);
-    assert_eq!(g(vec![("if-modified-since", past.into())]).await.status, 200);
-    assert_eq!(g(vec![("if-none-match", "\"other\"".into()), ("if-modified-since", future.clone())]).await.status, 200, "If-None-Match wins");
+    assert_eq!(
+        g(vec![("if-modified-since", past.into())]).await.status,
+        200
+    );
+    assert_eq!(
+        g(vec![
+            ("if-none-match", "\"other\"".into()),
+            ("if-modified-since", future.clone())
+        ])
+        .await
+        .status,
+        200,
+        "If-None-Match wins"
+    );
     let r = g(vec![("if-match", "\"other\"".into())]).await;
-    assert_eq!((r.status, r.error_code().as_str()), (412, "precondition_failed"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (412, "precondition_failed")
+    );
     assert_eq!(g(vec![("if-match", etag.clone())]).await.status, 200);
-    assert_eq!(g(vec![("if-match", format!("W/{etag}"))]).await.status, 412, "If-Match compares strongly");
-    assert_eq!(g(vec![("if-unmodified-since", past.into())]).await.status, 412);
-    assert_eq!(g(vec![("if-unmodified-since", future.clone())]).await.status, 200);
-    assert_eq!(g(vec![("if-match", etag.clone()), ("if-unmodified-since", past.into())]).await.status, 200, "If-Match wins");
-    let r = g(vec![("range", "bytes=0-1".into()), ("if-range", etag.clone())]).await;
+    assert_eq!(
+        g(vec![("if-match", format!("W/{etag}"))]).await.status,
+        412,
+        "If-Match compares strongly"
+    );
+    assert_eq!(
+        g(vec![("if-unmodified-since", past.into())]).await.status,
+        412
+    );
+    assert_eq!(
+        g(vec![("if-unmodified-since", future.clone())])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        g(vec![
+            ("if-match", etag.clone()),
+            ("if-unmodified-since", past.into())
+        ])
+        .await
+        .status,
+        200,
+        "If-Match wins"
+    );
+    let r = g(vec![
+        ("range", "bytes=0-1".into()),
+        ("if-range", etag.clone()),
+    ])
+    .await;
     assert_eq!((r.status, r.body.as_ref()), (206, &b"he"[..]));
-    let r = g(vec![("range", "bytes=0-1".into()), ("if-range", "\"stale\"".into())]).await;
+    let r = g(vec![
+        ("range", "bytes=0-1".into()),
+        ("if-range", "\"stale\"".into()),
+    ])
+    .await;
     assert_eq!((r.status, r.body.as_ref()), (200, &b"hello"[..]));
-    let r = g(vec![("range", "bytes=0-1".into()), ("if-range", lm.clone())]).await;
+    let r = g(vec![
+        ("range", "bytes=0-1".into()),
+        ("if-range", lm.clone()),
+    ])
+    .await;
     assert_eq!(r.status, 206);
 }
 
@@ -244,58 +395,221 @@ async fn uploads() {
     let body = data(5000);
     let auth = format!("Bearer {ADMIN}");
     let sha = Sha256::of(&body);
-    let r = send(&e, "PUT", "/artifacts/default/u/a.jar", &[("authorization", &auth), ("x-checksum-sha256", &sha.to_hex())], &body).await;
+    let r = send(
+        &e,
+        "PUT",
+        "/artifacts/default/u/a.jar",
+        &[
+            ("authorization", &auth),
+            ("x-checksum-sha256", &sha.to_hex()),
+        ],
+        &body,
+    )
+    .await;
     assert_eq!(r.status, 201);
     assert_eq!(r.h("location"), Some("/artifacts/default/u/a.jar"));
     assert_eq!(r.h("repr-digest"), Some(sha.to_digest_field().as_str()));
     let j = r.json();
-    assert_eq!((j["size"].as_u64(), j["sha256"].as_str(), j["created"].as_bool()), (Some(5000), Some(sha.to_hex().as_str()), Some(true)));
+    assert_eq!(
+        (
+            j["size"].as_u64(),
+            j["sha256"].as_str(),
+            j["created"].as_bool()
+        ),
+        (Some(5000), Some(sha.to_hex().as_str()), Some(true))
+    );
     let etag = r.h("etag").unwrap().to_string();
     // Replace: 200.
-    let r = send(&e, "PUT", "/artifacts/default/u/a.jar", &[("authorization", &auth), ("content-digest", &sha.to_digest_field())], &body).await;
+    let r = send(
+        &e,
+        "PUT",
+        "/artifacts/default/u/a.jar",
+        &[
+            ("authorization", &auth),
+            ("content-digest", &sha.to_digest_field()),
+        ],
+        &body,
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["created"], Value::Bool(false));
     let etag2 = r.h("etag").unwrap().to_string();
     // Digest mismatch in each header form: 400, nothing stored.
     let wrong = Sha256::of(b"nope");
-    for (h, v) in [("x-checksum-sha256", wrong.to_hex()), ("content-digest", wrong.to_digest_field()), ("repr-digest", wrong.to_digest_field())] {
-        let r = send(&e, "PUT", "/artifacts/default/u/new.jar", &[("authorization", &auth), (h, &v)], &body).await;
-        assert_eq!((r.status, r.error_code().as_str()), (400, "digest_mismatch"), "{h}");
-        assert_eq!(send(&e, "HEAD", "/artifacts/default/u/new.jar", &[], b"").await.status, 404);
+    for (h, v) in [
+        ("x-checksum-sha256", wrong.to_hex()),
+        ("content-digest", wrong.to_digest_field()),
+        ("repr-digest", wrong.to_digest_field()),
+    ] {
+        let r = send(
+            &e,
+            "PUT",
+            "/artifacts/default/u/new.jar",
+            &[("authorization", &auth), (h, &v)],
+            &body,
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (400, "digest_mismatch"),
+            "{h}"
+        );
+        assert_eq!(
+            send(&e, "HEAD", "/artifacts/default/u/new.jar", &[], b"")
+                .await
+                .status,
+            404
+        );
     }
-    for (h, v) in [("x-checksum-sha256", "zz"), ("content-digest", "sha-256=:notbase64:"), ("repr-digest", "sha-256=abc")] {
-        let r = send(&e, "PUT", "/artifacts/default/u/new.jar", &[("authorization", &auth), (h, v)], &body).await;
-        assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_input"), "{h}: {v}");
+    for (h, v) in [
+        ("x-checksum-sha256", "zz"),
+        ("content-digest", "sha-256=:notbase64:"),
+        ("repr-digest", "sha-256=abc"),
+    ] {
+        let r = send(
+            &e,
+            "PUT",
+            "/artifacts/default/u/new.jar",
+            &[("authorization", &auth), (h, v)],
+            &body,
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (400, "invalid_input"),
+            "{h}: {v}"
+        );
     }
-    let r = send(&e, "PUT", "/artifacts/default/u/new.jar", &[("authorization", &auth), ("x-checksum-sha256", &sha.to_hex()), ("content-digest", &wrong.to_digest_field())], &body).await;
+    let r = send(
+        &e,
+        "PUT",
+        "/artifacts/default/u/new.jar",
+        &[
+            ("authorization", &auth),
+            ("x-checksum-sha256", &sha.to_hex()),
+            ("content-digest", &wrong.to_digest_field()),
+        ],
+        &body,
+    )
+    .await;
     assert_eq!(r.status, 400, "two disagreeing digests");
     // Create-only and guarded replace.
-    let r = send(&e, "PUT", "/artifacts/default/u/a.jar", &[("authorization", &auth), ("if-none-match", "*")], b"x").await;
+    let r = send(
+        &e,
+        "PUT",
+        "/artifacts/default/u/a.jar",
+        &[("authorization", &auth), ("if-none-match", "*")],
+        b"x",
+    )
+    .await;
     assert_eq!(r.status, 412);
-    let r = send(&e, "PUT", "/artifacts/default/u/b.jar", &[("authorization", &auth), ("if-none-match", "*")], b"x").await;
+    let r = send(
+        &e,
+        "PUT",
+        "/artifacts/default/u/b.jar",
+        &[("authorization", &auth), ("if-none-match", "*")],
+        b"x",
+    )
+    .await;
     assert_eq!(r.status, 201);
-    let r = send(&e, "PUT", "/artifacts/default/u/a.jar", &[("authorization", &auth), ("if-match", &etag)], b"stale").await;
+    let r = send(
+        &e,
+        "PUT",
+        "/artifacts/default/u/a.jar",
+        &[("authorization", &auth), ("if-match", &etag)],
+        b"stale",
+    )
+    .await;
     assert_eq!(r.status, 412, "stale If-Match");
-    let r = send(&e, "PUT", "/artifacts/default/u/a.jar", &[("authorization", &auth), ("if-match", &etag2)], b"fresh").await;
+    let r = send(
+        &e,
+        "PUT",
+        "/artifacts/default/u/a.jar",
+        &[("authorization", &auth), ("if-match", &etag2)],
+        b"fresh",
+    )
+    .await;
     assert_eq!(r.status, 200);
-    let r = send(&e, "PUT", "/artifacts/default/u/missing.jar", &[("authorization", &auth), ("if-match", "*")], b"x").await;
+    let r = send(
+        &e,
+        "PUT",
+        "/artifacts/default/u/missing.jar",
+        &[("authorization", &auth), ("if-match", "*")],
+        b"x",
+    )
+    .await;
     assert_eq!(r.status, 412, "If-Match: * needs an existing artifact");
-    assert_eq!(send(&e, "GET", "/artifacts/default/u/a.jar", &[], b"").await.body.as_ref(), b"fresh");
+    assert_eq!(
+        send(&e, "GET", "/artifacts/default/u/a.jar", &[], b"")
+            .await
+            .body
+            .as_ref(),
+        b"fresh"
+    );
     // Size limit: refused from Content-Length before storage is touched.
     let before = e.calls.load(Ordering::SeqCst);
     let big = vec![0u8; (1 << 20) + 1];
-    let r = send(&e, "PUT", "/artifacts/default/u/big.jar", &[("authorization", &auth), ("content-length", &big.len().to_string())], &big).await;
+    let r = send(
+        &e,
+        "PUT",
+        "/artifacts/default/u/big.jar",
+        &[
+            ("authorization", &auth),
+            ("content-length", &big.len().to_string()),
+        ],
+        &big,
+    )
+    .await;
     assert_eq!((r.status, r.error_code().as_str()), (413, "too_large"));
     assert_eq!(e.calls.load(Ordering::SeqCst), before);
     // Without Content-Length the streamed limit still holds and nothing is stored.
-    let r = send(&e, "PUT", "/artifacts/default/u/big.jar", &[("authorization", &auth)], &big).await;
+    let r = send(
+        &e,
+        "PUT",
+        "/artifacts/default/u/big.jar",
+        &[("authorization", &auth)],
+        &big,
+    )
+    .await;
     assert_eq!(r.status, 413);
-    assert_eq!(send(&e, "HEAD", "/artifacts/default/u/big.jar", &[], b"").await.status, 404);
+    assert_eq!(
+        send(&e, "HEAD", "/artifacts/default/u/big.jar", &[], b"")
+            .await
+            .status,
+        404
+    );
     // An explicit content type is kept; a form type from curl --data-binary is not.
-    send(&e, "PUT", "/artifacts/default/u/q.sql", &[("authorization", &auth), ("content-type", "application/x-www-form-urlencoded")], b"SELECT 1").await;
-    assert_eq!(send(&e, "HEAD", "/artifacts/default/u/q.sql", &[], b"").await.h("content-type"), Some("application/sql"));
-    send(&e, "PUT", "/artifacts/default/u/notes", &[("authorization", &auth), ("content-type", "text/markdown")], b"# hi").await;
-    assert_eq!(send(&e, "HEAD", "/artifacts/default/u/notes", &[], b"").await.h("content-type"), Some("text/markdown"));
+    send(
+        &e,
+        "PUT",
+        "/artifacts/default/u/q.sql",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        b"SELECT 1",
+    )
+    .await;
+    assert_eq!(
+        send(&e, "HEAD", "/artifacts/default/u/q.sql", &[], b"")
+            .await
+            .h("content-type"),
+        Some("application/sql")
+    );
+    send(
+        &e,
+        "PUT",
+        "/artifacts/default/u/notes",
+        &[("authorization", &auth), ("content-type", "text/markdown")],
+        b"# hi",
+    )
+    .await;
+    assert_eq!(
+        send(&e, "HEAD", "/artifacts/default/u/notes", &[], b"")
+            .await
+            .h("content-type"),
+        Some("text/markdown")
+    );
 }
 
 #[tokio::test]
@@ -303,15 +617,51 @@ async fn deletes() {
     let e = env();
     put_admin(&e, "d.jar", b"x").await;
     let auth = format!("Bearer {ADMIN}");
-    let r = send(&e, "DELETE", "/artifacts/default/d.jar", &[("authorization", &auth)], b"").await;
+    let r = send(
+        &e,
+        "DELETE",
+        "/artifacts/default/d.jar",
+        &[("authorization", &auth)],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 204);
-    assert_eq!(send(&e, "GET", "/artifacts/default/d.jar", &[], b"").await.status, 404);
-    let r = send(&e, "DELETE", "/artifacts/default/d.jar", &[("authorization", &auth)], b"").await;
+    assert_eq!(
+        send(&e, "GET", "/artifacts/default/d.jar", &[], b"")
+            .await
+            .status,
+        404
+    );
+    let r = send(
+        &e,
+        "DELETE",
+        "/artifacts/default/d.jar",
+        &[("authorization", &auth)],
+        b"",
+    )
+    .await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
     let put = put_admin(&e, "d.jar", b"y").await;
-    let r = send(&e, "DELETE", "/artifacts/default/d.jar", &[("authorization", &auth), ("if-match", "\"zzz\"")], b"").await;
+    let r = send(
+        &e,
+        "DELETE",
+        "/artifacts/default/d.jar",
+        &[("authorization", &auth), ("if-match", "\"zzz\"")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 412);
-    let r = send(&e, "DELETE", "/artifacts/default/d.jar", &[("authorization", &auth), ("if-match", put.h("etag").unwrap())], b"").await;
+    let r = send(
+        &e,
+        "DELETE",
+        "/artifacts/default/d.jar",
+        &[
+            ("authorization", &auth),
+            ("if-match", put.h("etag").unwrap()),
+        ],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 204);
 }
 
@@ -322,41 +672,108 @@ async fn listings() {
         let decoded = p.replace("%3C", "<").replace("%3E", ">");
         assert_eq!(put_admin(&e, p, decoded.as_bytes()).await.status, 201);
     }
-    let r = send(&e, "GET", "/artifacts/default/l/", &[("accept", "application/json")], b"").await;
+    let r = send(
+        &e,
+        "GET",
+        "/artifacts/default/l/",
+        &[("accept", "application/json")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200);
     let j = r.json();
-    let names: Vec<&str> = j["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["<script>.jar", "a.jar", "b.jar", "sub"]);
     let a = &j["entries"][1];
     assert_eq!(a["size"], 7);
-    assert_eq!(a["sha256"].as_str().unwrap(), Sha256::of(b"l/a.jar").to_hex());
+    assert_eq!(
+        a["sha256"].as_str().unwrap(),
+        Sha256::of(b"l/a.jar").to_hex()
+    );
     assert_eq!(a["is_dir"], false);
     assert!(a["etag"].is_string() && a["last_modified"].is_string());
     assert_eq!(j["entries"][3]["is_dir"], true);
     // Pagination.
-    let r = send(&e, "GET", "/artifacts/default/l/?limit=2", &[], b"").await.json();
+    let r = send(&e, "GET", "/artifacts/default/l/?limit=2", &[], b"")
+        .await
+        .json();
     assert_eq!(r["entries"].as_array().unwrap().len(), 2);
     let next = r["next_after"].as_str().unwrap().to_string();
     let uri = format!("/artifacts/default/l/?limit=2&after={}", url_encode(&next));
     let r2 = send(&e, "GET", &uri, &[], b"").await.json();
-    let n2: Vec<&str> = r2["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let n2: Vec<&str> = r2["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert_eq!(n2, ["b.jar", "sub"]);
     assert!(r2["next_after"].is_null());
     // HTML for browsers, escaped.
-    let r = send(&e, "GET", "/artifacts/default/l/", &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")], b"").await;
+    let r = send(
+        &e,
+        "GET",
+        "/artifacts/default/l/",
+        &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+        b"",
+    )
+    .await;
     assert_eq!(r.h("content-type"), Some("text/html; charset=utf-8"));
     let html = String::from_utf8(r.body.to_vec()).unwrap();
-    assert!(html.contains("href=\"/artifacts/default/l/a.jar\""), "{html}");
-    assert!(html.contains("&lt;script&gt;.jar") && !html.contains("<script>"), "names are escaped");
+    assert!(
+        html.contains("href=\"/artifacts/default/l/a.jar\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("&lt;script&gt;.jar") && !html.contains("<script>"),
+        "names are escaped"
+    );
     // Missing directory, root, mounts.
-    assert_eq!(send(&e, "GET", "/artifacts/default/nope/", &[], b"").await.status, 404);
-    assert_eq!(send(&e, "GET", "/artifacts/default/", &[], b"").await.status, 200);
+    assert_eq!(
+        send(&e, "GET", "/artifacts/default/nope/", &[], b"")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        send(&e, "GET", "/artifacts/default/", &[], b"")
+            .await
+            .status,
+        200
+    );
     let m = send(&e, "GET", "/artifacts/", &[], b"").await.json();
-    let mounts: Vec<&str> = m["mounts"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
-    assert_eq!(mounts, ["default"], "anonymous callers see only anonymous mounts");
-    let m = send(&e, "GET", "/artifacts/", &[("authorization", &format!("Bearer {READER}"))], b"").await.json();
+    let mounts: Vec<&str> = m["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        mounts,
+        ["default"],
+        "anonymous callers see only anonymous mounts"
+    );
+    let m = send(
+        &e,
+        "GET",
+        "/artifacts/",
+        &[("authorization", &format!("Bearer {READER}"))],
+        b"",
+    )
+    .await
+    .json();
     assert_eq!(m["mounts"].as_array().unwrap().len(), 2);
-    assert_eq!(send(&e, "GET", "/artifacts/default/l/?limit=0", &[], b"").await.status, 400);
+    assert_eq!(
+        send(&e, "GET", "/artifacts/default/l/?limit=0", &[], b"")
+            .await
+            .status,
+        400
+    );
 }
 
 fn url_encode(s: &str) -> String {
@@ -368,26 +785,86 @@ async fn access_control() {
     let e = env();
     std::fs::write(e.private_dir.path().join("secret.jar"), b"s").unwrap();
     let r = send(&e, "GET", "/artifacts/private/secret.jar", &[], b"").await;
-    assert_eq!((r.status, r.error_code().as_str()), (401, "unauthenticated"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (401, "unauthenticated")
+    );
     assert!(r.h("www-authenticate").unwrap().starts_with("Bearer"));
-    let r = send(&e, "GET", "/artifacts/private/secret.jar", &[("authorization", "Bearer wrong")], b"").await;
+    let r = send(
+        &e,
+        "GET",
+        "/artifacts/private/secret.jar",
+        &[("authorization", "Bearer wrong")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 401);
-    let r = send(&e, "GET", "/artifacts/private/secret.jar", &[("authorization", "Basic dXNlcjpwYXNz")], b"").await;
+    let r = send(
+        &e,
+        "GET",
+        "/artifacts/private/secret.jar",
+        &[("authorization", "Basic dXNlcjpwYXNz")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 401, "another scheme is refused");
-    let r = send(&e, "GET", "/artifacts/private/secret.jar", &[("authorization", &format!("Bearer {READER}"))], b"").await;
+    let r = send(
+        &e,
+        "GET",
+        "/artifacts/private/secret.jar",
+        &[("authorization", &format!("Bearer {READER}"))],
+        b"",
+    )
+    .await;
     assert_eq!((r.status, r.body.as_ref()), (200, &b"s"[..]));
-    let r = send(&e, "GET", "/artifacts/private/secret.jar", &[("authorization", &format!("bearer {ADMIN}"))], b"").await;
+    let r = send(
+        &e,
+        "GET",
+        "/artifacts/private/secret.jar",
+        &[("authorization", &format!("bearer {ADMIN}"))],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200, "the scheme is case-insensitive");
-    let r = send(&e, "PUT", "/artifacts/default/x.jar", &[("authorization", &format!("Bearer {READER}"))], b"x").await;
-    assert_eq!((r.status, r.error_code().as_str()), (403, "permission_denied"));
+    let r = send(
+        &e,
+        "PUT",
+        "/artifacts/default/x.jar",
+        &[("authorization", &format!("Bearer {READER}"))],
+        b"x",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (403, "permission_denied")
+    );
     let r = send(&e, "PUT", "/artifacts/default/x.jar", &[], b"x").await;
     assert_eq!(r.status, 401, "anonymous writes need a token");
-    let r = send(&e, "DELETE", "/artifacts/default/x.jar", &[("authorization", "Bearer wrong")], b"").await;
+    let r = send(
+        &e,
+        "DELETE",
+        "/artifacts/default/x.jar",
+        &[("authorization", "Bearer wrong")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 401);
     // A wrong token on an anonymous-read mount is still refused (it is a client error worth seeing).
-    let r = send(&e, "GET", "/artifacts/default/", &[("authorization", "Bearer wrong")], b"").await;
+    let r = send(
+        &e,
+        "GET",
+        "/artifacts/default/",
+        &[("authorization", "Bearer wrong")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 401);
-    assert_eq!(send(&e, "GET", "/artifacts/nomount/x.jar", &[], b"").await.status, 404);
+    assert_eq!(
+        send(&e, "GET", "/artifacts/nomount/x.jar", &[], b"")
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -396,7 +873,10 @@ async fn writes_disabled_without_a_write_token() {
     let r = send(&e, "PUT", "/artifacts/default/x.jar", &[], b"x").await;
     assert_eq!(r.status, 403);
     let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
-    assert!(msg.contains("ARTIFACT_GATEWAY_TOKEN") && msg.contains("[[tokens]]"), "{msg}");
+    assert!(
+        msg.contains("ARTIFACT_GATEWAY_TOKEN") && msg.contains("[[tokens]]"),
+        "{msg}"
+    );
     assert_eq!(e.calls.load(Ordering::SeqCst), 0);
 }
 
@@ -431,7 +911,11 @@ async fn bad_paths_never_reach_storage() {
             }
         }
     }
-    assert_eq!(e.calls.load(Ordering::SeqCst), before, "no bad request reached storage");
+    assert_eq!(
+        e.calls.load(Ordering::SeqCst),
+        before,
+        "no bad request reached storage"
+    );
 }
 
 #[tokio::test]
@@ -440,17 +924,35 @@ async fn symlinks_cannot_leave_the_mount() {
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret.txt"), b"outside").unwrap();
     std::os::unix::fs::symlink(outside.path(), e.dir.path().join("escape")).unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret.txt"), e.dir.path().join("file-escape.txt")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        e.dir.path().join("file-escape.txt"),
+    )
+    .unwrap();
     let r = send(&e, "GET", "/artifacts/default/escape/secret.txt", &[], b"").await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_path"));
-    assert_eq!(send(&e, "GET", "/artifacts/default/file-escape.txt", &[], b"").await.status, 400);
+    assert_eq!(
+        send(&e, "GET", "/artifacts/default/file-escape.txt", &[], b"")
+            .await
+            .status,
+        400
+    );
     let r = put_admin(&e, "escape/planted.jar", b"x").await;
     assert_eq!(r.status, 400);
-    assert!(!outside.path().join("planted.jar").exists(), "nothing written outside the mount");
+    assert!(
+        !outside.path().join("planted.jar").exists(),
+        "nothing written outside the mount"
+    );
     // A symlink that stays inside the mount is fine.
     put_admin(&e, "real/in.jar", b"inside").await;
     std::os::unix::fs::symlink(e.dir.path().join("real"), e.dir.path().join("alias")).unwrap();
-    assert_eq!(send(&e, "GET", "/artifacts/default/alias/in.jar", &[], b"").await.body.as_ref(), b"inside");
+    assert_eq!(
+        send(&e, "GET", "/artifacts/default/alias/in.jar", &[], b"")
+            .await
+            .body
+            .as_ref(),
+        b"inside"
+    );
 }
 
 #[tokio::test]
@@ -459,13 +961,22 @@ async fn methods_health_ready_metrics() {
     let r = send(&e, "POST", "/artifacts/default/x.jar", &[], b"").await;
     assert_eq!(r.status, 405);
     assert_eq!(r.h("allow"), Some("GET, HEAD, PUT, DELETE"));
-    assert_eq!(send(&e, "GET", "/nope", &[], b"").await.error_code(), "not_found");
+    assert_eq!(
+        send(&e, "GET", "/nope", &[], b"").await.error_code(),
+        "not_found"
+    );
     assert_eq!(send(&e, "GET", "/healthz", &[], b"").await.status, 200);
     let r = send(&e, "GET", "/readyz", &[], b"").await;
-    assert_eq!((r.status, r.json()["status"].as_str()), (200, Some("ready")));
+    assert_eq!(
+        (r.status, r.json()["status"].as_str()),
+        (200, Some("ready"))
+    );
     put_admin(&e, "m.jar", b"metrics").await;
     let m = String::from_utf8(send(&e, "GET", "/metrics", &[], b"").await.body.to_vec()).unwrap();
-    assert!(m.contains("artifact_gateway_http_requests_total{method=\"PUT\",status=\"201\"} 1"), "{m}");
+    assert!(
+        m.contains("artifact_gateway_http_requests_total{method=\"PUT\",status=\"201\"} 1"),
+        "{m}"
+    );
     // A mount whose storage is gone makes /readyz fail, naming it.
     std::fs::remove_dir_all(e.private_dir.path()).unwrap();
     let r = send(&e, "GET", "/readyz", &[], b"").await;
@@ -497,12 +1008,20 @@ impl Storage for Breaking {
         let half = first.slice(..first.len() / 2);
         r.body = futures::stream::iter(vec![
             Ok(half),
-            Err(artifact_gateway::Error::new(artifact_gateway::ErrorKind::BackendUnavailable, "backend died")),
+            Err(artifact_gateway::Error::new(
+                artifact_gateway::ErrorKind::BackendUnavailable,
+                "backend died",
+            )),
         ])
         .boxed();
         Ok(r)
     }
-    async fn put(&self, p: &ArtifactPath, b: ByteStream, o: PutOptions) -> artifact_gateway::Result<PutResult> {
+    async fn put(
+        &self,
+        p: &ArtifactPath,
+        b: ByteStream,
+        o: PutOptions,
+    ) -> artifact_gateway::Result<PutResult> {
         self.0.put(p, b, o).await
     }
     async fn delete(&self, p: &ArtifactPath) -> artifact_gateway::Result<()> {
@@ -528,12 +1047,21 @@ async fn a_body_failing_midway_fails_the_response() {
     };
     let gw = Gateway::new(vec![mount], Authorizer::default(), Duration::from_secs(5));
     let state = AppState::new(Arc::new(gw));
-    let req = ::http::Request::builder().uri("/artifacts/default/x.jar").body(Full::new(Bytes::new())).unwrap();
+    let req = ::http::Request::builder()
+        .uri("/artifacts/default/x.jar")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let resp = http::handle(state.clone(), req).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-length"], "100000");
     let collected = resp.into_body().collect().await;
-    assert!(collected.is_err(), "the body must end in an error, never a short success");
+    assert!(
+        collected.is_err(),
+        "the body must end in an error, never a short success"
+    );
     let m = state.metrics.encode();
-    assert!(m.contains("artifact_gateway_http_aborted_responses_total 1"), "{m}");
+    assert!(
+        m.contains("artifact_gateway_http_aborted_responses_total 1"),
+        "{m}"
+    );
 }

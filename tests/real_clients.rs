@@ -12,7 +12,10 @@ use common::{require_program, run, Gateway};
 const TOKEN: &str = "real-client-token";
 
 fn gateway(dir: &std::path::Path) -> Gateway {
-    Gateway::start(&["--data", dir.to_str().unwrap()], &[("ARTIFACT_GATEWAY_TOKEN", TOKEN)])
+    Gateway::start(
+        &["--data", dir.to_str().unwrap()],
+        &[("ARTIFACT_GATEWAY_TOKEN", TOKEN)],
+    )
 }
 
 fn curl() -> Command {
@@ -32,7 +35,14 @@ fn curl_upload_download_range_conditional() {
     let url = gw.artifact("default", "jobs/wordcount/1.4.2/wordcount.jar");
     // Upload with the digest; 201 with JSON.
     let (code, out, err) = run(curl()
-        .args(["-w", "\n%{http_code}", "-T", src.to_str().unwrap(), "-H", &format!("Authorization: Bearer {TOKEN}")])
+        .args([
+            "-w",
+            "\n%{http_code}",
+            "-T",
+            src.to_str().unwrap(),
+            "-H",
+            &format!("Authorization: Bearer {TOKEN}"),
+        ])
         .args(["-H", &format!("X-Checksum-Sha256: {sha}"), &url]));
     assert_eq!(code, 0, "{err}");
     assert!(out.ends_with("201"), "{out}");
@@ -43,28 +53,72 @@ fn curl_upload_download_range_conditional() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(common::sha256_file(&dst), sha);
     let headers = headers.to_ascii_lowercase();
-    assert!(headers.contains("content-type: application/java-archive"), "{headers}");
+    assert!(
+        headers.contains("content-type: application/java-archive"),
+        "{headers}"
+    );
     assert!(headers.contains("accept-ranges: bytes"));
     assert!(headers.contains("repr-digest: sha-256=:"));
     assert!(headers.contains("x-request-id: "));
     // A range.
-    let (code, out, _) = run(curl().args(["-r", "0-9", "-w", "%{http_code}", "-o", "/dev/null", &url]));
+    let (code, out, _) =
+        run(curl().args(["-r", "0-9", "-w", "%{http_code}", "-o", "/dev/null", &url]));
     assert_eq!((code, out.as_str()), (0, "206"));
     // Conditional: a second download with the ETag gets 304.
-    let etag = headers.lines().find(|l| l.starts_with("etag:")).unwrap()[5..].trim().to_string();
-    let (_, out, _) = run(curl().args(["-H", &format!("If-None-Match: {etag}"), "-w", "%{http_code}", "-o", "/dev/null", &url]));
+    let etag = headers.lines().find(|l| l.starts_with("etag:")).unwrap()[5..]
+        .trim()
+        .to_string();
+    let (_, out, _) = run(curl().args([
+        "-H",
+        &format!("If-None-Match: {etag}"),
+        "-w",
+        "%{http_code}",
+        "-o",
+        "/dev/null",
+        &url,
+    ]));
     assert_eq!(out, "304");
     // Traversal sent as-is never reaches storage.
-    let (_, out, _) = run(curl().args(["--path-as-is", "-w", "\n%{http_code}", &format!("{}/artifacts/default/../../etc/passwd", gw.url)]));
-    assert!(out.ends_with("400") && out.contains("invalid_path"), "{out}");
+    let (_, out, _) = run(curl().args([
+        "--path-as-is",
+        "-w",
+        "\n%{http_code}",
+        &format!("{}/artifacts/default/../../etc/passwd", gw.url),
+    ]));
+    assert!(
+        out.ends_with("400") && out.contains("invalid_path"),
+        "{out}"
+    );
     // HEAD.
     let (_, out, _) = run(curl().args(["-I", &url]));
-    assert!(out.to_ascii_lowercase().contains("content-length: 3145728"), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("content-length: 3145728"),
+        "{out}"
+    );
     // Wrong token: 401 JSON.
-    let (_, out, _) = run(curl().args(["-w", "\n%{http_code}", "-X", "DELETE", "-H", "Authorization: Bearer nope", &url]));
-    assert!(out.ends_with("401") && out.contains("unauthenticated"), "{out}");
+    let (_, out, _) = run(curl().args([
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        "DELETE",
+        "-H",
+        "Authorization: Bearer nope",
+        &url,
+    ]));
+    assert!(
+        out.ends_with("401") && out.contains("unauthenticated"),
+        "{out}"
+    );
     // Delete.
-    let (_, out, _) = run(curl().args(["-w", "%{http_code}", "-X", "DELETE", "-H", &format!("Authorization: Bearer {TOKEN}"), &url]));
+    let (_, out, _) = run(curl().args([
+        "-w",
+        "%{http_code}",
+        "-X",
+        "DELETE",
+        "-H",
+        &format!("Authorization: Bearer {TOKEN}"),
+        &url,
+    ]));
     assert_eq!(out, "204");
 }
 
@@ -84,11 +138,17 @@ fn wget_downloads_and_resumes() {
     // Resume: keep the first half, let wget --continue fetch the rest with a Range request.
     let bytes = std::fs::read(&dst).unwrap();
     std::fs::write(&dst, &bytes[..1 << 20]).unwrap();
-    let (code, _, err) = run(Command::new("wget").args(["-q", "-c", "-O", dst.to_str().unwrap(), &url]));
+    let (code, _, err) =
+        run(Command::new("wget").args(["-q", "-c", "-O", dst.to_str().unwrap(), &url]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(common::sha256_file(&dst), sha, "resumed download is whole");
     // 404 is an error for wget.
-    let (code, _, _) = run(Command::new("wget").args(["-q", "-O", "/dev/null", &gw.artifact("default", "missing.jar")]));
+    let (code, _, _) = run(Command::new("wget").args([
+        "-q",
+        "-O",
+        "/dev/null",
+        &gw.artifact("default", "missing.jar"),
+    ]));
     assert_ne!(code, 0);
 }
 
@@ -120,7 +180,9 @@ print("ok")
 }
 
 fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
@@ -135,21 +197,39 @@ fn tls_with_generated_certificate_http1_and_http2() {
     let (cert, key) = self_signed(work.path());
     std::fs::write(data.path().join("t.jar"), b"over tls").unwrap();
     let gw = Gateway::start(
-        &["--data", data.path().to_str().unwrap(), "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+        &[
+            "--data",
+            data.path().to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
         &[],
     );
     assert!(gw.url.starts_with("https://"), "{}", gw.url);
     let url = format!("https://localhost:{}/artifacts/default/t.jar", gw.port);
-    let (code, out, err) = run(curl().args(["--cacert", cert.to_str().unwrap(), "--http1.1", &url]));
+    let (code, out, err) =
+        run(curl().args(["--cacert", cert.to_str().unwrap(), "--http1.1", &url]));
     assert_eq!((code, out.as_str()), (0, "over tls"), "{err}");
-    let (code, out, err) = run(curl().args(["--cacert", cert.to_str().unwrap(), "--http2", "-w", "\n%{http_version}", &url]));
+    let (code, out, err) = run(curl().args([
+        "--cacert",
+        cert.to_str().unwrap(),
+        "--http2",
+        "-w",
+        "\n%{http_version}",
+        &url,
+    ]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "over tls\n2", "HTTP/2 negotiated by ALPN");
     // Without trusting the certificate the client refuses.
     let (code, _, _) = run(curl().arg(&url));
     assert_ne!(code, 0);
     // Plain HTTP against the TLS port fails instead of leaking data.
-    let (code, out, _) = run(curl().arg(format!("http://127.0.0.1:{}/artifacts/default/t.jar", gw.port)));
+    let (code, out, _) = run(curl().arg(format!(
+        "http://127.0.0.1:{}/artifacts/default/t.jar",
+        gw.port
+    )));
     assert!(code != 0 || !out.contains("over tls"));
 }
 
@@ -163,8 +243,19 @@ fn one_gib_round_trip_keeps_sha256() {
     let url = gw.artifact("default", "huge/huge.jar");
     let started = Instant::now();
     let (code, out, err) = run(curl()
-        .args(["-w", "\n%{http_code} %{speed_upload}", "-T", src.to_str().unwrap()])
-        .args(["-H", &format!("Authorization: Bearer {TOKEN}"), "-H", &format!("X-Checksum-Sha256: {sha}"), &url]));
+        .args([
+            "-w",
+            "\n%{http_code} %{speed_upload}",
+            "-T",
+            src.to_str().unwrap(),
+        ])
+        .args([
+            "-H",
+            &format!("Authorization: Bearer {TOKEN}"),
+            "-H",
+            &format!("X-Checksum-Sha256: {sha}"),
+            &url,
+        ]));
     assert_eq!(code, 0, "{err}");
     let status_line = out.lines().last().unwrap();
     assert!(status_line.starts_with("201"), "{out}");
@@ -172,7 +263,13 @@ fn one_gib_round_trip_keeps_sha256() {
     std::fs::remove_file(&src).unwrap();
     let dst = work.path().join("back.jar");
     let started = Instant::now();
-    let (code, out, err) = run(curl().args(["-w", "%{http_code} %{speed_download}", "-o", dst.to_str().unwrap(), &url]));
+    let (code, out, err) = run(curl().args([
+        "-w",
+        "%{http_code} %{speed_download}",
+        "-o",
+        dst.to_str().unwrap(),
+        &url,
+    ]));
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("200"));
     let down = started.elapsed();
@@ -189,16 +286,34 @@ fn graceful_shutdown_lets_transfers_finish() {
     let data = common::tempdir();
     let work = common::tempdir();
     let sha = common::write_pattern_file(&data.path().join("slow.jar"), 4 << 20);
-    let mut gw = Gateway::start(&["--data", data.path().to_str().unwrap(), "--shutdown-grace", "30s"], &[]);
+    let mut gw = Gateway::start(
+        &[
+            "--data",
+            data.path().to_str().unwrap(),
+            "--shutdown-grace",
+            "30s",
+        ],
+        &[],
+    );
     let dst = work.path().join("slow.jar");
     // About 4 s at 1 MB/s.
     let mut download = curl()
-        .args(["--limit-rate", "1M", "-o", dst.to_str().unwrap(), &gw.artifact("default", "slow.jar")])
+        .args([
+            "--limit-rate",
+            "1M",
+            "-o",
+            dst.to_str().unwrap(),
+            &gw.artifact("default", "slow.jar"),
+        ])
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     let pid = gw.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     std::thread::sleep(Duration::from_millis(300));
     // New connections are refused while the old one finishes.
     let (code, _, _) = run(curl().args(["--max-time", "2", &format!("{}/healthz", gw.url)]));
@@ -207,7 +322,10 @@ fn graceful_shutdown_lets_transfers_finish() {
     assert!(status.success(), "the in-flight download completed");
     assert_eq!(common::sha256_file(&dst), sha);
     let exit = gw.child.wait().unwrap();
-    assert!(exit.success(), "the server exits cleanly after the grace period: {exit:?}");
+    assert!(
+        exit.success(),
+        "the server exits cleanly after the grace period: {exit:?}"
+    );
 }
 
 #[test]
@@ -215,16 +333,43 @@ fn oversized_headers_are_refused() {
     let data = common::tempdir();
     let gw = gateway(data.path());
     let big = "x".repeat(64 * 1024);
-    let (_, out, _) = run(curl().args(["-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("X-Big: {big}"), &format!("{}/healthz", gw.url)]));
+    let (_, out, _) = run(curl().args([
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        &format!("X-Big: {big}"),
+        &format!("{}/healthz", gw.url),
+    ]));
     assert_eq!(out, "431");
 }
 
 #[test]
 fn json_logs_carry_one_line_per_request() {
     let data = common::tempdir();
-    let gw = Gateway::start(&["--data", data.path().to_str().unwrap(), "--log-format", "json"], &[]);
-    let (_, headers, _) = run(curl().args(["-D", "-", "-o", "/dev/null", &gw.artifact("default", "nope.jar")]));
-    let rid = headers.lines().find(|l| l.to_ascii_lowercase().starts_with("x-request-id:")).unwrap()[13..].trim().to_string();
+    let gw = Gateway::start(
+        &[
+            "--data",
+            data.path().to_str().unwrap(),
+            "--log-format",
+            "json",
+        ],
+        &[],
+    );
+    let (_, headers, _) = run(curl().args([
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &gw.artifact("default", "nope.jar"),
+    ]));
+    let rid = headers
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("x-request-id:"))
+        .unwrap()[13..]
+        .trim()
+        .to_string();
     std::thread::sleep(Duration::from_millis(300));
     let lines = gw.drain_logs();
     let access = lines
@@ -249,18 +394,28 @@ fn starts_with_no_config_and_stops_on_a_bad_one() {
     // A bad config stops start-up with one line naming the key.
     let cfg = data.path().join("bad.toml");
     std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\n[[mounts]]\nname = \"a\"\nurl = \"file:///tmp/x\"\nanonymous_reads = true\n").unwrap();
-    let (code, _, err) = run(Command::new(common::bin()).args(["serve", "--config", cfg.to_str().unwrap()]));
+    let (code, _, err) =
+        run(Command::new(common::bin()).args(["serve", "--config", cfg.to_str().unwrap()]));
     assert_eq!(code, 1);
-    assert!(err.contains("anonymous_reads") && err.lines().count() == 1, "{err}");
-    let (code, _, err) = run(Command::new(common::bin()).args(["serve", "--config", "/nonexistent.toml"]));
+    assert!(
+        err.contains("anonymous_reads") && err.lines().count() == 1,
+        "{err}"
+    );
+    let (code, _, err) =
+        run(Command::new(common::bin()).args(["serve", "--config", "/nonexistent.toml"]));
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent.toml"), "{err}");
     std::fs::write(&cfg, "[[mounts]]\nname = \"a\"\nurl = \"s4://bucket\"\n").unwrap();
-    let (code, _, err) = run(Command::new(common::bin()).args(["serve", "--config", cfg.to_str().unwrap()]));
+    let (code, _, err) =
+        run(Command::new(common::bin()).args(["serve", "--config", cfg.to_str().unwrap()]));
     assert_eq!(code, 1);
     assert!(err.contains("mounts[\"a\"].url"), "{err}");
     std::fs::write(&cfg, "[[mounts]]\nname = \"a\"\nurl = \"file:///tmp/x\"\n[[tokens]]\nname = \"t\"\nsecret = { env = \"AG_MISSING_SECRET_VAR\" }\nscopes = [\"read\"]\n").unwrap();
-    let (code, _, err) = run(Command::new(common::bin()).args(["serve", "--config", cfg.to_str().unwrap()]));
+    let (code, _, err) =
+        run(Command::new(common::bin()).args(["serve", "--config", cfg.to_str().unwrap()]));
     assert_eq!(code, 1);
-    assert!(err.contains("AG_MISSING_SECRET_VAR") && err.contains("tokens[\"t\"]"), "{err}");
+    assert!(
+        err.contains("AG_MISSING_SECRET_VAR") && err.contains("tokens[\"t\"]"),
+        "{err}"
+    );
 }

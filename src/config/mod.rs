@@ -120,9 +120,16 @@ pub struct MountConfig {
 
 impl MountConfig {
     pub fn backend(&self) -> Result<BackendSpec> {
-        let options = BackendOptions { s3: self.s3.clone(), oss: self.oss.clone(), hdfs: self.hdfs.clone() };
+        let options = BackendOptions {
+            s3: self.s3.clone(),
+            oss: self.oss.clone(),
+            hdfs: self.hdfs.clone(),
+        };
         BackendSpec::from_url(&self.url, options).map_err(|e| {
-            Error::new(ErrorKind::InvalidInput, format!("mounts[{:?}].url: {}", self.name, e.message()))
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("mounts[{:?}].url: {}", self.name, e.message()),
+            )
         })
     }
 }
@@ -166,10 +173,16 @@ impl Config {
         let abs = if data_dir.is_absolute() {
             data_dir.to_path_buf()
         } else {
-            std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?.join(data_dir)
+            std::env::current_dir()
+                .map_err(|e| Error::io("cannot read the current directory", e))?
+                .join(data_dir)
         };
-        let url = url::Url::from_directory_path(&abs)
-            .map_err(|_| Error::new(ErrorKind::InvalidInput, format!("--data {} is not a usable path", abs.display())))?;
+        let url = url::Url::from_directory_path(&abs).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("--data {} is not a usable path", abs.display()),
+            )
+        })?;
         Ok(Config {
             listen: default_listen(),
             tls: None,
@@ -190,9 +203,18 @@ impl Config {
 
     /// Reads and validates a TOML file.
     pub fn from_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("config file {}: {e}", path.display())))?;
-        Self::from_toml(&text).map_err(|e| Error::new(ErrorKind::InvalidInput, format!("config file {}: {}", path.display(), e.message())))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("config file {}: {e}", path.display()),
+            )
+        })?;
+        Self::from_toml(&text).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("config file {}: {}", path.display(), e.message()),
+            )
+        })
     }
 
     /// Parses and validates TOML text. Errors are one line: `line N: <what>`.
@@ -224,9 +246,15 @@ impl Config {
         for m in &self.mounts {
             if m.name.is_empty()
                 || m.name.starts_with('.')
-                || !m.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                || !m
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             {
-                return invalid(format!("mounts[{:?}].name: use letters, digits, `-`, `_` and `.` only", m.name));
+                return invalid(format!(
+                    "mounts[{:?}].name: use letters, digits, `-`, `_` and `.` only",
+                    m.name
+                ));
             }
             if !seen.insert(m.name.as_str()) {
                 return invalid(format!("mounts[{:?}].name: defined twice", m.name));
@@ -235,11 +263,17 @@ impl Config {
         }
         for t in &self.tokens {
             if t.scopes.is_empty() {
-                return invalid(format!("tokens[{:?}].scopes: give at least one of read, write, delete", t.name));
+                return invalid(format!(
+                    "tokens[{:?}].scopes: give at least one of read, write, delete",
+                    t.name
+                ));
             }
             for name in &t.mounts {
                 if name != "*" && !seen.contains(name.as_str()) {
-                    return invalid(format!("tokens[{:?}].mounts: no mount named {name:?}", t.name));
+                    return invalid(format!(
+                        "tokens[{:?}].mounts: no mount named {name:?}",
+                        t.name
+                    ));
                 }
             }
         }
@@ -281,7 +315,12 @@ mod tests {
         let c = Config::embedded(Path::new("/tmp/x")).unwrap();
         assert_eq!(c.mounts.len(), 1);
         assert!(c.mounts[0].anonymous_read);
-        assert_eq!(c.mounts[0].backend().unwrap(), BackendSpec::Local { root: "/tmp/x".into() });
+        assert_eq!(
+            c.mounts[0].backend().unwrap(),
+            BackendSpec::Local {
+                root: "/tmp/x".into()
+            }
+        );
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
     }
 
@@ -312,13 +351,19 @@ mounts = ["jobs"]
         .unwrap();
         assert_eq!(c.limits.shutdown_grace, Duration::from_secs(5));
         assert_eq!(c.limits.max_header_bytes, ByteSize::kib(32));
-        assert!(matches!(c.mounts[0].backend().unwrap(), BackendSpec::S3 { .. }));
+        assert!(matches!(
+            c.mounts[0].backend().unwrap(),
+            BackendSpec::S3 { .. }
+        ));
         assert_eq!(format!("{:?}", c.tokens[0].secret), "file:/run/secrets/t");
     }
 
     #[test]
     fn errors_are_one_line_naming_the_key() {
-        let err = Config::from_toml("listen = \"127.0.0.1:1\"\nbogus = 1\n[[mounts]]\nname=\"a\"\nurl=\"file:///x\"\n").unwrap_err();
+        let err = Config::from_toml(
+            "listen = \"127.0.0.1:1\"\nbogus = 1\n[[mounts]]\nname=\"a\"\nurl=\"file:///x\"\n",
+        )
+        .unwrap_err();
         assert!(err.message().contains("bogus"), "{err}");
         assert!(!err.message().contains('\n'));
         let err = Config::from_toml("[[mounts]]\nname=\"a\"\nurl=\"gopher://x\"\n").unwrap_err();

@@ -18,7 +18,9 @@ pub fn empty() -> Body {
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 pub fn json(value: &serde_json::Value) -> Body {
@@ -43,7 +45,10 @@ where
         .filter_map(|frame| async move {
             match frame {
                 Ok(f) => f.into_data().ok().map(Ok),
-                Err(e) => Some(Err(Error::new(ErrorKind::Aborted, format!("the upload was interrupted: {e}")))),
+                Err(e) => Some(Err(Error::new(
+                    ErrorKind::Aborted,
+                    format!("the upload was interrupted: {e}"),
+                ))),
             }
         })
         .boxed()

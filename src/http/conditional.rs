@@ -65,9 +65,15 @@ pub fn evaluate(method: &Method, headers: &HeaderMap, meta: Option<&Meta>) -> Pr
             Some(m) => etag_list_matches(v, &m.etag, false),
         };
         if matched {
-            return if safe { Precondition::NotModified } else { Precondition::Failed };
+            return if safe {
+                Precondition::NotModified
+            } else {
+                Precondition::Failed
+            };
         }
-    } else if let (true, Some(v), Some(m)) = (safe, header_str(headers, header::IF_MODIFIED_SINCE), meta) {
+    } else if let (true, Some(v), Some(m)) =
+        (safe, header_str(headers, header::IF_MODIFIED_SINCE), meta)
+    {
         if let Ok(date) = httpdate::parse_http_date(v) {
             if truncate(m.last_modified) <= date {
                 return Precondition::NotModified;
@@ -79,13 +85,17 @@ pub fn evaluate(method: &Method, headers: &HeaderMap, meta: Option<&Meta>) -> Pr
 
 /// Decides the byte range of a GET, after the preconditions passed.
 pub fn range(headers: &HeaderMap, meta: &Meta) -> RangeDecision {
-    let Some(value) = header_str(headers, header::RANGE) else { return RangeDecision::Full };
+    let Some(value) = header_str(headers, header::RANGE) else {
+        return RangeDecision::Full;
+    };
     if let Some(if_range) = header_str(headers, header::IF_RANGE) {
         if !if_range_holds(if_range, meta) {
             return RangeDecision::Full;
         }
     }
-    let Ok(parsed) = http_range_header::parse_range_header(value) else { return RangeDecision::Full };
+    let Ok(parsed) = http_range_header::parse_range_header(value) else {
+        return RangeDecision::Full;
+    };
     if parsed.ranges.len() != 1 {
         return RangeDecision::Full;
     }
@@ -190,28 +200,82 @@ mod tests {
     fn precedence() {
         let m = meta();
         let get = Method::GET;
-        assert_eq!(evaluate(&get, &h(&[(header::IF_MATCH, "\"abc\"")]), Some(&m)), Precondition::Proceed);
-        assert_eq!(evaluate(&get, &h(&[(header::IF_MATCH, "\"x\", \"abc\"")]), Some(&m)), Precondition::Proceed);
-        assert_eq!(evaluate(&get, &h(&[(header::IF_MATCH, "W/\"abc\"")]), Some(&m)), Precondition::Failed);
-        assert_eq!(evaluate(&get, &h(&[(header::IF_MATCH, "*")]), None), Precondition::Failed);
+        assert_eq!(
+            evaluate(&get, &h(&[(header::IF_MATCH, "\"abc\"")]), Some(&m)),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            evaluate(&get, &h(&[(header::IF_MATCH, "\"x\", \"abc\"")]), Some(&m)),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            evaluate(&get, &h(&[(header::IF_MATCH, "W/\"abc\"")]), Some(&m)),
+            Precondition::Failed
+        );
+        assert_eq!(
+            evaluate(&get, &h(&[(header::IF_MATCH, "*")]), None),
+            Precondition::Failed
+        );
         // If-Match wins over a failing If-Unmodified-Since.
         assert_eq!(
-            evaluate(&get, &h(&[(header::IF_MATCH, "\"abc\""), (header::IF_UNMODIFIED_SINCE, BEFORE)]), Some(&m)),
+            evaluate(
+                &get,
+                &h(&[
+                    (header::IF_MATCH, "\"abc\""),
+                    (header::IF_UNMODIFIED_SINCE, BEFORE)
+                ]),
+                Some(&m)
+            ),
             Precondition::Proceed
         );
-        assert_eq!(evaluate(&get, &h(&[(header::IF_UNMODIFIED_SINCE, BEFORE)]), Some(&m)), Precondition::Failed);
-        assert_eq!(evaluate(&get, &h(&[(header::IF_UNMODIFIED_SINCE, AT)]), Some(&m)), Precondition::Proceed);
-        assert_eq!(evaluate(&get, &h(&[(header::IF_NONE_MATCH, "W/\"abc\"")]), Some(&m)), Precondition::NotModified);
-        assert_eq!(evaluate(&Method::PUT, &h(&[(header::IF_NONE_MATCH, "*")]), Some(&m)), Precondition::Failed);
-        assert_eq!(evaluate(&Method::PUT, &h(&[(header::IF_NONE_MATCH, "*")]), None), Precondition::Proceed);
+        assert_eq!(
+            evaluate(&get, &h(&[(header::IF_UNMODIFIED_SINCE, BEFORE)]), Some(&m)),
+            Precondition::Failed
+        );
+        assert_eq!(
+            evaluate(&get, &h(&[(header::IF_UNMODIFIED_SINCE, AT)]), Some(&m)),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            evaluate(&get, &h(&[(header::IF_NONE_MATCH, "W/\"abc\"")]), Some(&m)),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            evaluate(&Method::PUT, &h(&[(header::IF_NONE_MATCH, "*")]), Some(&m)),
+            Precondition::Failed
+        );
+        assert_eq!(
+            evaluate(&Method::PUT, &h(&[(header::IF_NONE_MATCH, "*")]), None),
+            Precondition::Proceed
+        );
         // If-None-Match present: If-Modified-Since is ignored.
         assert_eq!(
-            evaluate(&get, &h(&[(header::IF_NONE_MATCH, "\"zzz\""), (header::IF_MODIFIED_SINCE, AT)]), Some(&m)),
+            evaluate(
+                &get,
+                &h(&[
+                    (header::IF_NONE_MATCH, "\"zzz\""),
+                    (header::IF_MODIFIED_SINCE, AT)
+                ]),
+                Some(&m)
+            ),
             Precondition::Proceed
         );
-        assert_eq!(evaluate(&get, &h(&[(header::IF_MODIFIED_SINCE, AT)]), Some(&m)), Precondition::NotModified);
-        assert_eq!(evaluate(&get, &h(&[(header::IF_MODIFIED_SINCE, BEFORE)]), Some(&m)), Precondition::Proceed);
-        assert_eq!(evaluate(&get, &h(&[(header::IF_MODIFIED_SINCE, "garbage")]), Some(&m)), Precondition::Proceed);
+        assert_eq!(
+            evaluate(&get, &h(&[(header::IF_MODIFIED_SINCE, AT)]), Some(&m)),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            evaluate(&get, &h(&[(header::IF_MODIFIED_SINCE, BEFORE)]), Some(&m)),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            evaluate(
+                &get,
+                &h(&[(header::IF_MODIFIED_SINCE, "garbage")]),
+                Some(&m)
+            ),
+            Precondition::Proceed
+        );
     }
 
     #[test]
@@ -227,7 +291,12 @@ mod tests {
         assert_eq!(r("bytes=0-1,5-6"), RangeDecision::Full);
         assert_eq!(r("items=0-1"), RangeDecision::Full);
         assert_eq!(r("bytes=5-1"), RangeDecision::Full);
-        let with_if_range = |ir: &str| range(&h(&[(header::RANGE, "bytes=0-0"), (header::IF_RANGE, ir)]), &m);
+        let with_if_range = |ir: &str| {
+            range(
+                &h(&[(header::RANGE, "bytes=0-0"), (header::IF_RANGE, ir)]),
+                &m,
+            )
+        };
         assert_eq!(with_if_range("\"abc\""), RangeDecision::Partial(0..1));
         assert_eq!(with_if_range("\"other\""), RangeDecision::Full);
         assert_eq!(with_if_range("W/\"abc\""), RangeDecision::Full);

@@ -10,7 +10,9 @@ use super::render::Outcome;
 use crate::config::Scope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::service::Gateway;
-use crate::storage::{ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256};
+use crate::storage::{
+    ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256,
+};
 
 /// Attempts at a consistent read when the artifact changes between HEAD and GET.
 const READ_ATTEMPTS: usize = 3;
@@ -30,7 +32,10 @@ pub async fn get(
         // evaluated on the metadata of the very stream being served.
         let res = gw.get(m, path, GetOptions::default()).await?;
         return match conditional::evaluate(method, headers, Some(&res.meta)) {
-            Precondition::Proceed => Ok(Outcome::Full { meta: res.meta, body: Some(res.body) }),
+            Precondition::Proceed => Ok(Outcome::Full {
+                meta: res.meta,
+                body: Some(res.body),
+            }),
             Precondition::NotModified => Ok(Outcome::NotModified { meta: res.meta }),
             Precondition::Failed => Err(precondition_failed(path)),
         };
@@ -52,20 +57,36 @@ pub async fn get(
         };
         if head {
             return Ok(match range {
-                Some(range) => Outcome::Partial { meta, range, body: None },
+                Some(range) => Outcome::Partial {
+                    meta,
+                    range,
+                    body: None,
+                },
                 None => Outcome::Full { meta, body: None },
             });
         }
         // Pin the version whose headers we computed: a concurrent replace is retried, never mixed.
-        let opts = GetOptions { range: range.clone(), if_match: Some(meta.etag.clone()) };
+        let opts = GetOptions {
+            range: range.clone(),
+            if_match: Some(meta.etag.clone()),
+        };
         match gw.get(m, path, opts).await {
             Ok(res) => {
                 return Ok(match range {
-                    Some(_) => Outcome::Partial { meta: res.meta, range: res.range, body: Some(res.body) },
-                    None => Outcome::Full { meta: res.meta, body: Some(res.body) },
+                    Some(_) => Outcome::Partial {
+                        meta: res.meta,
+                        range: res.range,
+                        body: Some(res.body),
+                    },
+                    None => Outcome::Full {
+                        meta: res.meta,
+                        body: Some(res.body),
+                    },
                 })
             }
-            Err(e) if e.kind() == ErrorKind::PreconditionFailed && attempt < READ_ATTEMPTS => continue,
+            Err(e) if e.kind() == ErrorKind::PreconditionFailed && attempt < READ_ATTEMPTS => {
+                continue
+            }
             Err(e) => return Err(e),
         }
     }
@@ -85,7 +106,10 @@ pub async fn put(
         if len > m.max_upload_size {
             return Err(Error::new(
                 ErrorKind::TooLarge,
-                format!("Content-Length {len} is over the mount's limit of {} bytes", m.max_upload_size),
+                format!(
+                    "Content-Length {len} is over the mount's limit of {} bytes",
+                    m.max_upload_size
+                ),
             )
             .with_mount(mount));
         }
@@ -95,15 +119,32 @@ pub async fn put(
         .map(|s| s.trim().to_string())
         .filter(|ct| {
             // curl --data-binary sends a form type by default; octet-stream says nothing.
-            !ct.is_empty() && !ct.starts_with("application/x-www-form-urlencoded") && !ct.starts_with("application/octet-stream")
+            !ct.is_empty()
+                && !ct.starts_with("application/x-www-form-urlencoded")
+                && !ct.starts_with("application/octet-stream")
         });
-    let opts = PutOptions { mode, content_type, sha256: declared, max_size: None };
+    let opts = PutOptions {
+        mode,
+        content_type,
+        sha256: declared,
+        max_size: None,
+    };
     let res = gw.put(m, path, body, opts).await?;
     let location = listing::url_path(mount, path, false);
-    Ok(Outcome::Stored { meta: res.meta, created: res.created, location })
+    Ok(Outcome::Stored {
+        meta: res.meta,
+        created: res.created,
+        location,
+    })
 }
 
-pub async fn delete(gw: &Gateway, cred: Option<&str>, headers: &HeaderMap, mount: &str, path: &ArtifactPath) -> Result<Outcome> {
+pub async fn delete(
+    gw: &Gateway,
+    cred: Option<&str>,
+    headers: &HeaderMap,
+    mount: &str,
+    path: &ArtifactPath,
+) -> Result<Outcome> {
     let (m, _who) = gw.authorize(mount, Scope::Delete, cred)?;
     if headers.contains_key(header::IF_MATCH) || headers.contains_key(header::IF_UNMODIFIED_SINCE) {
         let meta = gw.head(m, path).await?;
@@ -128,12 +169,17 @@ pub async fn list(
     let first_page = after.is_none();
     let page = gw.list(m, dir, ListOptions { limit, after }).await?;
     if page.entries.is_empty() && first_page && !dir.is_root() {
-        return Err(Error::new(ErrorKind::NotFound, "no such directory").with_mount(mount).with_path(dir.as_str()));
+        return Err(Error::new(ErrorKind::NotFound, "no such directory")
+            .with_mount(mount)
+            .with_path(dir.as_str()));
     }
     if wants_html(headers) {
         return Ok(Outcome::Html(listing::html_page(mount, dir, &page, limit)));
     }
-    Ok(Outcome::Json { status: StatusCode::OK, value: listing::json_page(mount, dir, &page) })
+    Ok(Outcome::Json {
+        status: StatusCode::OK,
+        value: listing::json_page(mount, dir, &page),
+    })
 }
 
 pub fn mounts(gw: &Gateway, cred: Option<&str>) -> Outcome {
@@ -142,7 +188,10 @@ pub fn mounts(gw: &Gateway, cred: Option<&str>) -> Outcome {
         .into_iter()
         .map(|m| json!({ "name": m.name, "url": listing::url_path(&m.name, &ArtifactPath::root(), true) }))
         .collect();
-    Outcome::Json { status: StatusCode::OK, value: json!({ "mounts": mounts }) }
+    Outcome::Json {
+        status: StatusCode::OK,
+        value: json!({ "mounts": mounts }),
+    }
 }
 
 pub async fn readyz(gw: &Gateway) -> Outcome {
@@ -156,14 +205,25 @@ pub async fn readyz(gw: &Gateway) -> Outcome {
             }
             Err(e) => {
                 all_ok = false;
-                detail.insert(name, json!({ "ready": false, "code": e.kind().code(), "message": e.message() }));
+                detail.insert(
+                    name,
+                    json!({ "ready": false, "code": e.kind().code(), "message": e.message() }),
+                );
             }
         }
     }
-    let failing: Vec<String> =
-        detail.iter().filter(|(_, v)| v["ready"] == json!(false)).map(|(k, _)| k.clone()).collect();
-    let status = if all_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let mut value = json!({ "status": if all_ok { "ready" } else { "not_ready" }, "mounts": detail });
+    let failing: Vec<String> = detail
+        .iter()
+        .filter(|(_, v)| v["ready"] == json!(false))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut value =
+        json!({ "status": if all_ok { "ready" } else { "not_ready" }, "mounts": detail });
     if !all_ok {
         value["failing"] = json!(failing);
     }
@@ -172,13 +232,21 @@ pub async fn readyz(gw: &Gateway) -> Outcome {
 
 /// Reads the bearer token. No header: `None`. Another scheme or a broken value: 401.
 pub fn bearer(headers: &HeaderMap) -> Result<Option<String>> {
-    let Some(v) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let s = v
-        .to_str()
-        .map_err(|_| Error::new(ErrorKind::Unauthenticated, "the Authorization header is not ASCII"))?;
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let s = v.to_str().map_err(|_| {
+        Error::new(
+            ErrorKind::Unauthenticated,
+            "the Authorization header is not ASCII",
+        )
+    })?;
     let (scheme, token) = s.trim().split_once(' ').unwrap_or((s, ""));
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(Error::new(ErrorKind::Unauthenticated, "the Authorization header must be `Bearer <token>`"));
+        return Err(Error::new(
+            ErrorKind::Unauthenticated,
+            "the Authorization header must be `Bearer <token>`",
+        ));
     }
     Ok(Some(token.trim().to_string()))
 }
@@ -189,9 +257,10 @@ pub fn declared_digest(headers: &HeaderMap) -> Result<Option<Sha256>> {
     let mut found: Option<Sha256> = None;
     let mut add = |d: Sha256| -> Result<()> {
         match found {
-            Some(prev) if prev != d => {
-                Err(Error::new(ErrorKind::InvalidInput, "the request declares two different SHA-256 digests"))
-            }
+            Some(prev) if prev != d => Err(Error::new(
+                ErrorKind::InvalidInput,
+                "the request declares two different SHA-256 digests",
+            )),
             _ => {
                 found = Some(d);
                 Ok(())
@@ -205,23 +274,39 @@ pub fn declared_digest(headers: &HeaderMap) -> Result<Option<Sha256>> {
             }
         }
     }
-    if let Some(v) = header_str(headers, header::HeaderName::from_static("x-checksum-sha256"))? {
+    if let Some(v) = header_str(
+        headers,
+        header::HeaderName::from_static("x-checksum-sha256"),
+    )? {
         add(Sha256::from_hex(v).map_err(|e| prefix(e, "x-checksum-sha256"))?)?;
     }
     Ok(found)
 }
 
-async fn put_mode(gw: &Gateway, m: &crate::service::Mount, headers: &HeaderMap, path: &ArtifactPath) -> Result<PutMode> {
+async fn put_mode(
+    gw: &Gateway,
+    m: &crate::service::Mount,
+    headers: &HeaderMap,
+    path: &ArtifactPath,
+) -> Result<PutMode> {
     if let Some(v) = header_str(headers, header::IF_NONE_MATCH)? {
         if v.trim() != "*" {
-            return Err(Error::new(ErrorKind::InvalidInput, "on PUT, If-None-Match supports only `*` (create-only)"));
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "on PUT, If-None-Match supports only `*` (create-only)",
+            ));
         }
         if headers.contains_key(header::IF_MATCH) {
-            return Err(Error::new(ErrorKind::InvalidInput, "If-Match and If-None-Match cannot be combined"));
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "If-Match and If-None-Match cannot be combined",
+            ));
         }
         return Ok(PutMode::Create);
     }
-    let Some(v) = header_str(headers, header::IF_MATCH)? else { return Ok(PutMode::Overwrite) };
+    let Some(v) = header_str(headers, header::IF_MATCH)? else {
+        return Ok(PutMode::Overwrite);
+    };
     let v = v.trim();
     let tags: Vec<&str> = v.split(',').map(str::trim).collect();
     if tags.len() == 1 && tags[0] != "*" {
@@ -229,8 +314,15 @@ async fn put_mode(gw: &Gateway, m: &crate::service::Mount, headers: &HeaderMap, 
         let etag = tag
             .strip_prefix('"')
             .and_then(|t| t.strip_suffix('"'))
-            .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "If-Match must be `*` or a quoted strong entity tag"))?;
-        return Ok(PutMode::Update { etag: etag.to_string() });
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    "If-Match must be `*` or a quoted strong entity tag",
+                )
+            })?;
+        return Ok(PutMode::Update {
+            etag: etag.to_string(),
+        });
     }
     // `*` or a list: resolve against the current version, then guard on it.
     let current = match gw.head(m, path).await {
@@ -247,7 +339,11 @@ async fn put_mode(gw: &Gateway, m: &crate::service::Mount, headers: &HeaderMap, 
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>> {
     match header_str(headers, header::CONTENT_LENGTH)? {
         None => Ok(None),
-        Some(v) => v.trim().parse().map(Some).map_err(|_| Error::new(ErrorKind::InvalidInput, "Content-Length is not a number")),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::new(ErrorKind::InvalidInput, "Content-Length is not a number")),
     }
 }
 
@@ -261,10 +357,12 @@ fn wants_html(headers: &HeaderMap) -> bool {
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&str>> {
     match headers.get(&name) {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(Some)
-            .map_err(|_| Error::new(ErrorKind::InvalidInput, format!("the {name} header is not visible ASCII"))),
+        Some(v) => v.to_str().map(Some).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("the {name} header is not visible ASCII"),
+            )
+        }),
     }
 }
 
@@ -273,6 +371,9 @@ fn prefix(e: Error, header: &str) -> Error {
 }
 
 fn precondition_failed(path: &ArtifactPath) -> Error {
-    Error::new(ErrorKind::PreconditionFailed, "a precondition (If-Match, If-None-Match, If-Unmodified-Since) failed")
-        .with_path(path.as_str())
+    Error::new(
+        ErrorKind::PreconditionFailed,
+        "a precondition (If-Match, If-None-Match, If-Unmodified-Since) failed",
+    )
+    .with_path(path.as_str())
 }

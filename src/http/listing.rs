@@ -8,7 +8,24 @@ use serde_json::{json, Value};
 use crate::storage::{ArtifactPath, Entry, ListPage};
 
 /// Characters escaped in a path segment of a link.
-const SEGMENT: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'/').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}').add(b'\\').add(b'^').add(b'|').add(b'[').add(b']').add(b'+');
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']')
+    .add(b'+');
 
 pub fn encode_segment(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
@@ -54,26 +71,46 @@ pub fn html_page(mount: &str, dir: &ArtifactPath, page: &ListPage, limit: usize)
         t = escape(&title)
     );
     if !dir.is_root() {
-        let _ = writeln!(out, "<tr><td><a href=\"{}\">../</a></td><td></td><td></td><td></td></tr>", escape(&url_path(mount, &dir.parent(), true)));
+        let _ = writeln!(
+            out,
+            "<tr><td><a href=\"{}\">../</a></td><td></td><td></td><td></td></tr>",
+            escape(&url_path(mount, &dir.parent(), true))
+        );
     }
     for e in &page.entries {
-        let Ok(child) = dir.child(&e.name) else { continue };
+        let Ok(child) = dir.child(&e.name) else {
+            continue;
+        };
         let href = url_path(mount, &child, e.is_dir);
-        let label = if e.is_dir { format!("{}/", e.name) } else { e.name.clone() };
+        let label = if e.is_dir {
+            format!("{}/", e.name)
+        } else {
+            e.name.clone()
+        };
         let _ = writeln!(
             out,
             "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             escape(&href),
             escape(&label),
             e.size.map(|s| s.to_string()).unwrap_or_default(),
-            e.last_modified.map(|t| humantime::format_rfc3339_seconds(t).to_string()).unwrap_or_default(),
+            e.last_modified
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                .unwrap_or_default(),
             e.sha256.map(|d| d.to_hex()).unwrap_or_default(),
         );
     }
     out.push_str("</table>\n");
     if let Some(next) = &page.next_after {
-        let q: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("limit", &limit.to_string()).append_pair("after", next).finish();
-        let _ = writeln!(out, "<p><a href=\"{}?{}\">next page</a></p>", escape(&url_path(mount, dir, true)), escape(&q));
+        let q: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("limit", &limit.to_string())
+            .append_pair("after", next)
+            .finish();
+        let _ = writeln!(
+            out,
+            "<p><a href=\"{}?{}\">next page</a></p>",
+            escape(&url_path(mount, dir, true)),
+            escape(&q)
+        );
     }
     out.push_str("</body></html>\n");
     out

@@ -30,18 +30,41 @@ impl Default for Metrics {
         let bytes_sent = Counter::<u64, AtomicU64>::default();
         let aborted_responses = Counter::<u64, AtomicU64>::default();
         let in_flight = Gauge::default();
-        registry.register("http_requests", "HTTP requests by method and status", requests.clone());
-        registry.register("http_response_body_bytes", "Response body bytes sent", bytes_sent.clone());
-        registry.register("http_aborted_responses", "Responses whose body failed midway (connection reset)", aborted_responses.clone());
-        registry.register("http_requests_in_flight", "Requests being served", in_flight.clone());
-        Metrics { registry, requests, bytes_sent, aborted_responses, in_flight }
+        registry.register(
+            "http_requests",
+            "HTTP requests by method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_response_body_bytes",
+            "Response body bytes sent",
+            bytes_sent.clone(),
+        );
+        registry.register(
+            "http_aborted_responses",
+            "Responses whose body failed midway (connection reset)",
+            aborted_responses.clone(),
+        );
+        registry.register(
+            "http_requests_in_flight",
+            "Requests being served",
+            in_flight.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            bytes_sent,
+            aborted_responses,
+            in_flight,
+        }
     }
 }
 
 impl Metrics {
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }

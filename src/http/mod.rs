@@ -41,7 +41,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(gateway: Arc<Gateway>) -> Arc<AppState> {
-        Arc::new(AppState { gateway, metrics: Metrics::default() })
+        Arc::new(AppState {
+            gateway,
+            metrics: Metrics::default(),
+        })
     }
 }
 
@@ -61,7 +64,9 @@ where
     let mut resp = match result {
         Ok(outcome) => render::render(outcome),
         Err(e) => {
-            if e.kind() == crate::error::ErrorKind::Unsupported && e.message().starts_with(routes::METHOD_NOT_ALLOWED_PREFIX) {
+            if e.kind() == crate::error::ErrorKind::Unsupported
+                && e.message().starts_with(routes::METHOD_NOT_ALLOWED_PREFIX)
+            {
                 let allow = e.message()[routes::METHOD_NOT_ALLOWED_PREFIX.len()..].to_string();
                 let mut r = error::render(&e);
                 *r.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
@@ -77,14 +82,23 @@ where
             }
         }
     };
-    resp.headers_mut().insert(REQUEST_ID, HeaderValue::from_str(&request_id).expect("hex is ASCII"));
+    resp.headers_mut().insert(
+        REQUEST_ID,
+        HeaderValue::from_str(&request_id).expect("hex is ASCII"),
+    );
     let status = resp.status();
     let (parts, body) = resp.into_parts();
-    let bodyless = method == Method::HEAD || status == http::StatusCode::NOT_MODIFIED || status == http::StatusCode::NO_CONTENT;
+    let bodyless = method == Method::HEAD
+        || status == http::StatusCode::NOT_MODIFIED
+        || status == http::StatusCode::NO_CONTENT;
     let expected = if bodyless {
         Some(0)
     } else {
-        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+        parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
     };
     let logged = AccessLog {
         expected,
@@ -111,20 +125,37 @@ where
     let gw = &state.gateway;
     let headers = req.headers();
     match endpoint {
-        Endpoint::Healthz => Ok(Outcome::Json { status: http::StatusCode::OK, value: serde_json::json!({ "status": "ok" }) }),
+        Endpoint::Healthz => Ok(Outcome::Json {
+            status: http::StatusCode::OK,
+            value: serde_json::json!({ "status": "ok" }),
+        }),
         Endpoint::Readyz => Ok(handlers::readyz(gw).await),
         Endpoint::Metrics => Ok(Outcome::Metrics(state.metrics.encode())),
         Endpoint::Mounts => {
             let cred = handlers::bearer(headers)?;
             Ok(handlers::mounts(gw, cred.as_deref()))
         }
-        Endpoint::List { mount, dir, limit, after } => {
+        Endpoint::List {
+            mount,
+            dir,
+            limit,
+            after,
+        } => {
             let cred = handlers::bearer(headers)?;
             handlers::list(gw, cred.as_deref(), headers, &mount, &dir, limit, after).await
         }
         Endpoint::Get { mount, path, head } => {
             let cred = handlers::bearer(headers)?;
-            handlers::get(gw, cred.as_deref(), req.method(), headers, &mount, &path, head).await
+            handlers::get(
+                gw,
+                cred.as_deref(),
+                req.method(),
+                headers,
+                &mount,
+                &path,
+                head,
+            )
+            .await
         }
         Endpoint::Delete { mount, path } => {
             let cred = handlers::bearer(headers)?;
@@ -133,7 +164,15 @@ where
         Endpoint::Put { mount, path } => {
             let cred = handlers::bearer(req.headers())?;
             let (parts, body) = req.into_parts();
-            handlers::put(gw, cred.as_deref(), &parts.headers, &mount, &path, body::request_stream(body)).await
+            handlers::put(
+                gw,
+                cred.as_deref(),
+                &parts.headers,
+                &mount,
+                &path,
+                body::request_stream(body),
+            )
+            .await
         }
     }
 }
@@ -159,7 +198,10 @@ impl HttpBody for AccessLog {
     type Data = Bytes;
     type Error = Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -190,9 +232,15 @@ impl Drop for AccessLog {
     fn drop(&mut self) {
         let m = &self.state.metrics;
         m.in_flight.dec();
-        m.requests.get_or_create(&RequestLabels { method: self.method.to_string(), status: self.status }).inc();
+        m.requests
+            .get_or_create(&RequestLabels {
+                method: self.method.to_string(),
+                status: self.status,
+            })
+            .inc();
         m.bytes_sent.inc_by(self.bytes);
-        let complete = !self.failed && (self.finished || self.inner.is_end_stream() || self.expected == Some(self.bytes));
+        let complete = !self.failed
+            && (self.finished || self.inner.is_end_stream() || self.expected == Some(self.bytes));
         if self.failed {
             m.aborted_responses.inc();
         }

@@ -12,19 +12,33 @@ use crate::storage::{ByteStream, Meta};
 /// A handler's typed result.
 pub enum Outcome {
     /// 200 with the whole artifact (`body` is `None` for HEAD).
-    Full { meta: Meta, body: Option<ByteStream> },
+    Full {
+        meta: Meta,
+        body: Option<ByteStream>,
+    },
     /// 206 with one range.
-    Partial { meta: Meta, range: Range<u64>, body: Option<ByteStream> },
+    Partial {
+        meta: Meta,
+        range: Range<u64>,
+        body: Option<ByteStream>,
+    },
     /// 304.
     NotModified { meta: Meta },
     /// 416.
     Unsatisfiable { size: u64 },
     /// 201 or 200 after a put.
-    Stored { meta: Meta, created: bool, location: String },
+    Stored {
+        meta: Meta,
+        created: bool,
+        location: String,
+    },
     /// 204 after a delete.
     Deleted,
     /// Any JSON document.
-    Json { status: StatusCode, value: serde_json::Value },
+    Json {
+        status: StatusCode,
+        value: serde_json::Value,
+    },
     /// An HTML page (listings for browsers).
     Html(String),
     /// Prometheus text exposition.
@@ -39,9 +53,18 @@ pub fn render(outcome: Outcome) -> Response<Body> {
             resp
         }
         Outcome::Partial { meta, range, body } => {
-            let mut resp = artifact_response(StatusCode::PARTIAL_CONTENT, &meta, range.end - range.start, body);
+            let mut resp = artifact_response(
+                StatusCode::PARTIAL_CONTENT,
+                &meta,
+                range.end - range.start,
+                body,
+            );
             set(&mut resp, header::ACCEPT_RANGES, "bytes");
-            set(&mut resp, header::CONTENT_RANGE, &format!("bytes {}-{}/{}", range.start, range.end - 1, meta.size));
+            set(
+                &mut resp,
+                header::CONTENT_RANGE,
+                &format!("bytes {}-{}/{}", range.start, range.end - 1, meta.size),
+            );
             resp
         }
         Outcome::NotModified { meta } => {
@@ -59,7 +82,11 @@ pub fn render(outcome: Outcome) -> Response<Body> {
             set(&mut resp, header::ACCEPT_RANGES, "bytes");
             resp
         }
-        Outcome::Stored { meta, created, location } => {
+        Outcome::Stored {
+            meta,
+            created,
+            location,
+        } => {
             let value = serde_json::json!({
                 "path": meta.path.as_str(),
                 "size": meta.size,
@@ -69,7 +96,11 @@ pub fn render(outcome: Outcome) -> Response<Body> {
                 "created": created,
             });
             let mut resp = Response::new(body::json(&value));
-            *resp.status_mut() = if created { StatusCode::CREATED } else { StatusCode::OK };
+            *resp.status_mut() = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             set(&mut resp, header::CONTENT_TYPE, "application/json");
             validators(&mut resp, &meta);
             if created {
@@ -97,21 +128,34 @@ pub fn render(outcome: Outcome) -> Response<Body> {
         }
         Outcome::Metrics(text) => {
             let mut resp = Response::new(body::full(text));
-            set(&mut resp, header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+            set(
+                &mut resp,
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            );
             resp
         }
     }
 }
 
-fn artifact_response(status: StatusCode, meta: &Meta, len: u64, body: Option<ByteStream>) -> Response<Body> {
+fn artifact_response(
+    status: StatusCode,
+    meta: &Meta,
+    len: u64,
+    body: Option<ByteStream>,
+) -> Response<Body> {
     let mut resp = Response::new(match body {
         Some(s) => body::stream(s),
         None => body::empty(),
     });
     *resp.status_mut() = status;
-    let ct = meta.content_type.as_deref().unwrap_or("application/octet-stream");
+    let ct = meta
+        .content_type
+        .as_deref()
+        .unwrap_or("application/octet-stream");
     set(&mut resp, header::CONTENT_TYPE, ct);
-    resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     // Artifacts can be replaced under the same name: caches must revalidate (cheap with ETag).
     set(&mut resp, header::CACHE_CONTROL, "no-cache");
     validators(&mut resp, meta);
@@ -120,9 +164,16 @@ fn artifact_response(status: StatusCode, meta: &Meta, len: u64, body: Option<Byt
 
 fn validators(resp: &mut Response<Body>, meta: &Meta) {
     set(resp, header::ETAG, &quoted_etag(meta));
-    set(resp, header::LAST_MODIFIED, &httpdate::fmt_http_date(meta.last_modified));
+    set(
+        resp,
+        header::LAST_MODIFIED,
+        &httpdate::fmt_http_date(meta.last_modified),
+    );
     if let Some(d) = meta.sha256 {
-        resp.headers_mut().insert("repr-digest", HeaderValue::from_str(&d.to_digest_field()).expect("base64 is ASCII"));
+        resp.headers_mut().insert(
+            "repr-digest",
+            HeaderValue::from_str(&d.to_digest_field()).expect("base64 is ASCII"),
+        );
     }
 }
 

@@ -15,13 +15,28 @@ pub enum Endpoint {
     /// `GET /artifacts/`: the mounts.
     Mounts,
     /// `GET /artifacts/<mount>/<dir>/`: one level of a directory.
-    List { mount: String, dir: ArtifactPath, limit: usize, after: Option<String> },
+    List {
+        mount: String,
+        dir: ArtifactPath,
+        limit: usize,
+        after: Option<String>,
+    },
     /// `GET|HEAD /artifacts/<mount>/<path>`.
-    Get { mount: String, path: ArtifactPath, head: bool },
+    Get {
+        mount: String,
+        path: ArtifactPath,
+        head: bool,
+    },
     /// `PUT /artifacts/<mount>/<path>`.
-    Put { mount: String, path: ArtifactPath },
+    Put {
+        mount: String,
+        path: ArtifactPath,
+    },
     /// `DELETE /artifacts/<mount>/<path>`.
-    Delete { mount: String, path: ArtifactPath },
+    Delete {
+        mount: String,
+        path: ArtifactPath,
+    },
 }
 
 pub const DEFAULT_LIST_LIMIT: usize = 1000;
@@ -44,7 +59,10 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoin
         _ => {}
     }
     let Some(rest) = path.strip_prefix("/artifacts/") else {
-        return Err(Error::new(ErrorKind::NotFound, "no such endpoint: artifacts are under /artifacts/<mount>/<path>"));
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            "no such endpoint: artifacts are under /artifacts/<mount>/<path>",
+        ));
     };
     let (raw_mount, raw_path) = rest.split_once('/').unwrap_or((rest, ""));
     let mount = percent_encoding::percent_decode_str(raw_mount)
@@ -58,13 +76,32 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoin
             return Err(method_not_allowed("GET, HEAD"));
         }
         let (limit, after) = list_query(query)?;
-        return Ok(Endpoint::List { mount, dir: artifact, limit, after });
+        return Ok(Endpoint::List {
+            mount,
+            dir: artifact,
+            limit,
+            after,
+        });
     }
     match *method {
-        Method::GET => Ok(Endpoint::Get { mount, path: artifact, head: false }),
-        Method::HEAD => Ok(Endpoint::Get { mount, path: artifact, head: true }),
-        Method::PUT => Ok(Endpoint::Put { mount, path: artifact }),
-        Method::DELETE => Ok(Endpoint::Delete { mount, path: artifact }),
+        Method::GET => Ok(Endpoint::Get {
+            mount,
+            path: artifact,
+            head: false,
+        }),
+        Method::HEAD => Ok(Endpoint::Get {
+            mount,
+            path: artifact,
+            head: true,
+        }),
+        Method::PUT => Ok(Endpoint::Put {
+            mount,
+            path: artifact,
+        }),
+        Method::DELETE => Ok(Endpoint::Delete {
+            mount,
+            path: artifact,
+        }),
         _ => Err(method_not_allowed("GET, HEAD, PUT, DELETE")),
     }
 }
@@ -79,7 +116,12 @@ fn list_query(query: Option<&str>) -> Result<(usize, Option<String>)> {
                     .parse::<usize>()
                     .ok()
                     .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
-                    .ok_or_else(|| Error::new(ErrorKind::InvalidInput, format!("limit must be 1..={MAX_LIST_LIMIT}")))?;
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::InvalidInput,
+                            format!("limit must be 1..={MAX_LIST_LIMIT}"),
+                        )
+                    })?;
             }
             "after" => after = Some(v.into_owned()).filter(|s| !s.is_empty()),
             _ => {}
@@ -92,7 +134,10 @@ fn list_query(query: Option<&str>) -> Result<(usize, Option<String>)> {
 pub const METHOD_NOT_ALLOWED_PREFIX: &str = "method not allowed; use ";
 
 fn method_not_allowed(allow: &str) -> Error {
-    Error::new(ErrorKind::Unsupported, format!("{METHOD_NOT_ALLOWED_PREFIX}{allow}"))
+    Error::new(
+        ErrorKind::Unsupported,
+        format!("{METHOD_NOT_ALLOWED_PREFIX}{allow}"),
+    )
 }
 
 #[cfg(test)]
@@ -102,26 +147,83 @@ mod tests {
     #[test]
     fn routes_artifacts_and_listings() {
         let get = route(&Method::GET, "/artifacts/default/jobs/wc.jar", None).unwrap();
-        assert_eq!(get, Endpoint::Get { mount: "default".into(), path: ArtifactPath::parse("jobs/wc.jar").unwrap(), head: false });
-        let list = route(&Method::GET, "/artifacts/default/jobs/", Some("limit=5&after=a.jar")).unwrap();
+        assert_eq!(
+            get,
+            Endpoint::Get {
+                mount: "default".into(),
+                path: ArtifactPath::parse("jobs/wc.jar").unwrap(),
+                head: false
+            }
+        );
+        let list = route(
+            &Method::GET,
+            "/artifacts/default/jobs/",
+            Some("limit=5&after=a.jar"),
+        )
+        .unwrap();
         assert_eq!(
             list,
-            Endpoint::List { mount: "default".into(), dir: ArtifactPath::parse("jobs").unwrap(), limit: 5, after: Some("a.jar".into()) }
+            Endpoint::List {
+                mount: "default".into(),
+                dir: ArtifactPath::parse("jobs").unwrap(),
+                limit: 5,
+                after: Some("a.jar".into())
+            }
         );
-        assert!(matches!(route(&Method::GET, "/artifacts/default", None).unwrap(), Endpoint::List { .. }));
-        assert_eq!(route(&Method::GET, "/artifacts/", None).unwrap(), Endpoint::Mounts);
-        assert!(matches!(route(&Method::PUT, "/artifacts/m/x", None).unwrap(), Endpoint::Put { .. }));
-        assert!(matches!(route(&Method::DELETE, "/artifacts/m/x", None).unwrap(), Endpoint::Delete { .. }));
+        assert!(matches!(
+            route(&Method::GET, "/artifacts/default", None).unwrap(),
+            Endpoint::List { .. }
+        ));
+        assert_eq!(
+            route(&Method::GET, "/artifacts/", None).unwrap(),
+            Endpoint::Mounts
+        );
+        assert!(matches!(
+            route(&Method::PUT, "/artifacts/m/x", None).unwrap(),
+            Endpoint::Put { .. }
+        ));
+        assert!(matches!(
+            route(&Method::DELETE, "/artifacts/m/x", None).unwrap(),
+            Endpoint::Delete { .. }
+        ));
     }
 
     #[test]
     fn refuses_bad_paths_and_methods() {
-        for p in ["/artifacts/m/../x", "/artifacts/m/%2e%2e/x", "/artifacts/m/a%2Fb", "/artifacts/m/a//b", "/artifacts/m/a%00"] {
-            assert_eq!(route(&Method::GET, p, None).unwrap_err().kind(), ErrorKind::InvalidPath, "{p}");
+        for p in [
+            "/artifacts/m/../x",
+            "/artifacts/m/%2e%2e/x",
+            "/artifacts/m/a%2Fb",
+            "/artifacts/m/a//b",
+            "/artifacts/m/a%00",
+        ] {
+            assert_eq!(
+                route(&Method::GET, p, None).unwrap_err().kind(),
+                ErrorKind::InvalidPath,
+                "{p}"
+            );
         }
-        assert_eq!(route(&Method::POST, "/artifacts/m/x", None).unwrap_err().kind(), ErrorKind::Unsupported);
-        assert_eq!(route(&Method::PUT, "/artifacts/m/dir/", None).unwrap_err().kind(), ErrorKind::Unsupported);
-        assert_eq!(route(&Method::GET, "/nope", None).unwrap_err().kind(), ErrorKind::NotFound);
-        assert_eq!(route(&Method::GET, "/artifacts/m/", Some("limit=0")).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(
+            route(&Method::POST, "/artifacts/m/x", None)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            route(&Method::PUT, "/artifacts/m/dir/", None)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            route(&Method::GET, "/nope", None).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            route(&Method::GET, "/artifacts/m/", Some("limit=0"))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidInput
+        );
     }
 }

@@ -43,13 +43,24 @@ impl Authorizer {
         let mut out = Vec::new();
         for t in tokens {
             let value = t.secret.resolve().map_err(|e| {
-                Error::new(ErrorKind::InvalidInput, format!("tokens[{:?}].secret: {}", t.name, e.message()))
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("tokens[{:?}].secret: {}", t.name, e.message()),
+                )
             })?;
-            out.push(Token { name: t.name.clone(), digest: Sha256::of(value.as_bytes()), scopes: t.scopes.clone(), mounts: t.mounts.clone() });
+            out.push(Token {
+                name: t.name.clone(),
+                digest: Sha256::of(value.as_bytes()),
+                scopes: t.scopes.clone(),
+                mounts: t.mounts.clone(),
+            });
         }
         if let Some(v) = env_token {
             let value = Secret::Value(v.to_string()).resolve().map_err(|_| {
-                Error::new(ErrorKind::InvalidInput, "ARTIFACT_GATEWAY_TOKEN is set but empty")
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    "ARTIFACT_GATEWAY_TOKEN is set but empty",
+                )
             })?;
             out.push(Token {
                 name: "ARTIFACT_GATEWAY_TOKEN".into(),
@@ -62,7 +73,13 @@ impl Authorizer {
     }
 
     /// Decides whether `credential` (the bearer token, if any) may use `scope` on `mount`.
-    pub fn check(&self, mount: &str, anonymous_read: bool, scope: Scope, credential: Option<&str>) -> Result<Principal> {
+    pub fn check(
+        &self,
+        mount: &str,
+        anonymous_read: bool,
+        scope: Scope,
+        credential: Option<&str>,
+    ) -> Result<Principal> {
         if scope != Scope::Read && !self.tokens.iter().any(|t| t.covers(mount, scope)) {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
@@ -78,7 +95,10 @@ impl Authorizer {
             if scope == Scope::Read && anonymous_read {
                 return Ok(Principal::Anonymous);
             }
-            return Err(Error::new(ErrorKind::Unauthenticated, "a bearer token is required (Authorization: Bearer <token>)"));
+            return Err(Error::new(
+                ErrorKind::Unauthenticated,
+                "a bearer token is required (Authorization: Bearer <token>)",
+            ));
         };
         let digest = Sha256::of(presented.as_bytes());
         let mut matched: Option<&Token> = None;
@@ -88,12 +108,19 @@ impl Authorizer {
             }
         }
         match matched {
-            None => Err(Error::new(ErrorKind::Unauthenticated, "the bearer token is not valid")),
+            None => Err(Error::new(
+                ErrorKind::Unauthenticated,
+                "the bearer token is not valid",
+            )),
             Some(t) if t.covers(mount, scope) => Ok(Principal::Token(t.name.clone())),
             Some(_) if scope == Scope::Read && anonymous_read => Ok(Principal::Anonymous),
             Some(t) => Err(Error::new(
                 ErrorKind::PermissionDenied,
-                format!("token {:?} lacks the `{}` scope on mount {mount:?}", t.name, scope.as_str()),
+                format!(
+                    "token {:?} lacks the `{}` scope on mount {mount:?}",
+                    t.name,
+                    scope.as_str()
+                ),
             )),
         }
     }
@@ -117,13 +144,42 @@ mod tests {
     #[test]
     fn decisions() {
         let a = auth();
-        assert_eq!(a.check("jobs", false, Scope::Read, Some("reader-secret")).unwrap(), Principal::Token("reader".into()));
-        assert_eq!(a.check("jobs", true, Scope::Read, None).unwrap(), Principal::Anonymous);
-        assert_eq!(a.check("jobs", false, Scope::Read, None).unwrap_err().kind(), ErrorKind::Unauthenticated);
-        assert_eq!(a.check("jobs", false, Scope::Read, Some("wrong")).unwrap_err().kind(), ErrorKind::Unauthenticated);
-        assert_eq!(a.check("other", false, Scope::Read, Some("reader-secret")).unwrap_err().kind(), ErrorKind::PermissionDenied);
-        assert_eq!(a.check("jobs", false, Scope::Write, Some("reader-secret")).unwrap_err().kind(), ErrorKind::PermissionDenied);
-        assert!(a.check("jobs", false, Scope::Delete, Some("admin-secret")).is_ok());
+        assert_eq!(
+            a.check("jobs", false, Scope::Read, Some("reader-secret"))
+                .unwrap(),
+            Principal::Token("reader".into())
+        );
+        assert_eq!(
+            a.check("jobs", true, Scope::Read, None).unwrap(),
+            Principal::Anonymous
+        );
+        assert_eq!(
+            a.check("jobs", false, Scope::Read, None)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Unauthenticated
+        );
+        assert_eq!(
+            a.check("jobs", false, Scope::Read, Some("wrong"))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Unauthenticated
+        );
+        assert_eq!(
+            a.check("other", false, Scope::Read, Some("reader-secret"))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::PermissionDenied
+        );
+        assert_eq!(
+            a.check("jobs", false, Scope::Write, Some("reader-secret"))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::PermissionDenied
+        );
+        assert!(a
+            .check("jobs", false, Scope::Delete, Some("admin-secret"))
+            .is_ok());
     }
 
     #[test]

@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use crate::config::{Config, Scope};
 use crate::error::{Error, ErrorKind, Result};
-use crate::storage::{registry, ArtifactPath, ByteStream, GetOptions, GetResult, ListOptions, ListPage, Meta, PutOptions, PutResult, Storage};
+use crate::storage::{
+    registry, ArtifactPath, ByteStream, GetOptions, GetResult, ListOptions, ListPage, Meta,
+    PutOptions, PutResult, Storage,
+};
 
 pub use auth::{Authorizer, Principal};
 
@@ -42,21 +45,34 @@ impl Gateway {
         let mut mounts = BTreeMap::new();
         for m in &config.mounts {
             let spec = m.backend()?;
-            let storage = registry::build(&spec)
-                .await
-                .map_err(|e| Error::new(e.kind(), format!("mounts[{:?}]: {}", m.name, e.message())))?;
+            let storage = registry::build(&spec).await.map_err(|e| {
+                Error::new(e.kind(), format!("mounts[{:?}]: {}", m.name, e.message()))
+            })?;
             mounts.insert(
                 m.name.clone(),
-                Mount { name: m.name.clone(), storage, anonymous_read: m.anonymous_read, max_upload_size: m.max_upload_size.as_u64() },
+                Mount {
+                    name: m.name.clone(),
+                    storage,
+                    anonymous_read: m.anonymous_read,
+                    max_upload_size: m.max_upload_size.as_u64(),
+                },
             );
         }
         let auth = Authorizer::from_config(&config.tokens, env_token)?;
-        Ok(Gateway { mounts, auth, backend_timeout: config.limits.backend_timeout })
+        Ok(Gateway {
+            mounts,
+            auth,
+            backend_timeout: config.limits.backend_timeout,
+        })
     }
 
     /// A gateway over ready-made storages (tests, embedding).
     pub fn new(mounts: Vec<Mount>, auth: Authorizer, backend_timeout: Duration) -> Gateway {
-        Gateway { mounts: mounts.into_iter().map(|m| (m.name.clone(), m)).collect(), auth, backend_timeout }
+        Gateway {
+            mounts: mounts.into_iter().map(|m| (m.name.clone(), m)).collect(),
+            auth,
+            backend_timeout,
+        }
     }
 
     pub fn mounts(&self) -> impl Iterator<Item = &Mount> {
@@ -64,18 +80,32 @@ impl Gateway {
     }
 
     /// Finds the mount and checks the caller may use `scope` on it.
-    pub fn authorize(&self, mount: &str, scope: Scope, credential: Option<&str>) -> Result<(&Mount, Principal)> {
-        let m = self
-            .mounts
-            .get(mount)
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no mount named {mount:?}")).with_mount(mount))?;
-        let who = self.auth.check(mount, m.anonymous_read, scope, credential).map_err(|e| e.with_mount(mount))?;
+    pub fn authorize(
+        &self,
+        mount: &str,
+        scope: Scope,
+        credential: Option<&str>,
+    ) -> Result<(&Mount, Principal)> {
+        let m = self.mounts.get(mount).ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("no mount named {mount:?}")).with_mount(mount)
+        })?;
+        let who = self
+            .auth
+            .check(mount, m.anonymous_read, scope, credential)
+            .map_err(|e| e.with_mount(mount))?;
         Ok((m, who))
     }
 
     /// Lists the mounts the caller may read.
     pub fn readable_mounts(&self, credential: Option<&str>) -> Vec<&Mount> {
-        self.mounts.values().filter(|m| self.auth.check(&m.name, m.anonymous_read, Scope::Read, credential).is_ok()).collect()
+        self.mounts
+            .values()
+            .filter(|m| {
+                self.auth
+                    .check(&m.name, m.anonymous_read, Scope::Read, credential)
+                    .is_ok()
+            })
+            .collect()
     }
 
     pub async fn head(&self, mount: &Mount, path: &ArtifactPath) -> Result<Meta> {
@@ -83,29 +113,60 @@ impl Gateway {
     }
 
     /// Opens a read. The deadline covers opening; the body then streams without one.
-    pub async fn get(&self, mount: &Mount, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult> {
-        self.idempotent(mount, || mount.storage.get(path, opts.clone())).await
+    pub async fn get(
+        &self,
+        mount: &Mount,
+        path: &ArtifactPath,
+        opts: GetOptions,
+    ) -> Result<GetResult> {
+        self.idempotent(mount, || mount.storage.get(path, opts.clone()))
+            .await
     }
 
-    pub async fn list(&self, mount: &Mount, dir: &ArtifactPath, opts: ListOptions) -> Result<ListPage> {
-        self.idempotent(mount, || mount.storage.list(dir, opts.clone())).await
+    pub async fn list(
+        &self,
+        mount: &Mount,
+        dir: &ArtifactPath,
+        opts: ListOptions,
+    ) -> Result<ListPage> {
+        self.idempotent(mount, || mount.storage.list(dir, opts.clone()))
+            .await
     }
 
     /// Stores a body. Not retried (the body is consumed) and not under the backend deadline:
     /// a large upload takes as long as the client needs; the idle timeout catches stalls.
-    pub async fn put(&self, mount: &Mount, path: &ArtifactPath, body: ByteStream, mut opts: PutOptions) -> Result<PutResult> {
-        opts.max_size = Some(opts.max_size.map_or(mount.max_upload_size, |m| m.min(mount.max_upload_size)));
-        mount.storage.put(path, body, opts).await.map_err(|e| e.with_mount(&mount.name))
+    pub async fn put(
+        &self,
+        mount: &Mount,
+        path: &ArtifactPath,
+        body: ByteStream,
+        mut opts: PutOptions,
+    ) -> Result<PutResult> {
+        opts.max_size = Some(
+            opts.max_size
+                .map_or(mount.max_upload_size, |m| m.min(mount.max_upload_size)),
+        );
+        mount
+            .storage
+            .put(path, body, opts)
+            .await
+            .map_err(|e| e.with_mount(&mount.name))
     }
 
     pub async fn delete(&self, mount: &Mount, path: &ArtifactPath) -> Result<()> {
-        with_deadline(self.backend_timeout, mount.storage.delete(path)).await.map_err(|e| e.with_mount(&mount.name))
+        with_deadline(self.backend_timeout, mount.storage.delete(path))
+            .await
+            .map_err(|e| e.with_mount(&mount.name))
     }
 
     /// Every mount's readiness, in name order.
     pub async fn readiness(&self) -> Vec<(String, Result<()>)> {
         let checks = self.mounts.values().map(|m| async move {
-            let r = with_deadline(self.backend_timeout.min(Duration::from_secs(5)), m.storage.ready()).await;
+            let r = with_deadline(
+                self.backend_timeout.min(Duration::from_secs(5)),
+                m.storage.ready(),
+            )
+            .await;
             (m.name.clone(), r.map_err(|e| e.with_mount(&m.name)))
         });
         futures::future::join_all(checks).await
@@ -124,7 +185,10 @@ impl Gateway {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let result = with_deadline(left, op()).await;
             match result {
-                Err(e) if e.kind().is_transient() && tokio::time::Instant::now() + backoff < deadline => {
+                Err(e)
+                    if e.kind().is_transient()
+                        && tokio::time::Instant::now() + backoff < deadline =>
+                {
                     tracing::warn!(mount = %mount.name, error = %e, retry_in = ?backoff, "transient backend error, retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -138,6 +202,9 @@ impl Gateway {
 async fn with_deadline<T>(limit: Duration, fut: impl Future<Output = Result<T>>) -> Result<T> {
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => r,
-        Err(_) => Err(Error::new(ErrorKind::Timeout, format!("the backend did not answer within {limit:?}"))),
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("the backend did not answer within {limit:?}"),
+        )),
     }
 }

@@ -20,7 +20,13 @@ impl Sha256 {
     pub fn from_hex(s: &str) -> Result<Self> {
         let mut out = [0u8; 32];
         hex::decode_to_slice(s.trim(), &mut out).map_err(|_| {
-            Error::new(ErrorKind::InvalidInput, format!("not a SHA-256 hex digest (64 hex digits): {:?}", truncate(s)))
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "not a SHA-256 hex digest (64 hex digits): {:?}",
+                    truncate(s)
+                ),
+            )
         })?;
         Ok(Sha256(out))
     }
@@ -29,7 +35,12 @@ impl Sha256 {
     pub fn from_base64(s: &str) -> Result<Self> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(s.trim())
-            .map_err(|_| Error::new(ErrorKind::InvalidInput, format!("not base64: {:?}", truncate(s))))?;
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("not base64: {:?}", truncate(s)),
+                )
+            })?;
         let arr: [u8; 32] = bytes
             .try_into()
             .map_err(|_| Error::new(ErrorKind::InvalidInput, "a SHA-256 digest is 32 bytes"))?;
@@ -42,7 +53,10 @@ impl Sha256 {
         for member in value.split(',') {
             let member = member.trim();
             let Some((alg, rest)) = member.split_once('=') else {
-                return Err(Error::new(ErrorKind::InvalidInput, format!("malformed digest field member {:?}", truncate(member))));
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("malformed digest field member {:?}", truncate(member)),
+                ));
             };
             if !alg.trim().eq_ignore_ascii_case("sha-256") {
                 continue;
@@ -51,7 +65,12 @@ impl Sha256 {
             let inner = rest
                 .strip_prefix(':')
                 .and_then(|r| r.strip_suffix(':'))
-                .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "sha-256 digest must be a byte sequence `:<base64>:`"))?;
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        "sha-256 digest must be a byte sequence `:<base64>:`",
+                    )
+                })?;
             return Self::from_base64(inner).map(Some);
         }
         Ok(None)
@@ -123,7 +142,9 @@ pub fn verify(expected: Option<Sha256>, actual: Sha256, what: &str) -> Result<()
     match expected {
         Some(e) if e != actual => Err(Error::new(
             ErrorKind::DigestMismatch,
-            format!("SHA-256 mismatch for {what}: declared {e}, received content hashes to {actual}"),
+            format!(
+                "SHA-256 mismatch for {what}: declared {e}, received content hashes to {actual}"
+            ),
         )),
         _ => Ok(()),
     }
@@ -140,10 +161,19 @@ mod tests {
     #[test]
     fn forms_round_trip() {
         let d = Sha256::of(b"hello");
-        assert_eq!(d.to_hex(), "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(
+            d.to_hex(),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
         assert_eq!(Sha256::from_hex(&d.to_hex().to_uppercase()).unwrap(), d);
-        assert_eq!(Sha256::from_digest_field(&d.to_digest_field()).unwrap(), Some(d));
-        assert_eq!(Sha256::from_digest_field(&format!("md5=:AAAA:, {}", d.to_digest_field())).unwrap(), Some(d));
+        assert_eq!(
+            Sha256::from_digest_field(&d.to_digest_field()).unwrap(),
+            Some(d)
+        );
+        assert_eq!(
+            Sha256::from_digest_field(&format!("md5=:AAAA:, {}", d.to_digest_field())).unwrap(),
+            Some(d)
+        );
         assert_eq!(Sha256::from_digest_field("md5=:AAAA:").unwrap(), None);
         assert!(Sha256::from_digest_field("sha-256=abc").is_err());
         assert!(Sha256::from_hex("abc").is_err());
@@ -157,6 +187,9 @@ mod tests {
         let (d, n) = h.finish();
         assert_eq!((d, n), (Sha256::of(b"hello"), 5));
         assert!(verify(Some(d), d, "x").is_ok());
-        assert_eq!(verify(Some(Sha256::of(b"x")), d, "x").unwrap_err().kind(), ErrorKind::DigestMismatch);
+        assert_eq!(
+            verify(Some(Sha256::of(b"x")), d, "x").unwrap_err().kind(),
+            ErrorKind::DigestMismatch
+        );
     }
 }

@@ -31,8 +31,9 @@ use tokio_util::io::ReaderStream;
 
 use super::path::RESERVED_SEGMENT;
 use super::{
-    exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult,
-    HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Sha256, Storage,
+    exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions,
+    GetResult, HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Sha256,
+    Storage,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -67,17 +68,31 @@ impl LocalStorage {
     /// Opens (creating if needed) a store rooted at `root`.
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
         let root = root.as_ref();
-        std::fs::create_dir_all(root).map_err(|e| Error::io(&format!("cannot create data directory {}", root.display()), e))?;
-        let root = std::fs::canonicalize(root).map_err(|e| Error::io(&format!("cannot resolve {}", root.display()), e))?;
+        std::fs::create_dir_all(root).map_err(|e| {
+            Error::io(
+                &format!("cannot create data directory {}", root.display()),
+                e,
+            )
+        })?;
+        let root = std::fs::canonicalize(root)
+            .map_err(|e| Error::io(&format!("cannot resolve {}", root.display()), e))?;
         let internal = root.join(RESERVED_SEGMENT);
         let tmp = internal.join("tmp");
         let meta = internal.join("meta");
         for dir in [&tmp, &meta] {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(&format!("cannot create {}", dir.display()), e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(&format!("cannot create {}", dir.display()), e))?;
         }
         remove_stale_temp_files(&tmp, Duration::from_secs(3600));
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
-        Ok(LocalStorage { inner: Arc::new(Inner { root, tmp, meta, locks }) })
+        Ok(LocalStorage {
+            inner: Arc::new(Inner {
+                root,
+                tmp,
+                meta,
+                locks,
+            }),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -97,7 +112,12 @@ impl LocalStorage {
         for seg in path.segments() {
             p.push(seg);
         }
-        let name = format!("{}.json", p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        let name = format!(
+            "{}.json",
+            p.file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
         p.set_file_name(name);
         p
     }
@@ -105,7 +125,9 @@ impl LocalStorage {
     /// Resolves an existing path and refuses it if a symlink leads outside the root.
     async fn resolve_existing(&self, path: &ArtifactPath) -> Result<PathBuf> {
         let full = self.full_path(path);
-        let real = tokio::fs::canonicalize(&full).await.map_err(|e| not_found_or_io(e, path))?;
+        let real = tokio::fs::canonicalize(&full)
+            .await
+            .map_err(|e| not_found_or_io(e, path))?;
         if !real.starts_with(&self.inner.root) {
             return Err(escape(path));
         }
@@ -116,7 +138,10 @@ impl LocalStorage {
     /// ancestor is inside the root (so no directory is created through an escaping symlink).
     async fn prepare_parent(&self, path: &ArtifactPath) -> Result<PathBuf> {
         let full = self.full_path(path);
-        let parent = full.parent().expect("artifact paths have a parent").to_path_buf();
+        let parent = full
+            .parent()
+            .expect("artifact paths have a parent")
+            .to_path_buf();
         let mut existing = parent.clone();
         loop {
             match tokio::fs::canonicalize(&existing).await {
@@ -133,13 +158,21 @@ impl LocalStorage {
             }
         }
         tokio::fs::create_dir_all(&parent).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotADirectory || e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::new(ErrorKind::PreconditionFailed, "a parent of this path is a file").with_path(path.as_str())
+            if e.kind() == std::io::ErrorKind::NotADirectory
+                || e.kind() == std::io::ErrorKind::AlreadyExists
+            {
+                Error::new(
+                    ErrorKind::PreconditionFailed,
+                    "a parent of this path is a file",
+                )
+                .with_path(path.as_str())
             } else {
                 Error::io("cannot create parent directories", e).with_path(path.as_str())
             }
         })?;
-        let real_parent = tokio::fs::canonicalize(&parent).await.map_err(|e| Error::io("cannot resolve parent", e))?;
+        let real_parent = tokio::fs::canonicalize(&parent)
+            .await
+            .map_err(|e| Error::io("cannot resolve parent", e))?;
         if !real_parent.starts_with(&self.inner.root) {
             return Err(escape(path));
         }
@@ -159,10 +192,17 @@ impl LocalStorage {
             let md = f.metadata().map_err(|e| Error::io("cannot stat", e))?;
             (Some(f), md)
         } else {
-            (None, std::fs::metadata(&real).map_err(|e| not_found_or_io(e, path))?)
+            (
+                None,
+                std::fs::metadata(&real).map_err(|e| not_found_or_io(e, path))?,
+            )
         };
         if !md.is_file() {
-            return Err(Error::new(ErrorKind::NotFound, "no artifact at this path (it is a directory)").with_path(path.as_str()));
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                "no artifact at this path (it is a directory)",
+            )
+            .with_path(path.as_str()));
         }
         let sidecar = std::fs::read(self.sidecar_path(path))
             .ok()
@@ -191,26 +231,52 @@ impl LocalStorage {
     async fn write_sidecar(&self, path: &ArtifactPath, sidecar: &Sidecar) -> Result<()> {
         let target = self.sidecar_path(path);
         if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| Error::io("cannot create metadata directory", e))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| Error::io("cannot create metadata directory", e))?;
         }
-        let tmp = self.inner.tmp.join(format!("{}.meta", uuid::Uuid::new_v4()));
+        let tmp = self
+            .inner
+            .tmp
+            .join(format!("{}.meta", uuid::Uuid::new_v4()));
         let json = serde_json::to_vec(sidecar).expect("sidecar serializes");
-        tokio::fs::write(&tmp, json).await.map_err(|e| Error::io("cannot write metadata", e))?;
-        tokio::fs::rename(&tmp, &target).await.map_err(|e| Error::io("cannot place metadata", e))?;
+        tokio::fs::write(&tmp, json)
+            .await
+            .map_err(|e| Error::io("cannot write metadata", e))?;
+        tokio::fs::rename(&tmp, &target)
+            .await
+            .map_err(|e| Error::io("cannot place metadata", e))?;
         Ok(())
     }
 
     /// Streams the body into a temporary file, fsyncs it and checks size and digest.
-    async fn stage(&self, path: &ArtifactPath, body: ByteStream, opts: &PutOptions) -> Result<(PathBuf, Sha256)> {
+    async fn stage(
+        &self,
+        path: &ArtifactPath,
+        body: ByteStream,
+        opts: &PutOptions,
+    ) -> Result<(PathBuf, Sha256)> {
         let tmp = self.inner.tmp.join(uuid::Uuid::new_v4().to_string());
         let guard = TempGuard(Some(tmp.clone()));
-        let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| Error::io("cannot create a temporary file", e))?;
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| Error::io("cannot create a temporary file", e))?;
         let mut body = HashingBody::new(body, opts.max_size);
-        while let Some(chunk) = body.next_chunk().await.map_err(|e| e.with_path(path.as_str()))? {
-            file.write_all(&chunk).await.map_err(|e| Error::io("cannot write the upload", e).with_path(path.as_str()))?;
+        while let Some(chunk) = body
+            .next_chunk()
+            .await
+            .map_err(|e| e.with_path(path.as_str()))?
+        {
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io("cannot write the upload", e).with_path(path.as_str()))?;
         }
-        file.flush().await.map_err(|e| Error::io("cannot write the upload", e))?;
-        file.sync_all().await.map_err(|e| Error::io("cannot sync the upload", e))?;
+        file.flush()
+            .await
+            .map_err(|e| Error::io("cannot write the upload", e))?;
+        file.sync_all()
+            .await
+            .map_err(|e| Error::io("cannot sync the upload", e))?;
         drop(file);
         let (sha, _len) = body.finish(opts.sha256, path)?;
         Ok((guard.keep(), sha))
@@ -253,28 +319,47 @@ impl Storage for LocalStorage {
             let range = range_opt.unwrap_or(0..meta.size);
             if range.start > 0 {
                 use std::io::Seek;
-                file.seek(std::io::SeekFrom::Start(range.start)).map_err(|e| Error::io("cannot seek", e))?;
+                file.seek(std::io::SeekFrom::Start(range.start))
+                    .map_err(|e| Error::io("cannot seek", e))?;
             }
             Ok((meta, file, range))
         })
         .await?;
         let len = range.end - range.start;
         let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), len);
-        let stream = futures::StreamExt::map(ReaderStream::with_capacity(reader, READ_CHUNK), |r| {
-            r.map_err(|e| Error::io("read failed", e))
-        });
-        Ok(GetResult { body: exact_length(Box::pin(stream), len, path), meta, range })
+        let stream =
+            futures::StreamExt::map(ReaderStream::with_capacity(reader, READ_CHUNK), |r| {
+                r.map_err(|e| Error::io("read failed", e))
+            });
+        Ok(GetResult {
+            body: exact_length(Box::pin(stream), len, path),
+            meta,
+            range,
+        })
     }
 
-    async fn put(&self, path: &ArtifactPath, body: ByteStream, opts: PutOptions) -> Result<PutResult> {
+    async fn put(
+        &self,
+        path: &ArtifactPath,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         if path.is_root() {
-            return Err(Error::new(ErrorKind::InvalidPath, "cannot write to a mount's root"));
+            return Err(Error::new(
+                ErrorKind::InvalidPath,
+                "cannot write to a mount's root",
+            ));
         }
         let target = self.prepare_parent(path).await?;
         let (tmp, sha) = self.stage(path, body, &opts).await?;
         let guard = TempGuard(Some(tmp.clone()));
-        let content_type = opts.content_type.clone().unwrap_or_else(|| guess_content_type(path));
-        let staged_md = tokio::fs::metadata(&tmp).await.map_err(|e| Error::io("cannot stat the upload", e))?;
+        let content_type = opts
+            .content_type
+            .clone()
+            .unwrap_or_else(|| guess_content_type(path));
+        let staged_md = tokio::fs::metadata(&tmp)
+            .await
+            .map_err(|e| Error::io("cannot stat the upload", e))?;
         let sidecar = Sidecar {
             sha256: sha.to_hex(),
             content_type: Some(content_type),
@@ -287,7 +372,11 @@ impl Storage for LocalStorage {
         let existing = tokio::fs::symlink_metadata(&target).await.ok();
         if let Some(md) = &existing {
             if md.is_dir() {
-                return Err(Error::new(ErrorKind::PreconditionFailed, "a directory exists at this path").with_path(path.as_str()));
+                return Err(Error::new(
+                    ErrorKind::PreconditionFailed,
+                    "a directory exists at this path",
+                )
+                .with_path(path.as_str()));
             }
         }
         match &opts.mode {
@@ -298,12 +387,22 @@ impl Storage for LocalStorage {
                 }
             }
             PutMode::Update { etag } => match &existing {
-                None => return Err(Error::new(ErrorKind::PreconditionFailed, "no artifact to replace").with_path(path.as_str())),
+                None => {
+                    return Err(
+                        Error::new(ErrorKind::PreconditionFailed, "no artifact to replace")
+                            .with_path(path.as_str()),
+                    )
+                }
                 Some(_) => {
-                    let md = tokio::fs::metadata(&target).await.map_err(|e| not_found_or_io(e, path))?;
+                    let md = tokio::fs::metadata(&target)
+                        .await
+                        .map_err(|e| not_found_or_io(e, path))?;
                     if &etag_of(&md) != etag {
-                        return Err(Error::new(ErrorKind::PreconditionFailed, "the artifact's ETag does not match If-Match")
-                            .with_path(path.as_str()));
+                        return Err(Error::new(
+                            ErrorKind::PreconditionFailed,
+                            "the artifact's ETag does not match If-Match",
+                        )
+                        .with_path(path.as_str()));
                     }
                 }
             },
@@ -312,27 +411,46 @@ impl Storage for LocalStorage {
         if opts.mode == PutMode::Create {
             // A hard link fails atomically if the name exists, even against other processes.
             tokio::fs::hard_link(&tmp, &target).await.map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists { exists(path) } else { Error::io("cannot place the upload", e) }
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    exists(path)
+                } else {
+                    Error::io("cannot place the upload", e)
+                }
             })?;
         } else {
-            tokio::fs::rename(&tmp, &target).await.map_err(|e| Error::io("cannot place the upload", e).with_path(path.as_str()))?;
+            tokio::fs::rename(&tmp, &target)
+                .await
+                .map_err(|e| Error::io("cannot place the upload", e).with_path(path.as_str()))?;
         }
         drop(guard);
         sync_dir(target.parent().expect("has parent")).await;
-        let md = tokio::fs::metadata(&target).await.map_err(|e| Error::io("cannot stat the stored artifact", e))?;
-        Ok(PutResult { meta: self.meta_of(path, &md).await, created: existing.is_none() })
+        let md = tokio::fs::metadata(&target)
+            .await
+            .map_err(|e| Error::io("cannot stat the stored artifact", e))?;
+        Ok(PutResult {
+            meta: self.meta_of(path, &md).await,
+            created: existing.is_none(),
+        })
     }
 
     async fn delete(&self, path: &ArtifactPath) -> Result<()> {
         let real = self.resolve_existing(path).await?;
-        let md = tokio::fs::symlink_metadata(self.full_path(path)).await.map_err(|e| not_found_or_io(e, path))?;
+        let md = tokio::fs::symlink_metadata(self.full_path(path))
+            .await
+            .map_err(|e| not_found_or_io(e, path))?;
         if md.is_dir() {
-            return Err(Error::new(ErrorKind::NotFound, "no artifact at this path (it is a directory)").with_path(path.as_str()));
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                "no artifact at this path (it is a directory)",
+            )
+            .with_path(path.as_str()));
         }
         let _lock = self.lock_for(path).lock().await;
         // Remove the name itself (a symlink inside the root is removed, not its target).
         let _ = real;
-        tokio::fs::remove_file(self.full_path(path)).await.map_err(|e| not_found_or_io(e, path))?;
+        tokio::fs::remove_file(self.full_path(path))
+            .await
+            .map_err(|e| not_found_or_io(e, path))?;
         let _ = tokio::fs::remove_file(self.sidecar_path(path)).await;
         Ok(())
     }
@@ -345,19 +463,34 @@ impl Storage for LocalStorage {
         };
         let mut rd = match tokio::fs::read_dir(&real).await {
             Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(ListPage::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                return Ok(ListPage::default())
+            }
             Err(e) => return Err(not_found_or_io(e, dir)),
         };
         let mut names: Vec<(String, bool)> = Vec::new();
-        while let Some(entry) = rd.next_entry().await.map_err(|e| Error::io("cannot read directory", e))? {
-            let Ok(name) = entry.file_name().into_string() else { continue };
+        while let Some(entry) = rd
+            .next_entry()
+            .await
+            .map_err(|e| Error::io("cannot read directory", e))?
+        {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
             if dir.child(&name).is_err() {
                 continue; // not a valid artifact name (includes the reserved directory)
             }
-            if opts.after.as_ref().is_some_and(|a| name.as_str() <= a.as_str()) {
+            if opts
+                .after
+                .as_ref()
+                .is_some_and(|a| name.as_str() <= a.as_str())
+            {
                 continue;
             }
-            let is_dir = tokio::fs::metadata(entry.path()).await.map(|m| m.is_dir()).unwrap_or(false);
+            let is_dir = tokio::fs::metadata(entry.path())
+                .await
+                .map(|m| m.is_dir())
+                .unwrap_or(false);
             names.push((name, is_dir));
         }
         names.sort();
@@ -367,11 +500,20 @@ impl Storage for LocalStorage {
         let mut entries = Vec::with_capacity(names.len());
         for (name, is_dir) in names {
             if is_dir {
-                entries.push(Entry { name, is_dir: true, size: None, last_modified: None, etag: None, sha256: None });
+                entries.push(Entry {
+                    name,
+                    is_dir: true,
+                    size: None,
+                    last_modified: None,
+                    etag: None,
+                    sha256: None,
+                });
                 continue;
             }
             let child = dir.child(&name)?;
-            let Ok(md) = tokio::fs::metadata(real.join(&name)).await else { continue };
+            let Ok(md) = tokio::fs::metadata(real.join(&name)).await else {
+                continue;
+            };
             let meta = self.meta_of(&child, &md).await;
             entries.push(Entry {
                 name,
@@ -382,14 +524,26 @@ impl Storage for LocalStorage {
                 sha256: meta.sha256,
             });
         }
-        let next_after = if truncated { entries.last().map(|e| e.name.clone()) } else { None };
-        Ok(ListPage { entries, next_after })
+        let next_after = if truncated {
+            entries.last().map(|e| e.name.clone())
+        } else {
+            None
+        };
+        Ok(ListPage {
+            entries,
+            next_after,
+        })
     }
 
     async fn ready(&self) -> Result<()> {
-        let md = tokio::fs::metadata(&self.inner.tmp).await.map_err(|e| Error::io("the data directory is not usable", e))?;
+        let md = tokio::fs::metadata(&self.inner.tmp)
+            .await
+            .map_err(|e| Error::io("the data directory is not usable", e))?;
         if !md.is_dir() {
-            return Err(Error::new(ErrorKind::Internal, "the data directory's staging area is not a directory"));
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "the data directory's staging area is not a directory",
+            ));
         }
         Ok(())
     }
@@ -418,13 +572,21 @@ fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Sideca
         size: md.len(),
         last_modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         etag: etag_of(md),
-        sha256: sidecar.as_ref().and_then(|s| Sha256::from_hex(&s.sha256).ok()),
-        content_type: Some(sidecar.and_then(|s| s.content_type).unwrap_or_else(|| guess_content_type(path))),
+        sha256: sidecar
+            .as_ref()
+            .and_then(|s| Sha256::from_hex(&s.sha256).ok()),
+        content_type: Some(
+            sidecar
+                .and_then(|s| s.content_type)
+                .unwrap_or_else(|| guess_content_type(path)),
+        ),
     }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::new(ErrorKind::Internal, format!("blocking task failed: {e}")))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("blocking task failed: {e}")))?
 }
 
 fn etag_of(md: &std::fs::Metadata) -> String {
@@ -436,7 +598,10 @@ fn mtime_ns(md: &std::fs::Metadata) -> i128 {
 }
 
 fn not_found_or_io(e: std::io::Error, path: &ArtifactPath) -> Error {
-    if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) {
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    ) {
         Error::new(ErrorKind::NotFound, "no artifact at this path").with_path(path.as_str())
     } else {
         Error::io("filesystem error", e).with_path(path.as_str())
@@ -444,20 +609,32 @@ fn not_found_or_io(e: std::io::Error, path: &ArtifactPath) -> Error {
 }
 
 fn escape(path: &ArtifactPath) -> Error {
-    Error::new(ErrorKind::InvalidPath, "the path leaves the mount's root through a symlink").with_path(path.as_str())
+    Error::new(
+        ErrorKind::InvalidPath,
+        "the path leaves the mount's root through a symlink",
+    )
+    .with_path(path.as_str())
 }
 
 fn exists(path: &ArtifactPath) -> Error {
-    Error::new(ErrorKind::PreconditionFailed, "an artifact already exists at this path").with_path(path.as_str())
+    Error::new(
+        ErrorKind::PreconditionFailed,
+        "an artifact already exists at this path",
+    )
+    .with_path(path.as_str())
 }
 
 async fn sync_dir(dir: &Path) {
     let dir = dir.to_path_buf();
-    let _ = tokio::task::spawn_blocking(move || std::fs::File::open(dir).and_then(|f| f.sync_all())).await;
+    let _ =
+        tokio::task::spawn_blocking(move || std::fs::File::open(dir).and_then(|f| f.sync_all()))
+            .await;
 }
 
 fn remove_stale_temp_files(tmp: &Path, older_than: Duration) {
-    let Ok(rd) = std::fs::read_dir(tmp) else { return };
+    let Ok(rd) = std::fs::read_dir(tmp) else {
+        return;
+    };
     let now = SystemTime::now();
     for entry in rd.flatten() {
         let stale = entry

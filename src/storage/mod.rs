@@ -73,15 +73,21 @@ impl GetOptions {
     pub fn check(&self, meta: &Meta) -> Result<()> {
         if let Some(want) = &self.if_match {
             if want != &meta.etag {
-                return Err(Error::new(ErrorKind::PreconditionFailed, "the artifact changed while it was being read")
-                    .with_path(meta.path.as_str()));
+                return Err(Error::new(
+                    ErrorKind::PreconditionFailed,
+                    "the artifact changed while it was being read",
+                )
+                .with_path(meta.path.as_str()));
             }
         }
         if let Some(r) = &self.range {
             if r.start > r.end || r.end > meta.size {
                 return Err(Error::new(
                     ErrorKind::RangeNotSatisfiable,
-                    format!("range {}-{} is outside an artifact of {} bytes", r.start, r.end, meta.size),
+                    format!(
+                        "range {}-{} is outside an artifact of {} bytes",
+                        r.start, r.end, meta.size
+                    ),
                 )
                 .with_path(meta.path.as_str()));
             }
@@ -100,7 +106,10 @@ pub struct GetResult {
 
 impl fmt::Debug for GetResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GetResult").field("meta", &self.meta).field("range", &self.range).finish_non_exhaustive()
+        f.debug_struct("GetResult")
+            .field("meta", &self.meta)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
     }
 }
 
@@ -146,7 +155,10 @@ pub struct ListOptions {
 
 impl Default for ListOptions {
     fn default() -> Self {
-        ListOptions { limit: 1000, after: None }
+        ListOptions {
+            limit: 1000,
+            after: None,
+        }
     }
 }
 
@@ -198,7 +210,12 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
 
     async fn get(&self, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult>;
 
-    async fn put(&self, path: &ArtifactPath, body: ByteStream, opts: PutOptions) -> Result<PutResult>;
+    async fn put(
+        &self,
+        path: &ArtifactPath,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<PutResult>;
 
     async fn delete(&self, path: &ArtifactPath) -> Result<()>;
 
@@ -212,7 +229,12 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
 /// Wraps a body so it yields exactly `expected` bytes: a short or long stream ends with an
 /// error instead of looking complete. Every backend's `get` goes through it.
 pub fn exact_length(inner: ByteStream, expected: u64, path: &ArtifactPath) -> ByteStream {
-    Box::pin(ExactLength { inner, remaining: expected, path: path.as_str().to_string(), done: false })
+    Box::pin(ExactLength {
+        inner,
+        remaining: expected,
+        path: path.as_str().to_string(),
+        done: false,
+    })
 }
 
 struct ExactLength {
@@ -235,8 +257,11 @@ impl Stream for ExactLength {
                 let n = chunk.len() as u64;
                 if n > self.remaining {
                     self.done = true;
-                    let err = Error::new(ErrorKind::BackendUnavailable, "the backend sent more bytes than the artifact's size")
-                        .with_path(self.path.clone());
+                    let err = Error::new(
+                        ErrorKind::BackendUnavailable,
+                        "the backend sent more bytes than the artifact's size",
+                    )
+                    .with_path(self.path.clone());
                     return Poll::Ready(Some(Err(err)));
                 }
                 self.remaining -= n;
@@ -274,7 +299,11 @@ pub struct HashingBody {
 
 impl HashingBody {
     pub fn new(inner: ByteStream, max_size: Option<u64>) -> Self {
-        HashingBody { inner, hasher: digest::Hasher::new(), max_size }
+        HashingBody {
+            inner,
+            hasher: digest::Hasher::new(),
+            max_size,
+        }
     }
 
     /// The next chunk, hashed; `Ok(None)` at the end.
@@ -287,7 +316,10 @@ impl HashingBody {
                 self.hasher.update(&chunk);
                 if let Some(max) = self.max_size {
                     if self.hasher.len() > max {
-                        return Err(Error::new(ErrorKind::TooLarge, format!("the body is larger than the limit of {max} bytes")));
+                        return Err(Error::new(
+                            ErrorKind::TooLarge,
+                            format!("the body is larger than the limit of {max} bytes"),
+                        ));
                     }
                 }
                 Ok(Some(chunk))
@@ -329,5 +361,8 @@ pub fn guess_content_type(path: &ArtifactPath) -> String {
             return ty.to_string();
         }
     }
-    mime_guess::from_path(name).first_or_octet_stream().essence_str().to_string()
+    mime_guess::from_path(name)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_string()
 }

@@ -101,14 +101,22 @@ impl ArtifactPath {
     /// This path with one more validated segment.
     pub fn child(&self, segment: &str) -> Result<ArtifactPath> {
         check_segment(segment, segment)?;
-        let joined = if self.is_root() { segment.to_string() } else { format!("{}/{}", self.0, segment) };
+        let joined = if self.is_root() {
+            segment.to_string()
+        } else {
+            format!("{}/{}", self.0, segment)
+        };
         check_len(&joined, &joined)?;
         Ok(ArtifactPath(joined))
     }
 
     /// The path as a directory prefix: `a/b/` (empty for the root).
     pub fn as_dir_prefix(&self) -> String {
-        if self.is_root() { String::new() } else { format!("{}/", self.0) }
+        if self.is_root() {
+            String::new()
+        } else {
+            format!("{}/", self.0)
+        }
     }
 }
 
@@ -139,8 +147,16 @@ fn check_len(path: &str, whole: &str) -> Result<()> {
 }
 
 fn invalid(whole: &str, reason: &str) -> Error {
-    let shown: String = whole.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).take(200).collect();
-    Error::new(ErrorKind::InvalidPath, format!("invalid artifact path: {reason}")).with_path(shown)
+    let shown: String = whole
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .take(200)
+        .collect();
+    Error::new(
+        ErrorKind::InvalidPath,
+        format!("invalid artifact path: {reason}"),
+    )
+    .with_path(shown)
 }
 
 impl fmt::Display for ArtifactPath {
@@ -161,7 +177,13 @@ mod tests {
 
     #[test]
     fn accepts_normal_and_odd_names() {
-        for ok in ["a.jar", "jobs/wc/1.4.2/wc.jar", "with space/x+y%z.jar", "ünï/çødé.jar", ".hidden/file"] {
+        for ok in [
+            "a.jar",
+            "jobs/wc/1.4.2/wc.jar",
+            "with space/x+y%z.jar",
+            "ünï/çødé.jar",
+            ".hidden/file",
+        ] {
             let p = ArtifactPath::parse(ok).unwrap();
             assert_eq!(p.as_str(), ok);
         }
@@ -171,7 +193,16 @@ mod tests {
 
     #[test]
     fn rejects_traversal_and_control() {
-        for bad in ["a/../b", "..", "./a", "a//b", "a\\b", "a\0b", "a\nb", ".artifact-gateway/tmp/x"] {
+        for bad in [
+            "a/../b",
+            "..",
+            "./a",
+            "a//b",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            ".artifact-gateway/tmp/x",
+        ] {
             let err = ArtifactPath::parse(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidPath, "{bad:?}");
         }
@@ -179,8 +210,16 @@ mod tests {
 
     #[test]
     fn url_decoding_is_per_segment() {
-        assert_eq!(ArtifactPath::from_url_path("a%20b/c%2Bd.jar").unwrap().as_str(), "a b/c+d.jar");
-        for bad in ["%2e%2e/x", "/a", "a//", "a/%2E%2E", "a%2Fb", "a%5Cb", "a%00b", "%ff", "a/./b", "a/%2e/b", "a//b"] {
+        assert_eq!(
+            ArtifactPath::from_url_path("a%20b/c%2Bd.jar")
+                .unwrap()
+                .as_str(),
+            "a b/c+d.jar"
+        );
+        for bad in [
+            "%2e%2e/x", "/a", "a//", "a/%2E%2E", "a%2Fb", "a%5Cb", "a%00b", "%ff", "a/./b",
+            "a/%2e/b", "a//b",
+        ] {
             let err = ArtifactPath::from_url_path(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidPath, "{bad:?}");
         }

@@ -95,11 +95,25 @@ pub struct HdfsOptions {
 /// A fully resolved backend description.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BackendSpec {
-    Local { root: PathBuf },
-    S3 { bucket: String, prefix: String, options: S3Options },
-    Oss { bucket: String, prefix: String, options: OssOptions },
+    Local {
+        root: PathBuf,
+    },
+    S3 {
+        bucket: String,
+        prefix: String,
+        options: S3Options,
+    },
+    Oss {
+        bucket: String,
+        prefix: String,
+        options: OssOptions,
+    },
     /// `url` is `hdfs://authority` (a namenode or an HA nameservice).
-    Hdfs { url: String, prefix: String, options: HdfsOptions },
+    Hdfs {
+        url: String,
+        prefix: String,
+        options: HdfsOptions,
+    },
 }
 
 /// The per-kind option tables a mount may carry.
@@ -119,18 +133,33 @@ impl BackendSpec {
         let host = url.host_str().unwrap_or("").to_string();
         let scheme = url.scheme();
         let foreign = |kind: &str| {
-            let present = [("s3", options.s3.is_some()), ("oss", options.oss.is_some()), ("hdfs", options.hdfs.is_some())];
-            present.iter().find(|(k, p)| *p && *k != kind).map(|(k, _)| *k)
+            let present = [
+                ("s3", options.s3.is_some()),
+                ("oss", options.oss.is_some()),
+                ("hdfs", options.hdfs.is_some()),
+            ];
+            present
+                .iter()
+                .find(|(k, p)| *p && *k != kind)
+                .map(|(k, _)| *k)
         };
         if let Some(other) = foreign(scheme) {
-            return Err(bad(raw, &format!("has a [{other}] options table but is a {scheme}:// URL")));
+            return Err(bad(
+                raw,
+                &format!("has a [{other}] options table but is a {scheme}:// URL"),
+            ));
         }
         match scheme {
             "file" => {
                 if !host.is_empty() {
-                    return Err(bad(raw, "file URLs take no host: use file:///absolute/path"));
+                    return Err(bad(
+                        raw,
+                        "file URLs take no host: use file:///absolute/path",
+                    ));
                 }
-                let root = url.to_file_path().map_err(|_| bad(raw, "not a local path"))?;
+                let root = url
+                    .to_file_path()
+                    .map_err(|_| bad(raw, "not a local path"))?;
                 Ok(BackendSpec::Local { root })
             }
             "s3" | "oss" => {
@@ -138,22 +167,40 @@ impl BackendSpec {
                     return Err(bad(raw, "the bucket is missing: use s3://bucket/prefix"));
                 }
                 if scheme == "s3" {
-                    Ok(BackendSpec::S3 { bucket: host, prefix, options: options.s3.unwrap_or_default() })
+                    Ok(BackendSpec::S3 {
+                        bucket: host,
+                        prefix,
+                        options: options.s3.unwrap_or_default(),
+                    })
                 } else {
-                    Ok(BackendSpec::Oss { bucket: host, prefix, options: options.oss.unwrap_or_default() })
+                    Ok(BackendSpec::Oss {
+                        bucket: host,
+                        prefix,
+                        options: options.oss.unwrap_or_default(),
+                    })
                 }
             }
             "hdfs" | "viewfs" => {
                 if host.is_empty() {
-                    return Err(bad(raw, "the namenode is missing: use hdfs://namenode:8020/prefix"));
+                    return Err(bad(
+                        raw,
+                        "the namenode is missing: use hdfs://namenode:8020/prefix",
+                    ));
                 }
                 let authority = match url.port() {
                     Some(p) => format!("{host}:{p}"),
                     None => host,
                 };
-                Ok(BackendSpec::Hdfs { url: format!("{scheme}://{authority}"), prefix, options: options.hdfs.unwrap_or_default() })
+                Ok(BackendSpec::Hdfs {
+                    url: format!("{scheme}://{authority}"),
+                    prefix,
+                    options: options.hdfs.unwrap_or_default(),
+                })
             }
-            other => Err(bad(raw, &format!("unknown scheme {other:?} (use file, s3, oss or hdfs)"))),
+            other => Err(bad(
+                raw,
+                &format!("unknown scheme {other:?} (use file, s3, oss or hdfs)"),
+            )),
         }
     }
 }
@@ -162,14 +209,29 @@ impl BackendSpec {
 pub async fn build(spec: &BackendSpec) -> Result<Arc<dyn Storage>> {
     match spec {
         BackendSpec::Local { root } => Ok(Arc::new(LocalStorage::new(root)?)),
-        BackendSpec::S3 { bucket, prefix, options } => Ok(Arc::new(s3::build(bucket, prefix, options)?)),
-        BackendSpec::Oss { bucket, prefix, options } => Ok(Arc::new(oss::build(bucket, prefix, options)?)),
-        BackendSpec::Hdfs { url, prefix, options } => Ok(Arc::new(hdfs::build(url, prefix, options)?)),
+        BackendSpec::S3 {
+            bucket,
+            prefix,
+            options,
+        } => Ok(Arc::new(s3::build(bucket, prefix, options)?)),
+        BackendSpec::Oss {
+            bucket,
+            prefix,
+            options,
+        } => Ok(Arc::new(oss::build(bucket, prefix, options)?)),
+        BackendSpec::Hdfs {
+            url,
+            prefix,
+            options,
+        } => Ok(Arc::new(hdfs::build(url, prefix, options)?)),
     }
 }
 
 fn bad(raw: &str, why: &str) -> Error {
-    Error::new(ErrorKind::InvalidInput, format!("backend URL {raw:?} {why}"))
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!("backend URL {raw:?} {why}"),
+    )
 }
 
 #[cfg(test)]
@@ -180,25 +242,46 @@ mod tests {
     fn parses_each_kind() {
         assert_eq!(
             BackendSpec::from_url("file:///srv/a", BackendOptions::default()).unwrap(),
-            BackendSpec::Local { root: "/srv/a".into() }
+            BackendSpec::Local {
+                root: "/srv/a".into()
+            }
         );
         match BackendSpec::from_url("s3://bkt/some/prefix/", BackendOptions::default()).unwrap() {
-            BackendSpec::S3 { bucket, prefix, .. } => assert_eq!((bucket.as_str(), prefix.as_str()), ("bkt", "some/prefix")),
+            BackendSpec::S3 { bucket, prefix, .. } => {
+                assert_eq!((bucket.as_str(), prefix.as_str()), ("bkt", "some/prefix"))
+            }
             other => panic!("{other:?}"),
         }
         match BackendSpec::from_url("hdfs://nn:8020/flink", BackendOptions::default()).unwrap() {
-            BackendSpec::Hdfs { url, prefix, .. } => assert_eq!((url.as_str(), prefix.as_str()), ("hdfs://nn:8020", "flink")),
+            BackendSpec::Hdfs { url, prefix, .. } => {
+                assert_eq!((url.as_str(), prefix.as_str()), ("hdfs://nn:8020", "flink"))
+            }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(BackendSpec::from_url("oss://b", BackendOptions::default()).unwrap(), BackendSpec::Oss { .. }));
+        assert!(matches!(
+            BackendSpec::from_url("oss://b", BackendOptions::default()).unwrap(),
+            BackendSpec::Oss { .. }
+        ));
     }
 
     #[test]
     fn rejects_bad_urls_and_foreign_options() {
-        for bad in ["nope", "ftp://x/y", "s3:///prefix", "file://host/x", "hdfs:///x"] {
-            assert!(BackendSpec::from_url(bad, BackendOptions::default()).is_err(), "{bad}");
+        for bad in [
+            "nope",
+            "ftp://x/y",
+            "s3:///prefix",
+            "file://host/x",
+            "hdfs:///x",
+        ] {
+            assert!(
+                BackendSpec::from_url(bad, BackendOptions::default()).is_err(),
+                "{bad}"
+            );
         }
-        let opts = BackendOptions { oss: Some(OssOptions::default()), ..Default::default() };
+        let opts = BackendOptions {
+            oss: Some(OssOptions::default()),
+            ..Default::default()
+        };
         let err = BackendSpec::from_url("s3://b/p", opts).unwrap_err();
         assert!(err.message().contains("[oss]"), "{err}");
     }

@@ -43,12 +43,18 @@ impl Gateway {
     /// Starts `artifact-gateway serve <args> --listen 127.0.0.1:0` and waits for its listening line.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Gateway {
         let mut cmd = Command::new(bin());
-        cmd.arg("serve").args(args).args(["--listen", "127.0.0.1:0"]);
-        cmd.env_remove("ARTIFACT_GATEWAY_TOKEN").env_remove("ARTIFACT_GATEWAY_CONFIG").env("RUST_LOG", "info");
+        cmd.arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"]);
+        cmd.env_remove("ARTIFACT_GATEWAY_TOKEN")
+            .env_remove("ARTIFACT_GATEWAY_CONFIG")
+            .env("RUST_LOG", "info");
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped()).stdin(Stdio::null());
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn artifact-gateway");
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = mpsc::channel();
@@ -66,17 +72,33 @@ impl Gateway {
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(idx) = line.find("listening on ") {
-                        let url: String =
-                            line[idx + "listening on ".len()..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
-                        let port = url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
-                        return Gateway { child, url, port, stderr_lines: rx };
+                        let url: String = line[idx + "listening on ".len()..]
+                            .chars()
+                            .take_while(|c| !c.is_whitespace() && *c != '"')
+                            .collect();
+                        let port = url
+                            .rsplit(':')
+                            .next()
+                            .unwrap()
+                            .trim_end_matches('/')
+                            .parse()
+                            .unwrap();
+                        return Gateway {
+                            child,
+                            url,
+                            port,
+                            stderr_lines: rx,
+                        };
                     }
                     seen.push(line);
                 }
                 Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("the gateway did not start listening; its stderr:\n{}", seen.join("\n"));
+                    panic!(
+                        "the gateway did not start listening; its stderr:\n{}",
+                        seen.join("\n")
+                    );
                 }
             }
         }
@@ -150,7 +172,9 @@ pub fn sha256_file(path: &Path) -> String {
 
 /// Runs a command, returning (status code, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -160,6 +184,14 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 
 /// Fails with an install hint when a client program is missing.
 pub fn require_program(name: &str, install_hint: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(found, "`{name}` is not installed: {install_hint} (tests/run.sh installs it)");
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{name}` is not installed: {install_hint} (tests/run.sh installs it)"
+    );
 }

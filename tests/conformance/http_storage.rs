@@ -4,8 +4,8 @@
 use std::time::SystemTime;
 
 use artifact_gateway::storage::{
-    ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult, ListOptions, ListPage, Meta, PutMode,
-    PutOptions, PutResult, Sha256, Storage,
+    ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult, ListOptions, ListPage,
+    Meta, PutMode, PutOptions, PutResult, Sha256, Storage,
 };
 use artifact_gateway::{Error, ErrorKind, Result};
 use async_trait::async_trait;
@@ -33,7 +33,10 @@ impl HttpStorage {
     }
 
     fn url(&self, path: &ArtifactPath, dir: bool) -> String {
-        let segs: Vec<String> = path.segments().map(|s| percent_encoding::utf8_percent_encode(s, SEG).to_string()).collect();
+        let segs: Vec<String> = path
+            .segments()
+            .map(|s| percent_encoding::utf8_percent_encode(s, SEG).to_string())
+            .collect();
         let mut u = format!("{}/artifacts/{}/{}", self.base, self.mount, segs.join("/"));
         if dir && !path.is_root() {
             u.push('/');
@@ -50,7 +53,11 @@ impl HttpStorage {
     }
 }
 
-const SEG: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const SEG: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
     let status = resp.status();
@@ -86,8 +93,12 @@ fn meta_from(path: &ArtifactPath, h: &header::HeaderMap, size: u64) -> Meta {
     Meta {
         path: path.clone(),
         size,
-        last_modified: s("last-modified").and_then(|v| httpdate::parse_http_date(&v).ok()).unwrap_or(SystemTime::UNIX_EPOCH),
-        etag: s("etag").map(|e| e.trim_matches('"').to_string()).unwrap_or_default(),
+        last_modified: s("last-modified")
+            .and_then(|v| httpdate::parse_http_date(&v).ok())
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+        etag: s("etag")
+            .map(|e| e.trim_matches('"').to_string())
+            .unwrap_or_default(),
         sha256: s("repr-digest").and_then(|v| Sha256::from_digest_field(&v).ok().flatten()),
         content_type: s("content-type"),
     }
@@ -108,9 +119,25 @@ impl Storage for HttpStorage {
     }
 
     async fn head(&self, path: &ArtifactPath) -> Result<Meta> {
-        let resp = check(self.req(reqwest::Method::HEAD, &self.url(path, false)).send().await.map_err(net)?).await?;
-        let len = resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
-        assert_eq!(resp.headers().get(header::ACCEPT_RANGES).map(|v| v.to_str().unwrap()), Some("bytes"));
+        let resp = check(
+            self.req(reqwest::Method::HEAD, &self.url(path, false))
+                .send()
+                .await
+                .map_err(net)?,
+        )
+        .await?;
+        let len = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert_eq!(
+            resp.headers()
+                .get(header::ACCEPT_RANGES)
+                .map(|v| v.to_str().unwrap()),
+            Some("bytes")
+        );
         Ok(meta_from(path, resp.headers(), len))
     }
 
@@ -127,14 +154,21 @@ impl Storage for HttpStorage {
         }
         let resp = check(req.send().await.map_err(net)?).await?;
         let h = resp.headers().clone();
-        let body_len: u64 = h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let body_len: u64 = h
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let (range, size) = match h.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()) {
             Some(cr) => {
                 // bytes a-b/size
                 let rest = cr.trim_start_matches("bytes ");
                 let (ab, size) = rest.split_once('/').unwrap();
                 let (a, b) = ab.split_once('-').unwrap();
-                (a.parse::<u64>().unwrap()..b.parse::<u64>().unwrap() + 1, size.parse::<u64>().unwrap())
+                (
+                    a.parse::<u64>().unwrap()..b.parse::<u64>().unwrap() + 1,
+                    size.parse::<u64>().unwrap(),
+                )
             }
             None => (0..body_len, body_len),
         };
@@ -146,7 +180,12 @@ impl Storage for HttpStorage {
         Ok(GetResult { meta, range, body })
     }
 
-    async fn put(&self, path: &ArtifactPath, body: ByteStream, opts: PutOptions) -> Result<PutResult> {
+    async fn put(
+        &self,
+        path: &ArtifactPath,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         let mut req = self.req(reqwest::Method::PUT, &self.url(path, false));
         if let Some(d) = opts.sha256 {
             req = req.header("x-checksum-sha256", d.to_hex());
@@ -163,13 +202,22 @@ impl Storage for HttpStorage {
         let resp = match req.body(reqwest::Body::wrap_stream(stream)).send().await {
             Ok(r) => r,
             // The body failed on our side: the request was aborted, as a vanished client would.
-            Err(e) => return Err(Error::new(ErrorKind::Aborted, format!("upload aborted: {e}"))),
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Aborted,
+                    format!("upload aborted: {e}"),
+                ))
+            }
         };
         let resp = check(resp).await?;
         let created = resp.status() == reqwest::StatusCode::CREATED;
         let h = resp.headers().clone();
         let v: serde_json::Value = resp.json().await.map_err(net)?;
-        assert_eq!(v["created"].as_bool(), Some(created), "status and body agree on created");
+        assert_eq!(
+            v["created"].as_bool(),
+            Some(created),
+            "status and body agree on created"
+        );
         let mut meta = meta_from(path, &h, v["size"].as_u64().unwrap());
         meta.sha256 = v["sha256"].as_str().map(|s| Sha256::from_hex(s).unwrap());
         meta.content_type = v["content_type"].as_str().map(str::to_string);
@@ -177,13 +225,21 @@ impl Storage for HttpStorage {
     }
 
     async fn delete(&self, path: &ArtifactPath) -> Result<()> {
-        let resp = check(self.req(reqwest::Method::DELETE, &self.url(path, false)).send().await.map_err(net)?).await?;
+        let resp = check(
+            self.req(reqwest::Method::DELETE, &self.url(path, false))
+                .send()
+                .await
+                .map_err(net)?,
+        )
+        .await?;
         assert_eq!(resp.status(), reqwest::StatusCode::NO_CONTENT);
         Ok(())
     }
 
     async fn list(&self, dir: &ArtifactPath, opts: ListOptions) -> Result<ListPage> {
-        let mut req = self.req(reqwest::Method::GET, &self.url(dir, true)).header(header::ACCEPT, "application/json");
+        let mut req = self
+            .req(reqwest::Method::GET, &self.url(dir, true))
+            .header(header::ACCEPT, "application/json");
         let mut q = vec![("limit", opts.limit.to_string())];
         if let Some(a) = &opts.after {
             q.push(("after", a.clone()));
@@ -203,16 +259,26 @@ impl Storage for HttpStorage {
                 name: e["name"].as_str().unwrap().to_string(),
                 is_dir: e["is_dir"].as_bool().unwrap(),
                 size: e["size"].as_u64(),
-                last_modified: e["last_modified"].as_str().map(|t| humantime::parse_rfc3339(t).unwrap()),
+                last_modified: e["last_modified"]
+                    .as_str()
+                    .map(|t| humantime::parse_rfc3339(t).unwrap()),
                 etag: e["etag"].as_str().map(str::to_string),
                 sha256: e["sha256"].as_str().map(|s| Sha256::from_hex(s).unwrap()),
             })
             .collect();
-        Ok(ListPage { entries, next_after: v["next_after"].as_str().map(str::to_string) })
+        Ok(ListPage {
+            entries,
+            next_after: v["next_after"].as_str().map(str::to_string),
+        })
     }
 
     async fn ready(&self) -> Result<()> {
-        let resp = self.client.get(format!("{}/readyz", self.base)).send().await.map_err(net)?;
+        let resp = self
+            .client
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .map_err(net)?;
         check(resp).await.map(|_| ())
     }
 }

@@ -60,9 +60,23 @@ cases!(
 
 impl Suite {
     pub fn new(label: &str, storage: Arc<dyn Storage>, over_http: bool) -> Suite {
-        let root = ArtifactPath::parse(&format!("ag-test-{}-{}", label.replace(['/', ' '], "-"), uuid::Uuid::new_v4().simple())).unwrap();
-        let large_bytes = std::env::var("AG_TEST_LARGE_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256 << 20);
-        Suite { label: label.to_string(), storage, root, over_http, large_bytes }
+        let root = ArtifactPath::parse(&format!(
+            "ag-test-{}-{}",
+            label.replace(['/', ' '], "-"),
+            uuid::Uuid::new_v4().simple()
+        ))
+        .unwrap();
+        let large_bytes = std::env::var("AG_TEST_LARGE_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256 << 20);
+        Suite {
+            label: label.to_string(),
+            storage,
+            root,
+            over_http,
+            large_bytes,
+        }
     }
 
     /// Runs every case; panics (naming the case) on the first failure.
@@ -72,7 +86,11 @@ impl Suite {
             let dir = self.root.child(name).unwrap();
             let started = std::time::Instant::now();
             case(self, dir).await;
-            println!("conformance[{}]: {name} ok ({:.2}s)", self.label, started.elapsed().as_secs_f64());
+            println!(
+                "conformance[{}]: {name} ok ({:.2}s)",
+                self.label,
+                started.elapsed().as_secs_f64()
+            );
             ran += 1;
         }
         println!("conformance[{}]: {ran} cases passed", self.label);
@@ -96,13 +114,23 @@ pub fn p(dir: &ArtifactPath, rel: &str) -> ArtifactPath {
 pub fn body_of(bytes: impl Into<Bytes>) -> ByteStream {
     let b: Bytes = bytes.into();
     // Several chunks, so backends see a real stream.
-    let chunks: Vec<Result<Bytes, Error>> = b.chunks(64 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let chunks: Vec<Result<Bytes, Error>> = b
+        .chunks(64 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
     let chunks = if chunks.is_empty() { vec![] } else { chunks };
     futures::stream::iter(chunks).boxed()
 }
 
-pub async fn put(s: &Suite, path: &ArtifactPath, data: &[u8]) -> artifact_gateway::storage::PutResult {
-    s.storage.put(path, body_of(data.to_vec()), PutOptions::default()).await.unwrap_or_else(|e| panic!("put {path}: {e:?}"))
+pub async fn put(
+    s: &Suite,
+    path: &ArtifactPath,
+    data: &[u8],
+) -> artifact_gateway::storage::PutResult {
+    s.storage
+        .put(path, body_of(data.to_vec()), PutOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("put {path}: {e:?}"))
 }
 
 pub async fn read_all(s: &Suite, path: &ArtifactPath, opts: GetOptions) -> Result<Vec<u8>, Error> {
@@ -123,7 +151,9 @@ fn kind<T: std::fmt::Debug>(r: Result<T, Error>) -> ErrorKind {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 // ---------- cases ----------
@@ -134,26 +164,53 @@ async fn put_get_head_roundtrip(s: &Suite, dir: ArtifactPath) {
     let res = put(s, &path, &data).await;
     assert!(res.created);
     assert_eq!(res.meta.size, data.len() as u64);
-    assert_eq!(res.meta.sha256, Some(Sha256::of(&data)), "put reports the digest it computed");
+    assert_eq!(
+        res.meta.sha256,
+        Some(Sha256::of(&data)),
+        "put reports the digest it computed"
+    );
     let meta = s.storage.head(&path).await.unwrap();
     assert_eq!(meta.size, data.len() as u64);
     assert_eq!(meta.etag, res.meta.etag, "head and put agree on the ETag");
     assert!(!meta.etag.is_empty());
-    assert_eq!(meta.content_type.as_deref(), Some("application/java-archive"));
+    assert_eq!(
+        meta.content_type.as_deref(),
+        Some("application/java-archive")
+    );
     if s.caps().stores_digest {
-        assert_eq!(meta.sha256, Some(Sha256::of(&data)), "digest survives to head");
+        assert_eq!(
+            meta.sha256,
+            Some(Sha256::of(&data)),
+            "digest survives to head"
+        );
     }
-    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), data);
+    assert_eq!(
+        read_all(s, &path, GetOptions::default()).await.unwrap(),
+        data
+    );
     let got = s.storage.get(&path, GetOptions::default()).await.unwrap();
     assert_eq!(got.range, 0..data.len() as u64);
     if s.caps().stores_digest {
-        assert_eq!(got.meta.sha256, Some(Sha256::of(&data)), "digest survives to get");
+        assert_eq!(
+            got.meta.sha256,
+            Some(Sha256::of(&data)),
+            "digest survives to get"
+        );
     }
     // An explicit content type wins over the guess.
     let sql = p(&dir, "query.sql");
-    let opts = PutOptions { content_type: Some("text/plain".into()), ..Default::default() };
-    s.storage.put(&sql, body_of(&b"SELECT 1;"[..]), opts).await.unwrap();
-    assert_eq!(s.storage.head(&sql).await.unwrap().content_type.as_deref(), Some("text/plain"));
+    let opts = PutOptions {
+        content_type: Some("text/plain".into()),
+        ..Default::default()
+    };
+    s.storage
+        .put(&sql, body_of(&b"SELECT 1;"[..]), opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.storage.head(&sql).await.unwrap().content_type.as_deref(),
+        Some("text/plain")
+    );
 }
 
 async fn put_reports_created_then_replaced(s: &Suite, dir: ArtifactPath) {
@@ -161,8 +218,14 @@ async fn put_reports_created_then_replaced(s: &Suite, dir: ArtifactPath) {
     let first = put(s, &path, b"one").await;
     let second = put(s, &path, b"two-two").await;
     assert!(first.created && !second.created);
-    assert_ne!(first.meta.etag, second.meta.etag, "a replace changes the ETag");
-    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"two-two");
+    assert_ne!(
+        first.meta.etag, second.meta.etag,
+        "a replace changes the ETag"
+    );
+    assert_eq!(
+        read_all(s, &path, GetOptions::default()).await.unwrap(),
+        b"two-two"
+    );
     assert_eq!(s.storage.head(&path).await.unwrap().size, 7);
 }
 
@@ -171,26 +234,46 @@ async fn empty_artifact(s: &Suite, dir: ArtifactPath) {
     let res = put(s, &path, b"").await;
     assert_eq!(res.meta.size, 0);
     assert_eq!(s.storage.head(&path).await.unwrap().size, 0);
-    assert!(read_all(s, &path, GetOptions::default()).await.unwrap().is_empty());
+    assert!(read_all(s, &path, GetOptions::default())
+        .await
+        .unwrap()
+        .is_empty());
     if s.caps().stores_digest {
-        assert_eq!(s.storage.head(&path).await.unwrap().sha256, Some(Sha256::of(b"")));
+        assert_eq!(
+            s.storage.head(&path).await.unwrap().sha256,
+            Some(Sha256::of(b""))
+        );
     }
 }
 
 async fn odd_names_and_deep_paths(s: &Suite, dir: ArtifactPath) {
-    let names = ["with space.jar", "plus+sign.jar", "per%cent.jar", "ünïcødé-名前.jar", "a=b&c;d.jar", "a/b/c/d/e/f/g/deep.jar"];
+    let names = [
+        "with space.jar",
+        "plus+sign.jar",
+        "per%cent.jar",
+        "ünïcødé-名前.jar",
+        "a=b&c;d.jar",
+        "a/b/c/d/e/f/g/deep.jar",
+    ];
     for (i, name) in names.iter().enumerate() {
         let path = p(&dir, name);
         let data = format!("content of {name} #{i}");
         put(s, &path, data.as_bytes()).await;
-        assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), data.as_bytes(), "{name}");
+        assert_eq!(
+            read_all(s, &path, GetOptions::default()).await.unwrap(),
+            data.as_bytes(),
+            "{name}"
+        );
     }
     let page = s.storage.list(&dir, ListOptions::default()).await.unwrap();
     let listed: Vec<&str> = page.entries.iter().map(|e| e.name.as_str()).collect();
     for name in names.iter().filter(|n| !n.contains('/')) {
         assert!(listed.contains(name), "{name} missing from {listed:?}");
     }
-    assert!(page.entries.iter().any(|e| e.name == "a" && e.is_dir), "{listed:?}");
+    assert!(
+        page.entries.iter().any(|e| e.name == "a" && e.is_dir),
+        "{listed:?}"
+    );
 }
 
 async fn range_reads(s: &Suite, dir: ArtifactPath) {
@@ -200,68 +283,192 @@ async fn range_reads(s: &Suite, dir: ArtifactPath) {
     let path = p(&dir, "r.bin");
     let data = pattern(100_000, 7);
     put(s, &path, &data).await;
-    for (a, b) in [(0u64, 1u64), (10, 20), (99_999, 100_000), (50_000, 100_000), (0, 100_000)] {
-        let got = read_all(s, &path, GetOptions { range: Some(a..b), ..Default::default() }).await.unwrap();
+    for (a, b) in [
+        (0u64, 1u64),
+        (10, 20),
+        (99_999, 100_000),
+        (50_000, 100_000),
+        (0, 100_000),
+    ] {
+        let got = read_all(
+            s,
+            &path,
+            GetOptions {
+                range: Some(a..b),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(got, &data[a as usize..b as usize], "range {a}..{b}");
     }
-    let res = s.storage.get(&path, GetOptions { range: Some(10..20), ..Default::default() }).await.unwrap();
+    let res = s
+        .storage
+        .get(
+            &path,
+            GetOptions {
+                range: Some(10..20),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(res.range, 10..20);
     assert_eq!(res.meta.size, 100_000);
-    let err = kind(s.storage.get(&path, GetOptions { range: Some(100_000..100_010), ..Default::default() }).await.map(|r| r.meta));
+    let err = kind(
+        s.storage
+            .get(
+                &path,
+                GetOptions {
+                    range: Some(100_000..100_010),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|r| r.meta),
+    );
     assert_eq!(err, ErrorKind::RangeNotSatisfiable);
 }
 
 async fn pinned_read_detects_change(s: &Suite, dir: ArtifactPath) {
     let path = p(&dir, "pin.bin");
     let first = put(s, &path, b"version one").await;
-    let ok = read_all(s, &path, GetOptions { if_match: Some(first.meta.etag.clone()), ..Default::default() }).await.unwrap();
+    let ok = read_all(
+        s,
+        &path,
+        GetOptions {
+            if_match: Some(first.meta.etag.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(ok, b"version one");
     put(s, &path, b"version two!").await;
-    let err = kind(read_all(s, &path, GetOptions { if_match: Some(first.meta.etag.clone()), ..Default::default() }).await);
-    assert_eq!(err, ErrorKind::PreconditionFailed, "a read pinned to an old version must not return the new one");
+    let err = kind(
+        read_all(
+            s,
+            &path,
+            GetOptions {
+                if_match: Some(first.meta.etag.clone()),
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(
+        err,
+        ErrorKind::PreconditionFailed,
+        "a read pinned to an old version must not return the new one"
+    );
 }
 
 async fn create_only_put(s: &Suite, dir: ArtifactPath) {
     let path = p(&dir, "once.jar");
-    let opts = || PutOptions { mode: PutMode::Create, ..Default::default() };
-    let res = s.storage.put(&path, body_of(&b"first"[..]), opts()).await.unwrap();
+    let opts = || PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    let res = s
+        .storage
+        .put(&path, body_of(&b"first"[..]), opts())
+        .await
+        .unwrap();
     assert!(res.created);
     let err = kind(s.storage.put(&path, body_of(&b"second"[..]), opts()).await);
     assert_eq!(err, ErrorKind::PreconditionFailed);
-    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"first");
+    assert_eq!(
+        read_all(s, &path, GetOptions::default()).await.unwrap(),
+        b"first"
+    );
 }
 
 async fn guarded_update(s: &Suite, dir: ArtifactPath) {
     let path = p(&dir, "guarded.jar");
     let v1 = put(s, &path, b"v1").await;
-    let upd = |etag: String| PutOptions { mode: PutMode::Update { etag }, ..Default::default() };
-    let v2 = s.storage.put(&path, body_of(&b"v2"[..]), upd(v1.meta.etag.clone())).await.unwrap();
+    let upd = |etag: String| PutOptions {
+        mode: PutMode::Update { etag },
+        ..Default::default()
+    };
+    let v2 = s
+        .storage
+        .put(&path, body_of(&b"v2"[..]), upd(v1.meta.etag.clone()))
+        .await
+        .unwrap();
     assert!(!v2.created);
-    let err = kind(s.storage.put(&path, body_of(&b"v3"[..]), upd(v1.meta.etag.clone())).await);
-    assert_eq!(err, ErrorKind::PreconditionFailed, "a stale ETag must not replace");
-    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"v2");
+    let err = kind(
+        s.storage
+            .put(&path, body_of(&b"v3"[..]), upd(v1.meta.etag.clone()))
+            .await,
+    );
+    assert_eq!(
+        err,
+        ErrorKind::PreconditionFailed,
+        "a stale ETag must not replace"
+    );
+    assert_eq!(
+        read_all(s, &path, GetOptions::default()).await.unwrap(),
+        b"v2"
+    );
     let missing = p(&dir, "missing.jar");
-    let err = kind(s.storage.put(&missing, body_of(&b"x"[..]), upd("nope".into())).await);
-    assert_eq!(err, ErrorKind::PreconditionFailed, "If-Match on a missing artifact fails");
+    let err = kind(
+        s.storage
+            .put(&missing, body_of(&b"x"[..]), upd("nope".into()))
+            .await,
+    );
+    assert_eq!(
+        err,
+        ErrorKind::PreconditionFailed,
+        "If-Match on a missing artifact fails"
+    );
     assert_eq!(kind(s.storage.head(&missing).await), ErrorKind::NotFound);
 }
 
 async fn digest_mismatch_stores_nothing(s: &Suite, dir: ArtifactPath) {
     let path = p(&dir, "bad.jar");
     let wrong = Sha256::of(b"something else");
-    let opts = PutOptions { sha256: Some(wrong), ..Default::default() };
-    let err = kind(s.storage.put(&path, body_of(pattern(200_000, 3)), opts).await);
+    let opts = PutOptions {
+        sha256: Some(wrong),
+        ..Default::default()
+    };
+    let err = kind(
+        s.storage
+            .put(&path, body_of(pattern(200_000, 3)), opts)
+            .await,
+    );
     assert_eq!(err, ErrorKind::DigestMismatch);
-    assert_eq!(kind(s.storage.head(&path).await), ErrorKind::NotFound, "nothing stored after a mismatch");
+    assert_eq!(
+        kind(s.storage.head(&path).await),
+        ErrorKind::NotFound,
+        "nothing stored after a mismatch"
+    );
     // Over an existing artifact, the old content stays.
     put(s, &path, b"good").await;
-    let opts = PutOptions { sha256: Some(wrong), ..Default::default() };
-    assert_eq!(kind(s.storage.put(&path, body_of(&b"evil"[..]), opts).await), ErrorKind::DigestMismatch);
-    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"good");
+    let opts = PutOptions {
+        sha256: Some(wrong),
+        ..Default::default()
+    };
+    assert_eq!(
+        kind(s.storage.put(&path, body_of(&b"evil"[..]), opts).await),
+        ErrorKind::DigestMismatch
+    );
+    assert_eq!(
+        read_all(s, &path, GetOptions::default()).await.unwrap(),
+        b"good"
+    );
     // The right digest is accepted.
-    let opts = PutOptions { sha256: Some(Sha256::of(b"better")), ..Default::default() };
-    s.storage.put(&path, body_of(&b"better"[..]), opts).await.unwrap();
-    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"better");
+    let opts = PutOptions {
+        sha256: Some(Sha256::of(b"better")),
+        ..Default::default()
+    };
+    s.storage
+        .put(&path, body_of(&b"better"[..]), opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        read_all(s, &path, GetOptions::default()).await.unwrap(),
+        b"better"
+    );
 }
 
 fn failing_body(good_bytes: usize) -> ByteStream {
@@ -269,24 +476,43 @@ fn failing_body(good_bytes: usize) -> ByteStream {
     let n = good_bytes / chunk.len();
     let mut items: Vec<Result<Bytes, Error>> = (0..n).map(|_| Ok(chunk.clone())).collect();
     items.push(Err(Error::new(ErrorKind::Aborted, "client went away")));
-    futures::stream::iter(items).then(|x| async move {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        x
-    })
-    .boxed()
+    futures::stream::iter(items)
+        .then(|x| async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            x
+        })
+        .boxed()
 }
 
 async fn interrupted_upload_leaves_nothing(s: &Suite, dir: ArtifactPath) {
     let path = p(&dir, "half.jar");
-    let err = s.storage.put(&path, failing_body(20 << 20), PutOptions::default()).await;
+    let err = s
+        .storage
+        .put(&path, failing_body(20 << 20), PutOptions::default())
+        .await;
     assert!(err.is_err(), "a broken body must fail the put");
-    assert_eq!(kind(s.storage.head(&path).await), ErrorKind::NotFound, "no artifact after an interrupted upload");
+    assert_eq!(
+        kind(s.storage.head(&path).await),
+        ErrorKind::NotFound,
+        "no artifact after an interrupted upload"
+    );
     let page = s.storage.list(&dir, ListOptions::default()).await.unwrap();
-    assert!(page.entries.is_empty(), "no litter visible under any name: {:?}", page.entries);
+    assert!(
+        page.entries.is_empty(),
+        "no litter visible under any name: {:?}",
+        page.entries
+    );
     // An interrupted replace keeps the old artifact whole.
     put(s, &path, b"old and whole").await;
-    assert!(s.storage.put(&path, failing_body(1 << 20), PutOptions::default()).await.is_err());
-    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"old and whole");
+    assert!(s
+        .storage
+        .put(&path, failing_body(1 << 20), PutOptions::default())
+        .await
+        .is_err());
+    assert_eq!(
+        read_all(s, &path, GetOptions::default()).await.unwrap(),
+        b"old and whole"
+    );
 }
 
 async fn size_limit_stores_nothing(s: &Suite, dir: ArtifactPath) {
@@ -294,8 +520,14 @@ async fn size_limit_stores_nothing(s: &Suite, dir: ArtifactPath) {
         return; // the mount's limit is tested by the HTTP tests; a request cannot lower it
     }
     let path = p(&dir, "big.jar");
-    let opts = PutOptions { max_size: Some(1000), ..Default::default() };
-    assert_eq!(kind(s.storage.put(&path, body_of(pattern(5000, 1)), opts).await), ErrorKind::TooLarge);
+    let opts = PutOptions {
+        max_size: Some(1000),
+        ..Default::default()
+    };
+    assert_eq!(
+        kind(s.storage.put(&path, body_of(pattern(5000, 1)), opts).await),
+        ErrorKind::TooLarge
+    );
     assert_eq!(kind(s.storage.head(&path).await), ErrorKind::NotFound);
 }
 
@@ -304,24 +536,56 @@ async fn delete_semantics(s: &Suite, dir: ArtifactPath) {
     put(s, &path, b"bye").await;
     s.storage.delete(&path).await.unwrap();
     assert_eq!(kind(s.storage.head(&path).await), ErrorKind::NotFound);
-    assert_eq!(kind(read_all(s, &path, GetOptions::default()).await), ErrorKind::NotFound);
-    assert_eq!(kind(s.storage.delete(&path).await), ErrorKind::NotFound, "deleting a missing artifact is NotFound");
+    assert_eq!(
+        kind(read_all(s, &path, GetOptions::default()).await),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(s.storage.delete(&path).await),
+        ErrorKind::NotFound,
+        "deleting a missing artifact is NotFound"
+    );
     // Re-creating after delete works and carries no stale digest.
     put(s, &path, b"again").await;
-    assert_eq!(read_all(s, &path, GetOptions::default()).await.unwrap(), b"again");
+    assert_eq!(
+        read_all(s, &path, GetOptions::default()).await.unwrap(),
+        b"again"
+    );
     if s.caps().stores_digest {
-        assert_eq!(s.storage.head(&path).await.unwrap().sha256, Some(Sha256::of(b"again")));
+        assert_eq!(
+            s.storage.head(&path).await.unwrap().sha256,
+            Some(Sha256::of(b"again"))
+        );
     }
 }
 
 async fn list_one_level_sorted_paginated(s: &Suite, dir: ArtifactPath) {
-    for rel in ["b.jar", "a.jar", "sub/x.jar", "sub/deeper/y.jar", "sub2/z.jar", "c.sql"] {
+    for rel in [
+        "b.jar",
+        "a.jar",
+        "sub/x.jar",
+        "sub/deeper/y.jar",
+        "sub2/z.jar",
+        "c.sql",
+    ] {
         put(s, &p(&dir, rel), rel.as_bytes()).await;
     }
     let all = s.storage.list(&dir, ListOptions::default()).await.unwrap();
-    let names: Vec<(String, bool)> = all.entries.iter().map(|e| (e.name.clone(), e.is_dir)).collect();
-    let expected: Vec<(String, bool)> =
-        [("a.jar", false), ("b.jar", false), ("c.sql", false), ("sub", true), ("sub2", true)].iter().map(|(n, d)| (n.to_string(), *d)).collect();
+    let names: Vec<(String, bool)> = all
+        .entries
+        .iter()
+        .map(|e| (e.name.clone(), e.is_dir))
+        .collect();
+    let expected: Vec<(String, bool)> = [
+        ("a.jar", false),
+        ("b.jar", false),
+        ("c.sql", false),
+        ("sub", true),
+        ("sub2", true),
+    ]
+    .iter()
+    .map(|(n, d)| (n.to_string(), *d))
+    .collect();
     assert_eq!(names, expected, "one level, sorted, directories as entries");
     assert!(all.next_after.is_none());
     let a = all.entries.iter().find(|e| e.name == "a.jar").unwrap();
@@ -335,7 +599,17 @@ async fn list_one_level_sorted_paginated(s: &Suite, dir: ArtifactPath) {
     let mut seen = Vec::new();
     let mut after = None;
     for _ in 0..10 {
-        let page = s.storage.list(&dir, ListOptions { limit: 2, after: after.clone() }).await.unwrap();
+        let page = s
+            .storage
+            .list(
+                &dir,
+                ListOptions {
+                    limit: 2,
+                    after: after.clone(),
+                },
+            )
+            .await
+            .unwrap();
         assert!(page.entries.len() <= 2);
         seen.extend(page.entries.iter().map(|e| e.name.clone()));
         match page.next_after {
@@ -343,8 +617,15 @@ async fn list_one_level_sorted_paginated(s: &Suite, dir: ArtifactPath) {
             None => break,
         }
     }
-    assert_eq!(seen, expected.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
-    let sub = s.storage.list(&p(&dir, "sub"), ListOptions::default()).await.unwrap();
+    assert_eq!(
+        seen,
+        expected.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
+    );
+    let sub = s
+        .storage
+        .list(&p(&dir, "sub"), ListOptions::default())
+        .await
+        .unwrap();
     let sub_names: Vec<&str> = sub.entries.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(sub_names, ["deeper", "x.jar"]);
 }
@@ -354,13 +635,20 @@ async fn list_of_missing_dir_is_empty(s: &Suite, dir: ArtifactPath) {
         // Over HTTP a missing directory is a 404, covered by the HTTP tests.
         return;
     }
-    let page = s.storage.list(&p(&dir, "nothing/here"), ListOptions::default()).await.unwrap();
+    let page = s
+        .storage
+        .list(&p(&dir, "nothing/here"), ListOptions::default())
+        .await
+        .unwrap();
     assert!(page.entries.is_empty());
 }
 
 async fn head_of_directory_is_not_found(s: &Suite, dir: ArtifactPath) {
     put(s, &p(&dir, "d/file.jar"), b"x").await;
-    assert_eq!(kind(s.storage.head(&p(&dir, "d")).await), ErrorKind::NotFound);
+    assert_eq!(
+        kind(s.storage.head(&p(&dir, "d")).await),
+        ErrorKind::NotFound
+    );
 }
 
 async fn readers_never_see_partial_replace(s: &Suite, dir: ArtifactPath) {
@@ -376,7 +664,9 @@ async fn readers_never_see_partial_replace(s: &Suite, dir: ArtifactPath) {
     let reader = tokio::spawn(async move {
         let mut reads = 0;
         while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            let Ok(res) = storage.get(&reader_path, GetOptions::default()).await else { continue };
+            let Ok(res) = storage.get(&reader_path, GetOptions::default()).await else {
+                continue;
+            };
             let mut buf = Vec::new();
             let mut body = res.body;
             let mut failed = false;
@@ -393,7 +683,10 @@ async fn readers_never_see_partial_replace(s: &Suite, dir: ArtifactPath) {
                 continue; // a read that fails loudly is allowed; a mixed one is not
             }
             assert_eq!(buf.len(), size, "a reader saw a partial artifact");
-            assert!(buf.iter().all(|&x| x == buf[0]), "a reader saw a mix of two versions");
+            assert!(
+                buf.iter().all(|&x| x == buf[0]),
+                "a reader saw a mix of two versions"
+            );
             reads += 1;
         }
         reads
@@ -424,8 +717,13 @@ async fn large_streamed_roundtrip(s: &Suite, dir: ArtifactPath) {
         expected.update(&make(i));
     }
     let (expected, len) = expected.finish();
-    let body = futures::stream::iter(0..n).map(move |i| Ok::<_, Error>(make(i))).boxed();
-    let opts = PutOptions { sha256: Some(expected), ..Default::default() };
+    let body = futures::stream::iter(0..n)
+        .map(move |i| Ok::<_, Error>(make(i)))
+        .boxed();
+    let opts = PutOptions {
+        sha256: Some(expected),
+        ..Default::default()
+    };
     let res = s.storage.put(&path, body, opts).await.unwrap();
     assert_eq!(res.meta.size, len);
     let got = s.storage.get(&path, GetOptions::default()).await.unwrap();
@@ -434,7 +732,11 @@ async fn large_streamed_roundtrip(s: &Suite, dir: ArtifactPath) {
     while let Some(c) = body.next().await {
         h.update(&c.unwrap());
     }
-    assert_eq!(h.finish(), (expected, len), "large artifact round-trips byte for byte");
+    assert_eq!(
+        h.finish(),
+        (expected, len),
+        "large artifact round-trips byte for byte"
+    );
     s.storage.delete(&path).await.unwrap();
 }
 
