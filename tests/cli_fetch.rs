@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::os::unix::fs::MetadataExt;
+
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -581,6 +583,40 @@ fn direct_file_sources_use_the_storage_layer() {
         err.contains("not verified"),
         "plain files carry no digest: {err}"
     );
+
+    // Without a digest, a restart keeps a file with the source's size and modification time
+    // (the quick check `wget -N` makes) instead of downloading it again...
+    let before = std::fs::metadata(dest.join("plain.jar")).unwrap();
+    let (code, _, err) = fetch(&dest, &[jar_url.as_str()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("up to date plain.jar") && err.contains("same size and modification time"),
+        "{err}"
+    );
+    let after = std::fs::metadata(dest.join("plain.jar")).unwrap();
+    assert_eq!(
+        (before.ino(), before.modified().unwrap()),
+        (after.ino(), after.modified().unwrap()),
+        "not rewritten"
+    );
+    // ...and a source that changed (same size, new content, later mtime) is downloaded again.
+    let changed = pattern(300_000, 99);
+    std::fs::write(src_dir.join("plain.jar"), &changed).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(src_dir.join("plain.jar"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let (code, _, err) = fetch(&dest, &[jar_url.as_str()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("fetched plain.jar"), "{err}");
+    assert_eq!(std::fs::read(dest.join("plain.jar")).unwrap(), changed);
+    std::fs::write(src_dir.join("plain.jar"), &jar).unwrap();
+    let (code, _, err) = fetch(&dest, &[jar_url.as_str()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(dest.join("plain.jar")).unwrap(), jar);
 
     // Pins work for direct sources: a match is verified (and kept on the next run), a
     // mismatch is exit 4 with nothing left; a missing file is exit 3.

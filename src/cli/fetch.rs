@@ -159,6 +159,9 @@ fn finished_line(r: &ItemReport) -> String {
                 Verified::Pinned => "matches the pinned digest",
                 Verified::Served => "matches the served digest",
                 Verified::Unverified => "not verified: no digest pinned or served",
+                Verified::SameVersion => {
+                    "same size and modification time as the source; no digest pinned or served"
+                }
             };
             match f.action {
                 Action::UpToDate => format!(

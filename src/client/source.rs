@@ -123,7 +123,14 @@ fn remote(headers: &reqwest::header::HeaderMap, size: Option<u64>, what: &str) -
             )
         })?,
     };
-    Ok(Remote { size, etag, sha256 })
+    let last_modified =
+        header(headers, "last-modified").and_then(|v| httpdate::parse_http_date(v).ok());
+    Ok(Remote {
+        size,
+        etag,
+        sha256,
+        last_modified,
+    })
 }
 
 /// `bytes START-END/TOTAL` → (START, TOTAL).

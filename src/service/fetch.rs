@@ -7,7 +7,8 @@
 //! - The SHA-256 is verified when pinned and whenever the source vouches for one (the gateway's
 //!   `Repr-Digest`, or the digest a store recorded). A mismatch leaves no file behind.
 //! - An existing file whose digest matches the pinned or served digest is kept, not downloaded
-//!   again; one that does not match is replaced.
+//!   again; one that does not match is replaced. With no digest pinned or served, a file with
+//!   the source's size and modification time is kept (fetched files carry the source's mtime).
 //! - An interrupted download resumes from its partial file when the source still holds the same
 //!   version (`Range` + `If-Range`), and starts over when the artifact changed.
 //! - Transient failures (network, timeouts, 5xx) are retried with exponential backoff until the
@@ -93,6 +94,9 @@ pub enum Verified {
     Both,
     /// No digest was available: the file is complete, but nothing vouches for its content.
     Unverified,
+    /// Kept without a digest: same size and modification time as the source's current version
+    /// (the quick check `wget -N` and rsync make).
+    SameVersion,
 }
 
 impl Verified {
@@ -270,12 +274,12 @@ async fn fetch_one(
 
     // 1. Keep a file that is already right.
     if slot.dest_exists().await? {
-        let want = match pinned {
-            Some(p) => Some((p, Verified::Pinned)),
+        let remote = match pinned {
+            Some(_) => None,
             None => loop {
                 match timed(opts.open_timeout, job.source.head()).await {
-                    Ok(remote) => break remote.sha256.map(|d| (d, Verified::Served)),
-                    // A server without HEAD (405/501): no digest to compare, download.
+                    Ok(remote) => break Some(remote),
+                    // A server without HEAD (405/501): nothing to compare, download.
                     Err(e)
                         if matches!(e.kind(), ErrorKind::Unsupported | ErrorKind::InvalidInput) =>
                     {
@@ -289,9 +293,30 @@ async fn fetch_one(
                 }
             },
         };
-        if let Some((want, verified)) = want {
+        let want = match (pinned, &remote) {
+            (Some(p), _) => Some((p, Verified::Pinned)),
+            (None, Some(r)) => r.sha256.map(|d| (d, Verified::Served)),
+            (None, None) => None,
+        };
+        let unchanged = match (&want, &remote) {
+            (
+                None,
+                Some(Remote {
+                    size: Some(size),
+                    last_modified: Some(t),
+                    ..
+                }),
+            ) => disk::same_size_and_mtime(&slot.dest, *size, *t).await,
+            _ => false,
+        };
+        if want.is_some() || unchanged {
             let (have, size) = disk::hash_file(&slot.dest, None).await?;
-            if have == want {
+            let verified = match want {
+                Some((want, verified)) if have == want => Some(verified),
+                Some(_) => None,
+                None => Some(Verified::SameVersion),
+            };
+            if let Some(verified) = verified {
                 slot.discard().await?;
                 return Ok(Fetched {
                     action: Action::UpToDate,
@@ -466,6 +491,9 @@ async fn download(
         }
     }
     slot.commit().await?;
+    if let Some(t) = remote.last_modified {
+        disk::set_mtime(&slot.dest, t).await;
+    }
     let verified = Verified::of(pinned.is_some(), remote.sha256.is_some());
     Ok((
         Action::Downloaded {

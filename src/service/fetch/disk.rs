@@ -26,6 +26,32 @@ const IO_BUF: usize = 1 << 20;
 /// Chunks in flight between the network and the disk writer.
 pub const WRITE_QUEUE: usize = 16;
 
+/// Whether `path` has exactly this size and (to the second) this modification time.
+pub async fn same_size_and_mtime(path: &Path, size: u64, modified: std::time::SystemTime) -> bool {
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .ok()
+    };
+    match tokio::fs::metadata(path).await {
+        Ok(md) => md.len() == size && md.modified().ok().and_then(secs) == secs(modified),
+        Err(_) => false,
+    }
+}
+
+/// Stamps a fetched file with its source's modification time (best effort: a filesystem that
+/// refuses only costs a download next time).
+pub async fn set_mtime(path: &Path, modified: std::time::SystemTime) {
+    let path = path.to_path_buf();
+    let _ = tokio::task::spawn_blocking(move || {
+        File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(modified))
+    })
+    .await;
+}
+
 /// The files of one artifact in the destination directory.
 #[derive(Debug, Clone)]
 pub struct Slot {

@@ -25,6 +25,9 @@ pub struct Remote {
     pub etag: Option<String>,
     /// The SHA-256 the source vouches for (`Repr-Digest`, or the digest a store recorded).
     pub sha256: Option<Sha256>,
+    /// When the version was last modified: with `size`, the quick check (as `wget -N` does) that
+    /// keeps a present file when no digest is pinned or served.
+    pub last_modified: Option<std::time::SystemTime>,
 }
 
 /// Where an interrupted download stopped, and which version it was reading.
@@ -114,6 +117,7 @@ fn remote_of(meta: &Meta) -> Remote {
         size: Some(meta.size),
         etag: Some(meta.etag.clone()),
         sha256: meta.sha256,
+        last_modified: Some(meta.last_modified),
     }
 }
 
