@@ -22,11 +22,13 @@ use serde_json::Value;
 const ADMIN: &str = "admin-token";
 const READER: &str = "reader-token";
 
-/// Counts every storage call, so tests can prove bad requests never reach storage.
+/// Counts every storage call, so tests can prove bad requests never reach storage; with
+/// `break_bodies`, every body fails after half its first chunk (a backend dying mid-stream).
 #[derive(Debug)]
 struct Counting {
     inner: LocalStorage,
     calls: Arc<AtomicUsize>,
+    break_bodies: bool,
 }
 
 #[async_trait]
@@ -42,8 +44,22 @@ impl Storage for Counting {
         self.inner.head(p).await
     }
     async fn get(&self, p: &ArtifactPath, o: GetOptions) -> artifact_gateway::Result<GetResult> {
+        use futures::StreamExt;
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(p, o).await
+        let mut r = self.inner.get(p, o).await?;
+        if self.break_bodies {
+            let first = r.body.next().await.unwrap()?;
+            let half = first.slice(..first.len() / 2);
+            r.body = futures::stream::iter(vec![
+                Ok(half),
+                Err(artifact_gateway::Error::new(
+                    artifact_gateway::ErrorKind::BackendUnavailable,
+                    "backend died",
+                )),
+            ])
+            .boxed();
+        }
+        Ok(r)
     }
     async fn put(
         &self,
@@ -87,6 +103,7 @@ fn env_with(write_token: bool) -> Env {
         storage: Arc::new(Counting {
             inner: LocalStorage::new(dir.path()).unwrap(),
             calls: calls.clone(),
+            break_bodies: false,
         }),
         anonymous_read: true,
         max_upload_size: 1 << 20,
@@ -986,62 +1003,17 @@ async fn methods_health_ready_metrics() {
     assert_eq!(j["mounts"]["private"]["ready"], false);
 }
 
-/// A storage whose bodies fail after some bytes: the response must fail, not end short.
-#[derive(Debug)]
-struct Breaking(LocalStorage);
-
-#[async_trait]
-impl Storage for Breaking {
-    fn describe(&self) -> String {
-        "breaking".into()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.0.capabilities()
-    }
-    async fn head(&self, p: &ArtifactPath) -> artifact_gateway::Result<Meta> {
-        self.0.head(p).await
-    }
-    async fn get(&self, p: &ArtifactPath, o: GetOptions) -> artifact_gateway::Result<GetResult> {
-        use futures::StreamExt;
-        let mut r = self.0.get(p, o).await?;
-        let first = r.body.next().await.unwrap()?;
-        let half = first.slice(..first.len() / 2);
-        r.body = futures::stream::iter(vec![
-            Ok(half),
-            Err(artifact_gateway::Error::new(
-                artifact_gateway::ErrorKind::BackendUnavailable,
-                "backend died",
-            )),
-        ])
-        .boxed();
-        Ok(r)
-    }
-    async fn put(
-        &self,
-        p: &ArtifactPath,
-        b: ByteStream,
-        o: PutOptions,
-    ) -> artifact_gateway::Result<PutResult> {
-        self.0.put(p, b, o).await
-    }
-    async fn delete(&self, p: &ArtifactPath) -> artifact_gateway::Result<()> {
-        self.0.delete(p).await
-    }
-    async fn list(&self, p: &ArtifactPath, o: ListOptions) -> artifact_gateway::Result<ListPage> {
-        self.0.list(p, o).await
-    }
-    async fn ready(&self) -> artifact_gateway::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_body_failing_midway_fails_the_response() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("x.jar"), vec![1u8; 100_000]).unwrap();
     let mount = Mount {
         name: "default".into(),
-        storage: Arc::new(Breaking(LocalStorage::new(dir.path()).unwrap())),
+        storage: Arc::new(Counting {
+            inner: LocalStorage::new(dir.path()).unwrap(),
+            calls: Arc::new(AtomicUsize::new(0)),
+            break_bodies: true,
+        }),
         anonymous_read: true,
         max_upload_size: 1 << 20,
     };

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -12,27 +11,8 @@ use url::Url;
 use super::{header, status_error, HttpClient};
 use crate::error::{Error, ErrorKind, Result};
 use crate::service::fetch::disk::hash_file;
+use crate::storage::path::encode_url_segment;
 use crate::storage::{ArtifactPath, Sha256};
-
-/// Characters escaped in one path segment.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'|')
-    .add(b'[')
-    .add(b']')
-    .add(b'+');
 
 /// Entries asked for per listing page.
 const PAGE: usize = 1000;
@@ -171,14 +151,9 @@ impl GatewayClient {
     pub fn url(&self, t: &Target, dir: bool) -> Url {
         let mut path = self.base.path().trim_end_matches('/').to_string();
         path.push_str("/artifacts/");
-        path.push_str(&utf8_percent_encode(&t.mount, SEGMENT).to_string());
+        path.push_str(&encode_url_segment(&t.mount));
         path.push('/');
-        let segments: Vec<String> = t
-            .path
-            .segments()
-            .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
-            .collect();
-        path.push_str(&segments.join("/"));
+        path.push_str(&t.path.to_url_encoded());
         if dir && !t.path.is_root() {
             path.push('/');
         }

@@ -2,40 +2,16 @@
 
 use std::fmt::Write;
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Value};
 
 use crate::storage::{ArtifactPath, Entry, ListPage};
 
-/// Characters escaped in a path segment of a link.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'|')
-    .add(b'[')
-    .add(b']')
-    .add(b'+');
-
-pub fn encode_segment(s: &str) -> String {
-    utf8_percent_encode(s, SEGMENT).to_string()
-}
+pub use crate::storage::path::encode_url_segment as encode_segment;
 
 /// The URL path of an artifact or directory: `/artifacts/<mount>/<encoded path>`.
 pub fn url_path(mount: &str, path: &ArtifactPath, dir: bool) -> String {
     let mut out = format!("/artifacts/{}/", encode_segment(mount));
-    let encoded: Vec<String> = path.segments().map(encode_segment).collect();
-    out.push_str(&encoded.join("/"));
+    out.push_str(&path.to_url_encoded());
     if dir && !path.is_root() {
         out.push('/');
     }

@@ -368,12 +368,7 @@ impl Storage for HdfsStorage {
         body: ByteStream,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        if path.is_root() {
-            return Err(Error::new(
-                ErrorKind::InvalidPath,
-                "cannot write to a mount's root",
-            ));
-        }
+        path.require_artifact()?;
         let target = self.abs(path.as_str());
         let existed = self.check_mode(path, &opts.mode).await?.is_some();
 

@@ -344,12 +344,7 @@ impl Storage for LocalStorage {
         body: ByteStream,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        if path.is_root() {
-            return Err(Error::new(
-                ErrorKind::InvalidPath,
-                "cannot write to a mount's root",
-            ));
-        }
+        path.require_artifact()?;
         let target = self.prepare_parent(path).await?;
         let (tmp, sha) = self.stage(path, body, &opts).await?;
         let guard = TempGuard(Some(tmp.clone()));

@@ -602,12 +602,7 @@ impl Storage for ObjectStoreStorage {
         body: ByteStream,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        if path.is_root() {
-            return Err(Error::new(
-                ErrorKind::InvalidPath,
-                "cannot write to a mount's root",
-            ));
-        }
+        path.require_artifact()?;
         let key = self.key(path)?;
         // Fail early (before any byte moves) when the mode cannot succeed; learns `created`.
         let created = self.check_mode(&key, path, &opts.mode).await?;

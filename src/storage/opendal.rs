@@ -317,12 +317,7 @@ impl Storage for OpendalStorage {
         body: ByteStream,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        if path.is_root() {
-            return Err(Error::new(
-                ErrorKind::InvalidPath,
-                "cannot write to a mount's root",
-            ));
-        }
+        path.require_artifact()?;
         // Fail fast, before the body streams; repeated below right before completing.
         let existed = self.check_mode(path, &opts.mode).await?;
         let push_create = opts.mode == PutMode::Create && self.cap.write_with_if_not_exists;

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -16,6 +16,32 @@ use crate::error::{Error, ErrorKind, Result};
 pub const RESERVED_SEGMENT: &str = ".artifact-gateway";
 
 const MAX_SEGMENT: usize = 255;
+
+/// Characters escaped when a segment goes into a URL path (the inverse of
+/// [`ArtifactPath::from_url_path`]'s per-segment decoding).
+const URL_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']')
+    .add(b'+');
+
+/// Percent-encodes one segment (a mount name or a path segment) for a URL path.
+pub fn encode_url_segment(segment: &str) -> String {
+    utf8_percent_encode(segment, URL_SEGMENT).to_string()
+}
 const MAX_PATH: usize = 1024;
 
 /// A relative, normalized path inside a mount: `jobs/wordcount/1.4.2/wordcount.jar`.
@@ -80,6 +106,17 @@ impl ArtifactPath {
         self.0.is_empty()
     }
 
+    /// Refuses the root where an artifact is needed (a put to a mount's root).
+    pub fn require_artifact(&self) -> Result<()> {
+        if self.is_root() {
+            return Err(Error::new(
+                ErrorKind::InvalidPath,
+                "cannot write to a mount's root",
+            ));
+        }
+        Ok(())
+    }
+
     /// The last segment (the file name), empty for the root.
     pub fn file_name(&self) -> &str {
         self.0.rsplit('/').next().unwrap_or("")
@@ -108,6 +145,14 @@ impl ArtifactPath {
         };
         check_len(&joined, &joined)?;
         Ok(ArtifactPath(joined))
+    }
+
+    /// The path as it goes into a URL: each segment percent-encoded, joined by `/`.
+    pub fn to_url_encoded(&self) -> String {
+        self.segments()
+            .map(encode_url_segment)
+            .collect::<Vec<_>>()
+            .join("/")
     }
 
     /// The path as a directory prefix: `a/b/` (empty for the root).
