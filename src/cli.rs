@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use url::Url;
 
 use crate::config::{Config, LogFormat, TlsConfig};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::http::AppState;
 use crate::server::Server;
 use crate::service::Gateway;
@@ -324,9 +324,4 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
     }
-}
-
-/// For errors that are the user's to fix at the command line.
-pub fn usage(msg: impl Into<String>) -> Error {
-    Error::new(ErrorKind::InvalidInput, msg)
 }

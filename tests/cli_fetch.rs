@@ -693,22 +693,11 @@ fn usage_errors_exit_2_before_any_download() {
     assert!(!d.join("out").exists());
 }
 
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    let cert_path = dir.join("cert.pem");
-    let key_path = dir.join("key.pem");
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-    (cert_path, key_path)
-}
-
 #[test]
 fn tls_with_a_private_certificate_needs_ca_file() {
     let data = common::tempdir();
     let work = common::tempdir();
-    let (cert, key) = self_signed(work.path());
+    let (cert, key) = common::self_signed(work.path());
     let gw = Gateway::start(
         &[
             "--data",

@@ -441,12 +441,7 @@ fn session_job_from_s3_over_https_finishes_on_the_session_cluster() {
     let prefix = common::random_prefix("flink-s3");
 
     // A private certificate for 127.0.0.1, as a cluster-internal CA would issue.
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap();
-    let (cert_file, key_file) = (d.join("tls.crt"), d.join("tls.key"));
-    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
-    std::fs::write(&key_file, cert.key_pair.serialize_pem()).unwrap();
+    let (cert_file, key_file) = common::self_signed(d);
 
     let config = format!(
         "[tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n\n\

@@ -801,87 +801,109 @@ fn url_encode(s: &str) -> String {
 async fn access_control() {
     let e = env();
     std::fs::write(e.private_dir.path().join("secret.jar"), b"s").unwrap();
-    let r = send(&e, "GET", "/artifacts/private/secret.jar", &[], b"").await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (401, "unauthenticated")
+    let reader = format!("Bearer {READER}");
+    let admin_lower = format!("bearer {ADMIN}");
+    let secret = "/artifacts/private/secret.jar";
+    // (why, method, path, Authorization, status, error code)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        u16,
+        Option<&'a str>,
     );
-    assert!(r.h("www-authenticate").unwrap().starts_with("Bearer"));
-    let r = send(
-        &e,
-        "GET",
-        "/artifacts/private/secret.jar",
-        &[("authorization", "Bearer wrong")],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 401);
-    let r = send(
-        &e,
-        "GET",
-        "/artifacts/private/secret.jar",
-        &[("authorization", "Basic dXNlcjpwYXNz")],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 401, "another scheme is refused");
-    let r = send(
-        &e,
-        "GET",
-        "/artifacts/private/secret.jar",
-        &[("authorization", &format!("Bearer {READER}"))],
-        b"",
-    )
-    .await;
-    assert_eq!((r.status, r.body.as_ref()), (200, &b"s"[..]));
-    let r = send(
-        &e,
-        "GET",
-        "/artifacts/private/secret.jar",
-        &[("authorization", &format!("bearer {ADMIN}"))],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 200, "the scheme is case-insensitive");
-    let r = send(
-        &e,
-        "PUT",
-        "/artifacts/default/x.jar",
-        &[("authorization", &format!("Bearer {READER}"))],
-        b"x",
-    )
-    .await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (403, "permission_denied")
-    );
-    let r = send(&e, "PUT", "/artifacts/default/x.jar", &[], b"x").await;
-    assert_eq!(r.status, 401, "anonymous writes need a token");
-    let r = send(
-        &e,
-        "DELETE",
-        "/artifacts/default/x.jar",
-        &[("authorization", "Bearer wrong")],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 401);
-    // A wrong token on an anonymous-read mount is still refused (it is a client error worth seeing).
-    let r = send(
-        &e,
-        "GET",
-        "/artifacts/default/",
-        &[("authorization", "Bearer wrong")],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 401);
-    assert_eq!(
-        send(&e, "GET", "/artifacts/nomount/x.jar", &[], b"")
-            .await
-            .status,
-        404
-    );
+    let cases: &[Case] = &[
+        (
+            "no token",
+            "GET",
+            secret,
+            None,
+            401,
+            Some("unauthenticated"),
+        ),
+        (
+            "wrong token",
+            "GET",
+            secret,
+            Some("Bearer wrong"),
+            401,
+            Some("unauthenticated"),
+        ),
+        (
+            "another scheme",
+            "GET",
+            secret,
+            Some("Basic dXNlcjpwYXNz"),
+            401,
+            Some("unauthenticated"),
+        ),
+        ("reader", "GET", secret, Some(&reader), 200, None),
+        (
+            "scheme is case-insensitive",
+            "GET",
+            secret,
+            Some(&admin_lower),
+            200,
+            None,
+        ),
+        (
+            "read scope cannot write",
+            "PUT",
+            "/artifacts/default/x.jar",
+            Some(&reader),
+            403,
+            Some("permission_denied"),
+        ),
+        (
+            "anonymous writes need a token",
+            "PUT",
+            "/artifacts/default/x.jar",
+            None,
+            401,
+            Some("unauthenticated"),
+        ),
+        (
+            "wrong token cannot delete",
+            "DELETE",
+            "/artifacts/default/x.jar",
+            Some("Bearer wrong"),
+            401,
+            Some("unauthenticated"),
+        ),
+        // A wrong token on an anonymous-read mount is still refused (a client error worth seeing).
+        (
+            "wrong token, anonymous mount",
+            "GET",
+            "/artifacts/default/",
+            Some("Bearer wrong"),
+            401,
+            Some("unauthenticated"),
+        ),
+        (
+            "unknown mount",
+            "GET",
+            "/artifacts/nomount/x.jar",
+            None,
+            404,
+            Some("not_found"),
+        ),
+    ];
+    for (why, method, path, auth, status, code) in cases {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", *a)).collect();
+        let r = send(&e, method, path, &headers, b"x").await;
+        assert_eq!(r.status, *status, "{why}");
+        match code {
+            Some(code) => assert_eq!(r.error_code(), *code, "{why}"),
+            None => assert_eq!(r.body.as_ref(), b"s", "{why}"),
+        }
+        if *status == 401 {
+            assert!(
+                r.h("www-authenticate").unwrap().starts_with("Bearer"),
+                "{why}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

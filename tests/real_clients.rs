@@ -179,22 +179,11 @@ print("ok")
     assert_eq!((code, out.trim()), (0, "ok"), "{err}");
 }
 
-fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    let cert_path = dir.join("cert.pem");
-    let key_path = dir.join("key.pem");
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-    (cert_path, key_path)
-}
-
 #[test]
 fn tls_with_generated_certificate_http1_and_http2() {
     let data = common::tempdir();
     let work = common::tempdir();
-    let (cert, key) = self_signed(work.path());
+    let (cert, key) = common::self_signed(work.path());
     std::fs::write(data.path().join("t.jar"), b"over tls").unwrap();
     let gw = Gateway::start(
         &[

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::storage::{ArtifactPath, Entry, ListPage};
 
-pub use crate::storage::path::encode_url_segment as encode_segment;
+use crate::storage::path::encode_url_segment as encode_segment;
 
 /// The URL path of an artifact or directory: `/artifacts/<mount>/<encoded path>`.
 pub fn url_path(mount: &str, path: &ArtifactPath, dir: bool) -> String {

@@ -58,6 +58,7 @@ use futures::StreamExt;
 use hdfs_native::client::FileStatus;
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 
+use super::errors::{changed, exists, not_found};
 use super::path::RESERVED_SEGMENT;
 use super::registry::HdfsOptions;
 use super::sidecar::{self, Record};
@@ -668,26 +669,6 @@ pub fn map_error(what: &str, e: HdfsError) -> Error {
         _ => format!("HDFS {what} failed: {e}"),
     };
     Error::new(kind, message).with_source(e)
-}
-
-fn not_found(path: &ArtifactPath) -> Error {
-    Error::new(ErrorKind::NotFound, "no artifact at this path").with_path(path.as_str())
-}
-
-fn exists(path: &ArtifactPath) -> Error {
-    Error::new(
-        ErrorKind::PreconditionFailed,
-        "an artifact already exists at this path",
-    )
-    .with_path(path.as_str())
-}
-
-fn changed(path: &ArtifactPath) -> Error {
-    Error::new(
-        ErrorKind::PreconditionFailed,
-        "the artifact changed while it was being read",
-    )
-    .with_path(path.as_str())
 }
 
 #[cfg(test)]

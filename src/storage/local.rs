@@ -29,6 +29,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 use tokio_util::io::ReaderStream;
 
+use super::errors::{exists, not_found};
 use super::path::RESERVED_SEGMENT;
 use super::{
     exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions,
@@ -597,7 +598,7 @@ fn not_found_or_io(e: std::io::Error, path: &ArtifactPath) -> Error {
         e.kind(),
         std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
     ) {
-        Error::new(ErrorKind::NotFound, "no artifact at this path").with_path(path.as_str())
+        not_found(path)
     } else {
         Error::io("filesystem error", e).with_path(path.as_str())
     }
@@ -607,14 +608,6 @@ fn escape(path: &ArtifactPath) -> Error {
     Error::new(
         ErrorKind::InvalidPath,
         "the path leaves the mount's root through a symlink",
-    )
-    .with_path(path.as_str())
-}
-
-fn exists(path: &ArtifactPath) -> Error {
-    Error::new(
-        ErrorKind::PreconditionFailed,
-        "an artifact already exists at this path",
     )
     .with_path(path.as_str())
 }

@@ -17,6 +17,7 @@
 //! - `list` returns one level, sorted by name, paginated with `after`.
 
 pub mod digest;
+pub mod errors;
 pub mod hdfs;
 pub mod local;
 pub mod object_store;
@@ -73,11 +74,7 @@ impl GetOptions {
     pub fn check(&self, meta: &Meta) -> Result<()> {
         if let Some(want) = &self.if_match {
             if want != &meta.etag {
-                return Err(Error::new(
-                    ErrorKind::PreconditionFailed,
-                    "the artifact changed while it was being read",
-                )
-                .with_path(meta.path.as_str()));
+                return Err(errors::changed(&meta.path));
             }
         }
         if let Some(r) = &self.range {

@@ -68,6 +68,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
+use super::errors::{exists, not_found};
 use super::path::RESERVED_SEGMENT;
 use super::sidecar;
 use super::{
@@ -825,18 +826,6 @@ fn unquote(etag: &str) -> String {
 
 fn quote(etag: &str) -> String {
     format!("\"{}\"", etag.trim_matches('"'))
-}
-
-fn not_found(path: &ArtifactPath) -> Error {
-    Error::new(ErrorKind::NotFound, "no artifact at this path").with_path(path.as_str())
-}
-
-fn exists(path: &ArtifactPath) -> Error {
-    Error::new(
-        ErrorKind::PreconditionFailed,
-        "an artifact already exists at this path",
-    )
-    .with_path(path.as_str())
 }
 
 /// Maps an `object_store` error to a kind. Status-bearing variants map directly; the rest are

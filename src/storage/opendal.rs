@@ -46,6 +46,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
+use super::errors::{exists, not_found};
 use super::path::RESERVED_SEGMENT;
 use super::sidecar::{self, Record};
 use super::{
@@ -715,18 +716,6 @@ fn unquote(tag: &str) -> &str {
 
 fn quote(tag: &str) -> String {
     format!("\"{tag}\"")
-}
-
-fn not_found(path: &ArtifactPath) -> Error {
-    Error::new(ErrorKind::NotFound, "no artifact at this path").with_path(path.as_str())
-}
-
-fn exists(path: &ArtifactPath) -> Error {
-    Error::new(
-        ErrorKind::PreconditionFailed,
-        "an artifact already exists at this path",
-    )
-    .with_path(path.as_str())
 }
 
 #[cfg(test)]

@@ -122,6 +122,17 @@ impl Drop for Gateway {
     }
 }
 
+/// A self-signed certificate for `localhost` and `127.0.0.1`, written to `dir/cert.pem` and
+/// `dir/key.pem`; returns (certificate, key) paths.
+pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let cert = rcgen::generate_simple_self_signed(names).expect("generate a certificate");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
 /// A temporary directory that lives as long as the value.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
