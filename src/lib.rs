@@ -3,8 +3,9 @@
 //!
 //! Layers, with dependencies pointing one way only:
 //! `http` (routes → handlers → render) → `service` (mounts, auth, deadlines) → `storage`
-//! (trait + backends). `cli` and `client` sit beside `http` as another entry point. `config`,
-//! `error` and `secret` are shared leaves.
+//! (trait + backends). `cli` and `client` sit beside `http` as another entry point. `error` and
+//! `secret` are shared leaves; `config` reads the file into typed values and imports
+//! `storage` for the backend spec and each backend's options type, nothing above it.
 
 #![forbid(unsafe_code)]
 
