@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use artifact_gateway::config::{Scope, TokenConfig};
+use artifact_gateway::config::TokenConfig;
 use artifact_gateway::http::{self, AppState};
 use artifact_gateway::secret::Secret;
+use artifact_gateway::service::auth::Scope;
 use artifact_gateway::service::{Authorizer, Gateway, Mount};
 use artifact_gateway::storage::local::LocalStorage;
 use artifact_gateway::storage::{
