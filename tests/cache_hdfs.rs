@@ -84,7 +84,10 @@ fn label() -> MountLabel {
 async fn settle(cache_dir: &std::path::Path) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::fs::read_dir(cache_dir.join("tmp")).unwrap().count() > 0 {
-        assert!(Instant::now() < deadline, "a fill is still running after 5 s");
+        assert!(
+            Instant::now() < deadline,
+            "a fill is still running after 5 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
