@@ -37,6 +37,7 @@ use self::fs::{
     escape, etag_of, not_found_or_io, read_small, remove_stale_temp_files, resolve_root, sync_dir,
     TempGuard,
 };
+use super::blocking::blocking;
 use super::errors::{directory_in_the_way, exists, file_in_the_way, is_a_directory};
 use super::path::RESERVED_SEGMENT;
 use super::sidecar::Record;
@@ -512,10 +513,4 @@ fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Record
                 .unwrap_or_else(|| guess_content_type(path)),
         ),
     }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("blocking task failed: {e}")))?
 }

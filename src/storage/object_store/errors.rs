@@ -40,7 +40,6 @@ pub(crate) fn map_err(e: ::object_store::Error, path: &ArtifactPath) -> Error {
 }
 
 fn classify(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
-    use ::object_store::client::{HttpError, HttpErrorKind};
     let mut text = String::new();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
