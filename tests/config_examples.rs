@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use artifact_gateway::config::{Config, LogFormat, Scope};
+use artifact_gateway::config::{Config, LogFormat};
 use artifact_gateway::secret::Secret;
+use artifact_gateway::service::auth::Scope;
 use artifact_gateway::storage::registry::BackendSpec;
 use bytesize::ByteSize;
 

@@ -13,7 +13,7 @@ use bytesize::ByteSize;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::secret::Secret;
+pub use crate::service::auth::TokenConfig;
 use crate::storage::registry::{BackendOptions, BackendSpec, HdfsOptions, OssOptions, S3Options};
 
 /// The whole configuration file.
@@ -132,39 +132,6 @@ impl MountConfig {
             )
         })
     }
-}
-
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Read,
-    Write,
-    Delete,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Write => "write",
-            Scope::Delete => "delete",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenConfig {
-    /// A label for logs (the token itself is never logged).
-    pub name: String,
-    /// `{ env = "VAR" }` or `{ file = "/run/secrets/token" }`.
-    pub secret: Secret,
-    /// Any of `read`, `write`, `delete`.
-    pub scopes: Vec<Scope>,
-    /// Mount names, or `["*"]` (the default) for all.
-    #[serde(default = "all_mounts")]
-    pub mounts: Vec<String>,
 }
 
 impl Config {
@@ -301,9 +268,6 @@ fn default_backend_timeout() -> Duration {
 }
 fn default_max_upload() -> ByteSize {
     ByteSize::gib(10)
-}
-fn all_mounts() -> Vec<String> {
-    vec!["*".into()]
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! - `delete` of a missing artifact is [`ErrorKind::NotFound`].
 //! - `list` returns one level, sorted by name, paginated with `after`.
 
+pub mod blocking;
 pub mod digest;
 pub mod errors;
 pub mod hdfs;
