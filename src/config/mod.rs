@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
 pub use crate::service::auth::TokenConfig;
+use crate::storage::cache::CacheOptions;
 use crate::storage::registry::{BackendOptions, BackendSpec, HdfsOptions, OssOptions, S3Options};
 
 /// The whole configuration file.
@@ -116,6 +117,8 @@ pub struct MountConfig {
     pub s3: Option<S3Options>,
     pub oss: Option<OssOptions>,
     pub hdfs: Option<HdfsOptions>,
+    /// A read-through disk cache in front of the backend (`[mounts.cache]`). Default: none.
+    pub cache: Option<CacheOptions>,
 }
 
 impl MountConfig {
@@ -163,6 +166,7 @@ impl Config {
                 s3: None,
                 oss: None,
                 hdfs: None,
+                cache: None,
             }],
             tokens: Vec::new(),
         })
@@ -227,6 +231,24 @@ impl Config {
                 return invalid(format!("mounts[{:?}].name: defined twice", m.name));
             }
             m.backend()?;
+            if let Some(c) = &m.cache {
+                if c.max_size.as_u64() == 0 {
+                    return invalid(format!(
+                        "mounts[{:?}].cache.max_size: must be more than 0",
+                        m.name
+                    ));
+                }
+                if let Some(other) = self.mounts.iter().find(|o| {
+                    o.name != m.name && o.cache.as_ref().is_some_and(|oc| oc.dir == c.dir)
+                }) {
+                    return invalid(format!(
+                        "mounts[{:?}].cache.dir: {} is also the cache of mount {:?}; give each mount its own",
+                        m.name,
+                        c.dir.display(),
+                        other.name
+                    ));
+                }
+            }
         }
         for t in &self.tokens {
             if t.scopes.is_empty() {

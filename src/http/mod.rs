@@ -41,10 +41,8 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(gateway: Arc<Gateway>) -> Arc<AppState> {
-        Arc::new(AppState {
-            gateway,
-            metrics: Metrics::default(),
-        })
+        let metrics = Metrics::with_storage(gateway.storage_metrics());
+        Arc::new(AppState { gateway, metrics })
     }
 }
 
