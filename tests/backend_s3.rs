@@ -14,79 +14,30 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use artifact_gateway::secret::Secret;
-use artifact_gateway::storage::s3::S3Options;
 use artifact_gateway::storage::{
-    s3, ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256, Storage,
+    ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256, Storage,
 };
 use artifact_gateway::{Error, ErrorKind};
 use bytes::Bytes;
-use conformance::backend::{json_of, readyz, walk_pages, PrivateServer};
+use common::minio::{Minio, PrivateMinio};
+use conformance::backend::{json_of, readyz, walk_pages};
 use conformance::http_storage::HttpStorage;
 use conformance::Suite;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
-/// Connection settings of one MinIO.
-#[derive(Clone, Debug)]
-struct Minio {
-    endpoint: String,
-    access_key: String,
-    secret_key: String,
-    bucket: String,
-    region: String,
-}
-
-impl Minio {
-    fn from_env() -> Minio {
-        Minio {
-            endpoint: common::require_env("AG_TEST_S3_ENDPOINT"),
-            access_key: common::require_env("AG_TEST_S3_ACCESS_KEY"),
-            secret_key: common::require_env("AG_TEST_S3_SECRET_KEY"),
-            bucket: common::require_env("AG_TEST_S3_BUCKET"),
-            region: std::env::var("AG_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        }
-    }
-
-    fn options(&self) -> S3Options {
-        S3Options {
-            region: Some(self.region.clone()),
-            endpoint: Some(self.endpoint.clone()),
-            access_key_id: Some(Secret::Value(self.access_key.clone())),
-            secret_access_key: Some(Secret::Value(self.secret_key.clone())),
-            ..Default::default()
-        }
-    }
-
-    fn storage(&self, prefix: &str) -> Arc<dyn Storage> {
-        Arc::new(s3::build(&self.bucket, prefix, &self.options()).expect("build the S3 storage"))
-    }
-
-    /// A plain client, as another tool writing to the bucket would use.
-    fn raw(&self) -> object_store::aws::AmazonS3 {
-        object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(&self.endpoint)
-            .with_allow_http(true)
-            .with_region(&self.region)
-            .with_bucket_name(&self.bucket)
-            .with_access_key_id(&self.access_key)
-            .with_secret_access_key(&self.secret_key)
-            .build()
-            .unwrap()
-    }
-
-    /// A gateway config mounting `s3://bucket/prefix` as mount `name`; credentials come from the
-    /// environment variables the returned pairs set.
-    fn config(
-        &self,
-        dir: &Path,
-        name: &str,
-        prefix: &str,
-        secret: &str,
-        extra: &str,
-    ) -> (PathBuf, Vec<(String, String)>) {
-        let text = format!(
-            r#"
+/// A gateway config mounting `s3://bucket/prefix` as mount `name`; credentials come from the
+/// environment variables the returned pairs set.
+fn gateway_config(
+    minio: &Minio,
+    dir: &Path,
+    name: &str,
+    prefix: &str,
+    secret: &str,
+    extra: &str,
+) -> (PathBuf, Vec<(String, String)>) {
+    let text = format!(
+        r#"
 [limits]
 backend_timeout = "6s"
 
@@ -101,18 +52,17 @@ access_key_id = {{ env = "AG_S3_TEST_KEY" }}
 secret_access_key = {{ env = "AG_S3_TEST_SECRET" }}
 {extra}
 "#,
-            bucket = self.bucket,
-            endpoint = self.endpoint,
-            region = self.region,
-        );
-        let path = dir.join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        let envs = vec![
-            ("AG_S3_TEST_KEY".to_string(), self.access_key.clone()),
-            ("AG_S3_TEST_SECRET".to_string(), secret.to_string()),
-        ];
-        (path, envs)
-    }
+        bucket = minio.bucket,
+        endpoint = minio.endpoint,
+        region = minio.region,
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    let envs = vec![
+        ("AG_S3_TEST_KEY".to_string(), minio.access_key.clone()),
+        ("AG_S3_TEST_SECRET".to_string(), secret.to_string()),
+    ];
+    (path, envs)
 }
 
 fn start_gateway(config: &Path, envs: &[(String, String)], token: &str) -> common::Gateway {
@@ -174,7 +124,7 @@ async fn conformance_s3_http() {
     let minio = Minio::from_env();
     let dir = common::tempdir();
     let prefix = common::random_prefix("s3-http");
-    let (config, envs) = minio.config(dir.path(), "s3", &prefix, &minio.secret_key, "");
+    let (config, envs) = gateway_config(&minio, dir.path(), "s3", &prefix, &minio.secret_key, "");
     let token = "s3-conformance-token";
     let gw = start_gateway(&config, &envs, token);
     let caps = minio.storage(&prefix).capabilities();
@@ -410,32 +360,6 @@ async fn listing_pages_through_a_large_directory() {
 
 // ---------- failures ----------
 
-/// A private MinIO (started into its own directory) and its connection settings.
-struct PrivateMinio {
-    minio: Minio,
-    server: PrivateServer,
-    _dir: tempfile::TempDir,
-}
-
-impl PrivateMinio {
-    fn start() -> PrivateMinio {
-        let dir = common::tempdir();
-        let server = PrivateServer::start("minio", dir.path());
-        let minio = Minio {
-            endpoint: server.var("AG_TEST_S3_ENDPOINT"),
-            access_key: server.var("AG_TEST_S3_ACCESS_KEY"),
-            secret_key: server.var("AG_TEST_S3_SECRET_KEY"),
-            bucket: server.var("AG_TEST_S3_BUCKET"),
-            region: server.var("AG_TEST_S3_REGION"),
-        };
-        PrivateMinio {
-            minio,
-            server,
-            _dir: dir,
-        }
-    }
-}
-
 /// MinIO dies while the gateway streams a download: the client must see a failed transfer
 /// (a body error or fewer bytes than Content-Length), never a complete-looking 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,7 +367,7 @@ async fn backend_dying_mid_download_fails_the_transfer() {
     let private = PrivateMinio::start();
     let minio = private.minio.clone();
     let dir = common::tempdir();
-    let (config, envs) = minio.config(dir.path(), "s3", "dying", &minio.secret_key, "");
+    let (config, envs) = gateway_config(&minio, dir.path(), "s3", "dying", &minio.secret_key, "");
     let token = "dying-token";
     let gw = start_gateway(&config, &envs, token);
     let client = reqwest::Client::new();
@@ -481,7 +405,7 @@ async fn backend_dying_mid_download_fails_the_transfer() {
             }
         }
         if !killed && got >= 4 << 20 {
-            private.server.kill();
+            private.kill();
             killed = true;
             // Let the gateway notice before reading on.
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -508,7 +432,14 @@ async fn backend_dying_mid_download_fails_the_transfer() {
 async fn wrong_credentials_are_a_502_and_not_ready() {
     let minio = Minio::from_env();
     let dir = common::tempdir();
-    let (config, envs) = minio.config(dir.path(), "s3-badcreds", "anything", "not-the-secret", "");
+    let (config, envs) = gateway_config(
+        &minio,
+        dir.path(),
+        "s3-badcreds",
+        "anything",
+        "not-the-secret",
+        "",
+    );
     let token = "badcreds-token";
     let gw = start_gateway(&config, &envs, token);
     let client = reqwest::Client::new();
@@ -574,7 +505,7 @@ async fn backend_down_is_a_prompt_503() {
         ..Minio::from_env()
     };
     let dir = common::tempdir();
-    let (config, envs) = minio.config(dir.path(), "s3-down", "p", &minio.secret_key, "");
+    let (config, envs) = gateway_config(&minio, dir.path(), "s3-down", "p", &minio.secret_key, "");
     let token = "down-token";
     let gw = start_gateway(&config, &envs, token);
     let client = reqwest::Client::builder()
@@ -627,7 +558,7 @@ async fn one_gib_upload_keeps_gateway_memory_bounded() {
     let minio = Minio::from_env();
     let dir = common::tempdir();
     let prefix = common::random_prefix("s3-rss");
-    let (config, envs) = minio.config(dir.path(), "s3", &prefix, &minio.secret_key, "");
+    let (config, envs) = gateway_config(&minio, dir.path(), "s3", &prefix, &minio.secret_key, "");
     let token = "rss-token";
     let gw = start_gateway(&config, &envs, token);
     let pid = gw.child.id();

@@ -1,11 +1,43 @@
-//! How `object_store` failures become [`ErrorKind`]s. Status-bearing variants map directly; the
-//! rest are classified by the transport error inside (connect/DNS/reset → unavailable,
-//! timeouts) and by S3's error codes in the message.
+//! How `object_store` failures become [`ErrorKind`]s, from typed data only, never from
+//! error text:
+//! 1. the library's variants, which carry the statuses that matter to it (404 `NotFound`, 412
+//!    `Precondition`, 409 `AlreadyExists`, 304 `NotModified`, 401 `Unauthenticated`, 403
+//!    `PermissionDenied`);
+//! 2. the transport error inside (`HttpError` kind: connect/DNS/reset → unavailable, timeouts);
+//! 3. the HTTP status of the last failed answer. `object_store` 0.14 keeps that status private
+//!    inside `Generic` (a listing refused with 403, a 416 on a read), so a store whose HTTP
+//!    client can watch answers (S3's, see `s3/completion.rs`) records it with
+//!    [`record_status`] while an adapter call runs inside [`observing`]: 401/403 → the store
+//!    refused our credentials, 416 → range not satisfiable, anything else → unavailable.
+//!
+//! Failures with none of these (a malformed answer, a credential provider that cannot be
+//! reached) are `BackendUnavailable`: worth a retry, and the message keeps the store's words.
+
+use std::cell::Cell;
+use std::future::Future;
 
 use ::object_store::client::{HttpError, HttpErrorKind};
+use http::StatusCode;
 
 use crate::error::{Error, ErrorKind};
 use crate::storage::ArtifactPath;
+
+tokio::task_local! {
+    static LAST_FAILED_STATUS: Cell<Option<StatusCode>>;
+}
+
+/// Runs one adapter call so that the statuses its requests end with can be recorded.
+pub(crate) async fn observing<F: Future>(call: F) -> F::Output {
+    LAST_FAILED_STATUS.scope(Cell::new(None), call).await
+}
+
+/// Called by a store's HTTP client for every answer: remembers a failed status, forgets it
+/// when a later request succeeds. Outside [`observing`] (a part upload on its own task) it
+/// does nothing.
+pub fn record_status(status: StatusCode) {
+    let failed = (!status.is_success()).then_some(status);
+    let _ = LAST_FAILED_STATUS.try_with(|s| s.set(failed));
+}
 
 /// Maps an `object_store` error to a kind (see the module doc).
 pub(crate) fn map_err(e: ::object_store::Error, path: &ArtifactPath) -> Error {
@@ -40,7 +72,6 @@ pub(crate) fn map_err(e: ::object_store::Error, path: &ArtifactPath) -> Error {
 }
 
 fn classify(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
-    let mut text = String::new();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(h) = err.downcast_ref::<HttpError>() {
@@ -54,36 +85,13 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
                 return ErrorKind::Timeout;
             }
         }
-        text.push_str(&err.to_string());
-        text.push('\n');
         cur = err.source();
     }
-    const AUTH_CODES: [&str; 6] = [
-        "SignatureDoesNotMatch",
-        "InvalidAccessKeyId",
-        "AccessDenied",
-        "ExpiredToken",
-        "InvalidToken",
-        "credential",
-    ];
-    if AUTH_CODES.iter().any(|c| text.contains(c)) {
-        return ErrorKind::BackendAuth;
+    match LAST_FAILED_STATUS.try_with(Cell::get).ok().flatten() {
+        Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => ErrorKind::BackendAuth,
+        Some(StatusCode::RANGE_NOT_SATISFIABLE) => ErrorKind::RangeNotSatisfiable,
+        _ => ErrorKind::BackendUnavailable,
     }
-    if text.contains("timed out") || text.contains("RequestTimeout") {
-        return ErrorKind::Timeout;
-    }
-    if text.contains("status code: 5")
-        || text.contains("SlowDown")
-        || text.contains("InternalError")
-        || text.contains("ServiceUnavailable")
-        || text.contains("NoSuchBucket")
-    {
-        return ErrorKind::BackendUnavailable;
-    }
-    if text.contains("InvalidRange") || text.contains("status code: 416") {
-        return ErrorKind::RangeNotSatisfiable;
-    }
-    ErrorKind::BackendUnavailable
 }
 
 /// The error's text without credentials-bearing URLs' query strings, on one line, bounded.
@@ -159,10 +167,11 @@ mod tests {
                 transport(HttpErrorKind::Connect, Io::ConnectionRefused),
                 ErrorKind::BackendUnavailable,
             ),
-            // A 403 on a listing reaches us as `Generic`, its S3 code in the text.
+            // Text is never classified: without a recorded status, words that look like a
+            // credential problem stay a transient store failure.
             (
-                generic("<Code>SignatureDoesNotMatch</Code>"),
-                ErrorKind::BackendAuth,
+                generic("<Code>SignatureDoesNotMatch</Code> credential"),
+                ErrorKind::BackendUnavailable,
             ),
             (
                 generic("Server returned non-2xx status code: 503"),
@@ -173,5 +182,45 @@ mod tests {
             let shown = e.to_string();
             assert_eq!(map_err(e, &p).kind(), want, "{shown}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_recorded_status_classifies_a_generic_failure() {
+        let p = ArtifactPath::parse("a.jar").unwrap();
+        let generic = || ::object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing list request".into(),
+        };
+        let cases = [
+            (StatusCode::FORBIDDEN, ErrorKind::BackendAuth),
+            (StatusCode::UNAUTHORIZED, ErrorKind::BackendAuth),
+            (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                ErrorKind::RangeNotSatisfiable,
+            ),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::BackendUnavailable,
+            ),
+            (StatusCode::BAD_REQUEST, ErrorKind::BackendUnavailable),
+        ];
+        for (status, want) in cases {
+            let kind = observing(async {
+                record_status(status);
+                map_err(generic(), &p).kind()
+            })
+            .await;
+            assert_eq!(kind, want, "{status}");
+        }
+        // A later success forgets the failure; outside an observed call nothing is recorded.
+        let kind = observing(async {
+            record_status(StatusCode::FORBIDDEN);
+            record_status(StatusCode::OK);
+            map_err(generic(), &p).kind()
+        })
+        .await;
+        assert_eq!(kind, ErrorKind::BackendUnavailable);
+        record_status(StatusCode::FORBIDDEN);
+        assert_eq!(map_err(generic(), &p).kind(), ErrorKind::BackendUnavailable);
     }
 }

@@ -80,7 +80,8 @@ use super::{
 };
 use crate::error::{Error, ErrorKind, Result};
 
-pub(crate) use errors::map_err;
+pub use errors::record_status;
+pub(crate) use errors::{map_err, observing};
 pub use multipart::{CompletionGuard, CompletionPreconditions, DEFAULT_TUNING, MIN_PART_SIZE};
 
 pub(crate) const SHA256_METADATA: &str = "sha256";
@@ -321,6 +322,39 @@ impl Storage for ObjectStoreStorage {
     }
 
     async fn head(&self, path: &ArtifactPath) -> Result<Meta> {
+        observing(self.head_now(path)).await
+    }
+
+    async fn get(&self, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult> {
+        observing(self.get_now(path, opts)).await
+    }
+
+    /// Every call runs [`observing`] the statuses its requests end with (see `errors.rs`).
+    async fn put(
+        &self,
+        path: &ArtifactPath,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        observing(self.put_now(path, body, opts)).await
+    }
+
+    async fn delete(&self, path: &ArtifactPath) -> Result<()> {
+        observing(self.delete_now(path)).await
+    }
+
+    async fn list(&self, dir: &ArtifactPath, opts: ListOptions) -> Result<ListPage> {
+        observing(self.list_page(dir, opts)).await
+    }
+
+    async fn ready(&self) -> Result<()> {
+        observing(self.ready_now()).await
+    }
+}
+
+/// The calls of the trait, each run inside [`observing`] by the trait's implementation.
+impl ObjectStoreStorage {
+    async fn head_now(&self, path: &ArtifactPath) -> Result<Meta> {
         let key = self.key(path)?;
         match self.head_raw(&key, path).await? {
             Some((om, attrs)) => Ok(self.meta_of(path, &om, &attrs).await),
@@ -328,7 +362,7 @@ impl Storage for ObjectStoreStorage {
         }
     }
 
-    async fn get(&self, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult> {
+    async fn get_now(&self, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult> {
         let key = self.key(path)?;
         let mut req = ::object_store::GetOptions {
             if_match: opts.if_match.as_deref().map(quote),
@@ -373,7 +407,7 @@ impl Storage for ObjectStoreStorage {
         Ok(GetResult::new(meta, range, Box::pin(stream)))
     }
 
-    async fn put(
+    async fn put_now(
         &self,
         path: &ArtifactPath,
         body: ByteStream,
@@ -448,7 +482,7 @@ impl Storage for ObjectStoreStorage {
         Ok(PutResult { meta, created })
     }
 
-    async fn delete(&self, path: &ArtifactPath) -> Result<()> {
+    async fn delete_now(&self, path: &ArtifactPath) -> Result<()> {
         let key = self.key(path)?;
         // S3 deletes a missing key silently: look first so a missing artifact is NotFound.
         if self.head_raw(&key, path).await?.is_none() {
@@ -466,11 +500,7 @@ impl Storage for ObjectStoreStorage {
         Ok(())
     }
 
-    async fn list(&self, dir: &ArtifactPath, opts: ListOptions) -> Result<ListPage> {
-        self.list_page(dir, opts).await
-    }
-
-    async fn ready(&self) -> Result<()> {
+    async fn ready_now(&self) -> Result<()> {
         let base = self.dir_prefix(&ArtifactPath::root());
         let req = PaginatedListOptions {
             delimiter: Some(Cow::Borrowed("/")),

@@ -1,4 +1,5 @@
-//! The S3-only request hook: an `object_store` HTTP connector whose client adds the
+//! The S3-only request hook: an `object_store` HTTP connector whose client records the status
+//! of every answer for the adapter's error classification, and adds the
 //! `If-None-Match: *` / `If-Match` a multipart completion must carry (S3 and MinIO honour both
 //! on `CompleteMultipartUpload`; `object_store` has no option for it). The adapter registers the
 //! condition through [`CompletionPreconditions`] just before completing an upload and drops it
@@ -14,7 +15,7 @@ use ::object_store::ClientOptions;
 use async_trait::async_trait;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::storage::object_store::{CompletionGuard, CompletionPreconditions};
+use crate::storage::object_store::{record_status, CompletionGuard, CompletionPreconditions};
 
 type ByUpload = Mutex<HashMap<String, (http::HeaderName, http::HeaderValue)>>;
 
@@ -136,7 +137,12 @@ struct ConditionalCompletionService {
 impl HttpService for ConditionalCompletionService {
     async fn call(&self, mut req: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
         self.conditions.apply(&mut req);
-        self.inner.execute(req).await
+        let answer = self.inner.execute(req).await;
+        if let Ok(resp) = &answer {
+            // Lets the adapter classify failures whose status `object_store` keeps private.
+            record_status(resp.status());
+        }
+        answer
     }
 }
 
