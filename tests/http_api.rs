@@ -1059,3 +1059,126 @@ async fn a_body_failing_midway_fails_the_response() {
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn whoami_says_what_the_caller_may_do() {
+    let e = env();
+    let anon = send(&e, "GET", "/whoami", &[], b"").await;
+    assert_eq!(anon.status, 200);
+    let v = anon.json();
+    assert_eq!(v["authenticated"], false);
+    assert_eq!(v["token"], Value::Null);
+    assert_eq!(v["mounts"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["mounts"][0]["name"], "default");
+    assert_eq!(v["mounts"][0]["read"], true);
+    assert_eq!(v["mounts"][0]["write"], false);
+    assert_eq!(v["mounts"][0]["anonymous_read"], true);
+    assert_eq!(v["mounts"][0]["max_upload_size"], 1 << 20);
+
+    let reader = send(
+        &e,
+        "GET",
+        "/whoami",
+        &[("authorization", &format!("Bearer {READER}"))],
+        b"",
+    )
+    .await
+    .json();
+    assert_eq!(reader["token"], "reader");
+    let names: Vec<_> = reader["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap(),
+                m["read"] == true,
+                m["write"] == true,
+                m["delete"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("default", true, false, false),
+            ("private", true, false, false)
+        ]
+    );
+
+    let admin = send(
+        &e,
+        "GET",
+        "/whoami",
+        &[("authorization", &format!("Bearer {ADMIN}"))],
+        b"",
+    )
+    .await
+    .json();
+    assert_eq!(admin["authenticated"], true);
+    assert!(admin["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["read"] == true && m["write"] == true && m["delete"] == true));
+
+    let wrong = send(
+        &e,
+        "GET",
+        "/whoami",
+        &[("authorization", "Bearer nope")],
+        b"",
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.error_code(), "unauthenticated");
+    assert_eq!(send(&e, "PUT", "/whoami", &[], b"").await.status, 405);
+}
+
+#[tokio::test]
+async fn web_page_and_hardening_headers() {
+    let e = env();
+    let page = send(&e, "GET", "/ui/", &[], b"").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.h("content-type"), Some("text/html; charset=utf-8"));
+    let csp = page.h("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(page.h("x-content-type-options"), Some("nosniff"));
+    assert!(String::from_utf8_lossy(&page.body).contains("<script type=\"module\" src=\"app.js\">"));
+    let js = send(&e, "GET", "/ui/sha256.js", &[], b"").await;
+    assert_eq!(js.status, 200);
+    assert_eq!(js.h("content-type"), Some("text/javascript; charset=utf-8"));
+    let root = send(&e, "GET", "/ui", &[], b"").await;
+    assert_eq!((root.status, root.h("location")), (308, Some("/ui/")));
+    assert_eq!(
+        send(&e, "GET", "/ui/missing.js", &[], b"")
+            .await
+            .error_code(),
+        "not_found"
+    );
+    assert_eq!(send(&e, "POST", "/ui/", &[], b"").await.status, 405);
+
+    // Artifacts (and every other response) are sandboxed and never sniffed.
+    assert_eq!(
+        put_admin(&e, "x/page.html", b"<script>1</script>")
+            .await
+            .status,
+        201
+    );
+    let art = send(&e, "GET", "/artifacts/default/x/page.html", &[], b"").await;
+    assert_eq!(art.h("content-security-policy"), Some("sandbox"));
+    assert_eq!(art.h("x-content-type-options"), Some("nosniff"));
+
+    // Browsers without JavaScript get an HTML index of the mounts.
+    let mounts = send(&e, "GET", "/artifacts/", &[("accept", "text/html")], b"").await;
+    assert_eq!(mounts.h("content-type"), Some("text/html; charset=utf-8"));
+    let html = String::from_utf8_lossy(&mounts.body);
+    assert!(
+        html.contains("<a href=\"/artifacts/default/\">default/</a>"),
+        "{html}"
+    );
+    assert!(!html.contains("private"), "{html}");
+}

@@ -182,9 +182,13 @@ pub async fn list(
     })
 }
 
-pub fn mounts(gw: &Gateway, cred: Option<&str>) -> Outcome {
-    let mounts: Vec<_> = gw
-        .readable_mounts(cred)
+pub fn mounts(gw: &Gateway, cred: Option<&str>, headers: &HeaderMap) -> Outcome {
+    let readable = gw.readable_mounts(cred);
+    if wants_html(headers) {
+        let names: Vec<&str> = readable.iter().map(|m| m.name.as_str()).collect();
+        return Outcome::Html(listing::html_mounts(&names));
+    }
+    let mounts: Vec<_> = readable
         .into_iter()
         .map(|m| json!({ "name": m.name, "url": listing::url_path(&m.name, &ArtifactPath::root(), true) }))
         .collect();
@@ -192,6 +196,34 @@ pub fn mounts(gw: &Gateway, cred: Option<&str>) -> Outcome {
         status: StatusCode::OK,
         value: json!({ "mounts": mounts }),
     }
+}
+
+/// Who the caller is and what it may do on each mount it may use (the web page shows what the
+/// token may not do as disabled). A token that matches none is a 401, like everywhere else.
+pub fn whoami(gw: &Gateway, cred: Option<&str>) -> Result<Outcome> {
+    let (who, mounts) = gw.capabilities(cred)?;
+    let mounts: Vec<_> = mounts
+        .into_iter()
+        .map(|(m, scopes)| {
+            json!({
+                "name": m.name,
+                "url": listing::url_path(&m.name, &ArtifactPath::root(), true),
+                "anonymous_read": m.anonymous_read,
+                "max_upload_size": m.max_upload_size,
+                "read": scopes.contains(&Scope::Read),
+                "write": scopes.contains(&Scope::Write),
+                "delete": scopes.contains(&Scope::Delete),
+            })
+        })
+        .collect();
+    let token = match who {
+        crate::service::Principal::Anonymous => None,
+        crate::service::Principal::Token(name) => Some(name),
+    };
+    Ok(Outcome::Json {
+        status: StatusCode::OK,
+        value: json!({ "authenticated": token.is_some(), "token": token, "mounts": mounts }),
+    })
 }
 
 pub async fn readyz(gw: &Gateway) -> Outcome {
