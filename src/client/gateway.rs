@@ -10,7 +10,7 @@ use url::Url;
 
 use super::{header, status_error, HttpClient};
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::fetch::disk::hash_file;
+use crate::storage::digest::hash_file;
 use crate::storage::path::encode_url_segment;
 use crate::storage::{ArtifactPath, Sha256};
 

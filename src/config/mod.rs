@@ -13,7 +13,8 @@ use bytesize::ByteSize;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::secret::Secret;
+pub use crate::service::auth::TokenConfig;
+use crate::storage::cache::CacheOptions;
 use crate::storage::registry::{BackendOptions, BackendSpec, HdfsOptions, OssOptions, S3Options};
 
 /// The whole configuration file.
@@ -116,6 +117,8 @@ pub struct MountConfig {
     pub s3: Option<S3Options>,
     pub oss: Option<OssOptions>,
     pub hdfs: Option<HdfsOptions>,
+    /// A read-through disk cache in front of the backend (`[mounts.cache]`). Default: none.
+    pub cache: Option<CacheOptions>,
 }
 
 impl MountConfig {
@@ -132,39 +135,6 @@ impl MountConfig {
             )
         })
     }
-}
-
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Read,
-    Write,
-    Delete,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Write => "write",
-            Scope::Delete => "delete",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenConfig {
-    /// A label for logs (the token itself is never logged).
-    pub name: String,
-    /// `{ env = "VAR" }` or `{ file = "/run/secrets/token" }`.
-    pub secret: Secret,
-    /// Any of `read`, `write`, `delete`.
-    pub scopes: Vec<Scope>,
-    /// Mount names, or `["*"]` (the default) for all.
-    #[serde(default = "all_mounts")]
-    pub mounts: Vec<String>,
 }
 
 impl Config {
@@ -196,6 +166,7 @@ impl Config {
                 s3: None,
                 oss: None,
                 hdfs: None,
+                cache: None,
             }],
             tokens: Vec::new(),
         })
@@ -260,6 +231,24 @@ impl Config {
                 return invalid(format!("mounts[{:?}].name: defined twice", m.name));
             }
             m.backend()?;
+            if let Some(c) = &m.cache {
+                if c.max_size.as_u64() == 0 {
+                    return invalid(format!(
+                        "mounts[{:?}].cache.max_size: must be more than 0",
+                        m.name
+                    ));
+                }
+                if let Some(other) = self.mounts.iter().find(|o| {
+                    o.name != m.name && o.cache.as_ref().is_some_and(|oc| oc.dir == c.dir)
+                }) {
+                    return invalid(format!(
+                        "mounts[{:?}].cache.dir: {} is also the cache of mount {:?}; give each mount its own",
+                        m.name,
+                        c.dir.display(),
+                        other.name
+                    ));
+                }
+            }
         }
         for t in &self.tokens {
             if t.scopes.is_empty() {
@@ -301,9 +290,6 @@ fn default_backend_timeout() -> Duration {
 }
 fn default_max_upload() -> ByteSize {
     ByteSize::gib(10)
-}
-fn all_mounts() -> Vec<String> {
-    vec!["*".into()]
 }
 
 #[cfg(test)]

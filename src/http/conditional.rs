@@ -11,7 +11,7 @@ use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderMap, Method};
-use http_range_header::{EndPosition, StartPosition};
+use http_range_header::{EndPosition, RangeUnsatisfiableError, StartPosition};
 
 use crate::storage::Meta;
 
@@ -93,8 +93,15 @@ pub fn range(headers: &HeaderMap, meta: &Meta) -> RangeDecision {
             return RangeDecision::Full;
         }
     }
-    let Ok(parsed) = http_range_header::parse_range_header(value) else {
-        return RangeDecision::Full;
+    let parsed = match http_range_header::parse_range_header(value) {
+        Ok(parsed) => parsed,
+        // `bytes=-0` is well-formed but can never be satisfied (RFC 9110 §14.1.1: a suffix range
+        // is satisfiable only with a non-zero length): 416, like any other single range that
+        // cannot be served. Found by the property tests (tests/properties.rs).
+        Err(RangeUnsatisfiableError::ZeroSuffix) if !value.contains(',') => {
+            return RangeDecision::Unsatisfiable
+        }
+        Err(_) => return RangeDecision::Full,
     };
     if parsed.ranges.len() != 1 {
         return RangeDecision::Full;
@@ -288,6 +295,8 @@ mod tests {
         assert_eq!(r("bytes=-1000"), RangeDecision::Partial(0..100));
         assert_eq!(r("bytes=50-1000"), RangeDecision::Partial(50..100));
         assert_eq!(r("bytes=100-"), RangeDecision::Unsatisfiable);
+        assert_eq!(r("bytes=-0"), RangeDecision::Unsatisfiable);
+        assert_eq!(r("bytes=-0,0-1"), RangeDecision::Full);
         assert_eq!(r("bytes=0-1,5-6"), RangeDecision::Full);
         assert_eq!(r("items=0-1"), RangeDecision::Full);
         assert_eq!(r("bytes=5-1"), RangeDecision::Full);

@@ -1,21 +1,18 @@
-//! Thin handlers: authorize through the service, evaluate conditions, call storage, return an
-//! [`Outcome`]. No status codes or header formatting here beyond reading request headers.
+//! Thin handlers: authorize through the service, evaluate the request's conditions, call the
+//! service, return an [`Outcome`]. No status codes and no response headers here: they read
+//! request headers only, and [`super::render`] decides every status.
 
-use http::{header, HeaderMap, Method, StatusCode};
+use http::{header, HeaderMap, Method};
 use serde_json::json;
 
 use super::conditional::{self, Precondition, RangeDecision};
 use super::listing;
 use super::render::Outcome;
-use crate::config::Scope;
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::Gateway;
+use crate::service::{Gateway, Plan, Read, Scope};
 use crate::storage::{
     ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256,
 };
-
-/// Attempts at a consistent read when the artifact changes between HEAD and GET.
-const READ_ATTEMPTS: usize = 3;
 
 pub async fn get(
     gw: &Gateway,
@@ -31,65 +28,57 @@ pub async fn get(
         // The common case (the Flink operator's plain GET): one storage call; the conditions are
         // evaluated on the metadata of the very stream being served.
         let res = gw.get(m, path, GetOptions::default()).await?;
-        return match conditional::evaluate(method, headers, Some(&res.meta)) {
-            Precondition::Proceed => Ok(Outcome::Full {
-                meta: res.meta,
-                body: Some(res.body),
-            }),
-            Precondition::NotModified => Ok(Outcome::NotModified { meta: res.meta }),
-            Precondition::Failed => Err(precondition_failed(path)),
-        };
+        return Ok(
+            match conditional::evaluate(method, headers, Some(&res.meta)) {
+                Precondition::Proceed => Outcome::Full {
+                    meta: res.meta,
+                    body: Some(res.body),
+                },
+                Precondition::NotModified => Outcome::NotModified { meta: res.meta },
+                Precondition::Failed => precondition_failed(path),
+            },
+        );
     }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let meta = gw.head(m, path).await?;
-        match conditional::evaluate(method, headers, Some(&meta)) {
-            Precondition::Proceed => {}
-            Precondition::NotModified => return Ok(Outcome::NotModified { meta }),
-            Precondition::Failed => return Err(precondition_failed(path)),
-        }
-        let decision = conditional::range(headers, &meta);
-        let range = match decision {
-            RangeDecision::Unsatisfiable => return Ok(Outcome::Unsatisfiable { size: meta.size }),
-            RangeDecision::Partial(r) => Some(r),
-            RangeDecision::Full => None,
-        };
-        if head {
-            return Ok(match range {
-                Some(range) => Outcome::Partial {
+    let read = gw
+        .read_consistent(m, path, |meta| {
+            match conditional::evaluate(method, headers, Some(&meta)) {
+                Precondition::Proceed => {}
+                Precondition::NotModified => return Plan::Answer(Outcome::NotModified { meta }),
+                Precondition::Failed => return Plan::Answer(precondition_failed(path)),
+            }
+            match (conditional::range(headers, &meta), head) {
+                (RangeDecision::Unsatisfiable, _) => {
+                    Plan::Answer(Outcome::Unsatisfiable { size: meta.size })
+                }
+                (RangeDecision::Partial(range), true) => Plan::Answer(Outcome::Partial {
                     meta,
                     range,
                     body: None,
-                },
-                None => Outcome::Full { meta, body: None },
-            });
-        }
-        // Pin the version whose headers we computed: a concurrent replace is retried, never mixed.
-        let opts = GetOptions {
-            range: range.clone(),
-            if_match: Some(meta.etag.clone()),
-        };
-        match gw.get(m, path, opts).await {
-            Ok(res) => {
-                return Ok(match range {
-                    Some(_) => Outcome::Partial {
-                        meta: res.meta,
-                        range: res.range,
-                        body: Some(res.body),
-                    },
-                    None => Outcome::Full {
-                        meta: res.meta,
-                        body: Some(res.body),
-                    },
-                })
+                }),
+                (RangeDecision::Full, true) => Plan::Answer(Outcome::Full { meta, body: None }),
+                (RangeDecision::Partial(range), false) => Plan::Read(Some(range)),
+                (RangeDecision::Full, false) => Plan::Read(None),
             }
-            Err(e) if e.kind() == ErrorKind::PreconditionFailed && attempt < READ_ATTEMPTS => {
-                continue
-            }
-            Err(e) => return Err(e),
-        }
-    }
+        })
+        .await?;
+    Ok(match read {
+        Read::Answered(outcome) => outcome,
+        Read::Body {
+            result,
+            ranged: true,
+        } => Outcome::Partial {
+            meta: result.meta,
+            range: result.range,
+            body: Some(result.body),
+        },
+        Read::Body {
+            result,
+            ranged: false,
+        } => Outcome::Full {
+            meta: result.meta,
+            body: Some(result.body),
+        },
+    })
 }
 
 pub async fn put(
@@ -114,7 +103,9 @@ pub async fn put(
             .with_mount(mount));
         }
     }
-    let mode = put_mode(gw, m, headers, path).await?;
+    let Some(mode) = put_mode(gw, m, headers, path).await? else {
+        return Ok(precondition_failed(path));
+    };
     let content_type = header_str(headers, header::CONTENT_TYPE)?
         .map(|s| s.trim().to_string())
         .filter(|ct| {
@@ -149,7 +140,7 @@ pub async fn delete(
     if headers.contains_key(header::IF_MATCH) || headers.contains_key(header::IF_UNMODIFIED_SINCE) {
         let meta = gw.head(m, path).await?;
         if conditional::evaluate(&Method::DELETE, headers, Some(&meta)) != Precondition::Proceed {
-            return Err(precondition_failed(path));
+            return Ok(precondition_failed(path));
         }
     }
     gw.delete(m, path).await?;
@@ -176,10 +167,7 @@ pub async fn list(
     if wants_html(headers) {
         return Ok(Outcome::Html(listing::html_page(mount, dir, &page, limit)));
     }
-    Ok(Outcome::Json {
-        status: StatusCode::OK,
-        value: listing::json_page(mount, dir, &page),
-    })
+    Ok(Outcome::Json(listing::json_page(mount, dir, &page)))
 }
 
 pub fn mounts(gw: &Gateway, cred: Option<&str>, headers: &HeaderMap) -> Outcome {
@@ -192,10 +180,7 @@ pub fn mounts(gw: &Gateway, cred: Option<&str>, headers: &HeaderMap) -> Outcome 
         .into_iter()
         .map(|m| json!({ "name": m.name, "url": listing::url_path(&m.name, &ArtifactPath::root(), true) }))
         .collect();
-    Outcome::Json {
-        status: StatusCode::OK,
-        value: json!({ "mounts": mounts }),
-    }
+    Outcome::Json(json!({ "mounts": mounts }))
 }
 
 /// Who the caller is and what it may do on each mount it may use (the web page shows what the
@@ -220,49 +205,13 @@ pub fn whoami(gw: &Gateway, cred: Option<&str>) -> Result<Outcome> {
         crate::service::Principal::Anonymous => None,
         crate::service::Principal::Token(name) => Some(name),
     };
-    Ok(Outcome::Json {
-        status: StatusCode::OK,
-        value: json!({ "authenticated": token.is_some(), "token": token, "mounts": mounts }),
-    })
+    Ok(Outcome::Json(
+        json!({ "authenticated": token.is_some(), "token": token, "mounts": mounts }),
+    ))
 }
 
-pub async fn readyz(gw: &Gateway) -> Outcome {
-    let results = gw.readiness().await;
-    let mut all_ok = true;
-    let mut detail = serde_json::Map::new();
-    for (name, r) in results {
-        match r {
-            Ok(()) => {
-                detail.insert(name, json!({ "ready": true }));
-            }
-            Err(e) => {
-                all_ok = false;
-                detail.insert(
-                    name,
-                    json!({ "ready": false, "code": e.kind().code(), "message": e.message() }),
-                );
-            }
-        }
-    }
-    let failing: Vec<String> = detail
-        .iter()
-        .filter(|(_, v)| v["ready"] == json!(false))
-        .map(|(k, _)| k.clone())
-        .collect();
-    let status = if all_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let mut value =
-        json!({ "status": if all_ok { "ready" } else { "not_ready" }, "mounts": detail });
-    if !all_ok {
-        value["failing"] = json!(failing);
-    }
-    Outcome::Json { status, value }
-}
-
-/// Reads the bearer token. No header: `None`. Another scheme or a broken value: 401.
+/// Reads the bearer token. No header: `None`. Another scheme or a broken value: an
+/// `Unauthenticated` error.
 pub fn bearer(headers: &HeaderMap) -> Result<Option<String>> {
     let Some(v) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
@@ -284,7 +233,7 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<String>> {
 }
 
 /// The SHA-256 a client declared, from `Content-Digest`, `Repr-Digest` or `X-Checksum-Sha256`.
-/// Several that disagree, or a malformed one, are a 400.
+/// Several that disagree, or a malformed one, are `InvalidInput`.
 pub fn declared_digest(headers: &HeaderMap) -> Result<Option<Sha256>> {
     let mut found: Option<Sha256> = None;
     let mut add = |d: Sha256| -> Result<()> {
@@ -315,12 +264,14 @@ pub fn declared_digest(headers: &HeaderMap) -> Result<Option<Sha256>> {
     Ok(found)
 }
 
+/// How a PUT may replace what is there, from `If-None-Match` / `If-Match`; `None` when the
+/// precondition already fails against the current version.
 async fn put_mode(
     gw: &Gateway,
     m: &crate::service::Mount,
     headers: &HeaderMap,
     path: &ArtifactPath,
-) -> Result<PutMode> {
+) -> Result<Option<PutMode>> {
     if let Some(v) = header_str(headers, header::IF_NONE_MATCH)? {
         if v.trim() != "*" {
             return Err(Error::new(
@@ -334,10 +285,10 @@ async fn put_mode(
                 "If-Match and If-None-Match cannot be combined",
             ));
         }
-        return Ok(PutMode::Create);
+        return Ok(Some(PutMode::Create));
     }
     let Some(v) = header_str(headers, header::IF_MATCH)? else {
-        return Ok(PutMode::Overwrite);
+        return Ok(Some(PutMode::Overwrite));
     };
     let v = v.trim();
     let tags: Vec<&str> = v.split(',').map(str::trim).collect();
@@ -352,20 +303,20 @@ async fn put_mode(
                     "If-Match must be `*` or a quoted strong entity tag",
                 )
             })?;
-        return Ok(PutMode::Update {
+        return Ok(Some(PutMode::Update {
             etag: etag.to_string(),
-        });
+        }));
     }
     // `*` or a list: resolve against the current version, then guard on it.
     let current = match gw.head(m, path).await {
         Ok(meta) => meta,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(precondition_failed(path)),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     if conditional::evaluate(&Method::PUT, headers, Some(&current)) != Precondition::Proceed {
-        return Err(precondition_failed(path));
+        return Ok(None);
     }
-    Ok(PutMode::Update { etag: current.etag })
+    Ok(Some(PutMode::Update { etag: current.etag }))
 }
 
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>> {
@@ -402,10 +353,6 @@ fn prefix(e: Error, header: &str) -> Error {
     Error::new(e.kind(), format!("{header}: {}", e.message()))
 }
 
-fn precondition_failed(path: &ArtifactPath) -> Error {
-    Error::new(
-        ErrorKind::PreconditionFailed,
-        "a precondition (If-Match, If-None-Match, If-Unmodified-Since) failed",
-    )
-    .with_path(path.as_str())
+fn precondition_failed(path: &ArtifactPath) -> Outcome {
+    Outcome::PreconditionFailed { path: path.clone() }
 }

@@ -42,10 +42,8 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(gateway: Arc<Gateway>) -> Arc<AppState> {
-        Arc::new(AppState {
-            gateway,
-            metrics: Metrics::default(),
-        })
+        let metrics = Metrics::with_storage(gateway.storage_metrics());
+        Arc::new(AppState { gateway, metrics })
     }
 }
 
@@ -65,22 +63,10 @@ where
     let mut resp = match result {
         Ok(outcome) => render::render(outcome),
         Err(e) => {
-            if e.kind() == crate::error::ErrorKind::Unsupported
-                && e.message().starts_with(routes::METHOD_NOT_ALLOWED_PREFIX)
-            {
-                let allow = e.message()[routes::METHOD_NOT_ALLOWED_PREFIX.len()..].to_string();
-                let mut r = error::render(&e);
-                *r.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
-                if let Ok(v) = HeaderValue::from_str(&allow) {
-                    r.headers_mut().insert(header::ALLOW, v);
-                }
-                r
-            } else {
-                if error::status_of(e.kind()).is_server_error() {
-                    tracing::warn!(request_id = %request_id, error = ?e, "request failed");
-                }
-                error::render(&e)
+            if error::status_of(e.kind()).is_server_error() {
+                tracing::warn!(request_id = %request_id, error = ?e, "request failed");
             }
+            error::render(&e)
         }
     };
     resp.headers_mut().insert(
@@ -127,11 +113,9 @@ where
     let gw = &state.gateway;
     let headers = req.headers();
     match endpoint {
-        Endpoint::Healthz => Ok(Outcome::Json {
-            status: http::StatusCode::OK,
-            value: serde_json::json!({ "status": "ok" }),
-        }),
-        Endpoint::Readyz => Ok(handlers::readyz(gw).await),
+        Endpoint::MethodNotAllowed { allow } => Ok(Outcome::MethodNotAllowed { allow }),
+        Endpoint::Healthz => Ok(Outcome::Json(serde_json::json!({ "status": "ok" }))),
+        Endpoint::Readyz => Ok(Outcome::Readiness(gw.readiness().await)),
         Endpoint::Metrics => Ok(Outcome::Metrics(state.metrics.encode())),
         Endpoint::Mounts => {
             let cred = handlers::bearer(headers)?;

@@ -29,6 +29,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 use tokio_util::io::ReaderStream;
 
+use super::blocking::blocking;
 use super::errors::{exists, not_found};
 use super::path::RESERVED_SEGMENT;
 use super::{
@@ -577,12 +578,6 @@ fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Sideca
                 .unwrap_or_else(|| guess_content_type(path)),
         ),
     }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("blocking task failed: {e}")))?
 }
 
 fn etag_of(md: &std::fs::Metadata) -> String {

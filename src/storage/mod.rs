@@ -16,10 +16,14 @@
 //! - `delete` of a missing artifact is [`ErrorKind::NotFound`].
 //! - `list` returns one level, sorted by name, paginated with `after`.
 
+pub mod blocking;
+pub mod cache;
 pub mod digest;
 pub mod errors;
 pub mod hdfs;
 pub mod local;
+pub mod metered;
+pub mod metrics;
 pub mod object_store;
 pub mod opendal;
 pub mod oss;
