@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use self::body::Body;
@@ -29,7 +29,7 @@ use self::metrics::{Metrics, RequestLabels};
 use self::render::Outcome;
 use self::routes::Endpoint;
 use crate::error::{Error, Result};
-use crate::service::Gateway;
+use crate::service::{Gateway, Mount, Principal, Scope};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -59,7 +59,8 @@ where
     let path = req.uri().path().to_string();
     state.metrics.in_flight.inc();
 
-    let result = dispatch(&state, req).await;
+    let mut who = None;
+    let result = dispatch(&state, req, &mut who).await;
     let mut resp = match result {
         Ok(outcome) => render::render(outcome),
         Err(e) => {
@@ -95,6 +96,7 @@ where
         request_id,
         method,
         path,
+        principal: who.map(|p| p.to_string()),
         status: status.as_u16(),
         started,
         bytes: 0,
@@ -104,7 +106,12 @@ where
     Response::from_parts(parts, http_body_util::BodyExt::boxed_unsync(logged))
 }
 
-async fn dispatch<B>(state: &AppState, req: Request<B>) -> Result<Outcome>
+/// Routes a request to its handler, authorizing it first; `who` learns the caller once known.
+async fn dispatch<B>(
+    state: &AppState,
+    req: Request<B>,
+    who: &mut Option<Principal>,
+) -> Result<Outcome>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: std::fmt::Display + Send + 'static,
@@ -133,38 +140,22 @@ where
             limit,
             after,
         } => {
-            let cred = handlers::bearer(headers)?;
-            handlers::list(gw, cred.as_deref(), headers, &mount, &dir, limit, after).await
+            let m = authorize(gw, headers, &mount, Scope::Read, who)?;
+            handlers::list(m, gw, headers, &dir, limit, after).await
         }
         Endpoint::Get { mount, path, head } => {
-            let cred = handlers::bearer(headers)?;
-            handlers::get(
-                gw,
-                cred.as_deref(),
-                req.method(),
-                headers,
-                &mount,
-                &path,
-                head,
-            )
-            .await
+            let m = authorize(gw, headers, &mount, Scope::Read, who)?;
+            handlers::get(m, gw, req.method(), headers, &path, head).await
         }
         Endpoint::Delete { mount, path } => {
-            let cred = handlers::bearer(headers)?;
-            handlers::delete(gw, cred.as_deref(), headers, &mount, &path).await
+            let m = authorize(gw, headers, &mount, Scope::Delete, who)?;
+            handlers::delete(m, gw, headers, &path).await
         }
         Endpoint::Put { mount, path } => {
-            let cred = handlers::bearer(req.headers())?;
+            let m = authorize(gw, headers, &mount, Scope::Write, who)?;
             let (parts, body) = req.into_parts();
-            handlers::put(
-                gw,
-                cred.as_deref(),
-                &parts.headers,
-                &mount,
-                &path,
-                body::request_stream(body),
-            )
-            .await
+            let body = body::request_stream(body);
+            handlers::put(m, gw, &parts.headers, &path, body).await
         }
     }
 }
@@ -186,6 +177,21 @@ fn harden(headers: &mut http::HeaderMap) {
     }
 }
 
+/// Finds the mount and checks the bearer token (if any) may use `scope` on it; records who the
+/// caller is for the access log.
+fn authorize<'g>(
+    gw: &'g Gateway,
+    headers: &HeaderMap,
+    mount: &str,
+    scope: Scope,
+    who: &mut Option<Principal>,
+) -> Result<&'g Mount> {
+    let cred = handlers::bearer(headers)?;
+    let (m, principal) = gw.authorize(mount, scope, cred.as_deref())?;
+    *who = Some(principal);
+    Ok(m)
+}
+
 /// Counts the body as it is sent and writes the access log line (and metrics) when the
 /// response is finished or abandoned, so `bytes` is what really went out.
 struct AccessLog {
@@ -196,6 +202,8 @@ struct AccessLog {
     request_id: String,
     method: Method,
     path: String,
+    /// `anonymous` or `token:<name>`, once the request was authorized.
+    principal: Option<String>,
     status: u16,
     started: Instant,
     bytes: u64,
@@ -258,6 +266,7 @@ impl Drop for AccessLog {
             request_id = %self.request_id,
             method = %self.method,
             path = %self.path,
+            principal = self.principal.as_deref(),
             status = self.status,
             bytes = self.bytes,
             complete,

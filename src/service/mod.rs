@@ -183,13 +183,8 @@ impl Gateway {
     }
 
     /// Opens a read. The deadline covers opening; the body then streams without one.
-    pub async fn get(
-        &self,
-        mount: &Mount,
-        path: &ArtifactPath,
-        opts: GetOptions,
-    ) -> Result<GetResult> {
-        self.idempotent(mount, || mount.storage.get(path, opts.clone()))
+    pub async fn get(&self, m: &Mount, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult> {
+        self.idempotent(m, || m.storage.get(path, opts.clone()))
             .await
     }
 
@@ -226,13 +221,8 @@ impl Gateway {
         }
     }
 
-    pub async fn list(
-        &self,
-        mount: &Mount,
-        dir: &ArtifactPath,
-        opts: ListOptions,
-    ) -> Result<ListPage> {
-        self.idempotent(mount, || mount.storage.list(dir, opts.clone()))
+    pub async fn list(&self, m: &Mount, dir: &ArtifactPath, opts: ListOptions) -> Result<ListPage> {
+        self.idempotent(m, || m.storage.list(dir, opts.clone()))
             .await
     }
 
