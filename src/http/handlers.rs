@@ -9,7 +9,7 @@ use super::conditional::{self, Precondition, RangeDecision};
 use super::listing;
 use super::render::Outcome;
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::{Gateway, Mount, Plan, Read};
+use crate::service::{Gateway, Mount, Plan, Read, Scope};
 use crate::storage::{
     ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256,
 };
