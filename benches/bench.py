@@ -123,6 +123,14 @@ def cpu_seconds(pid):
         return 0.0
 
 
+def minor_faults(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[7])
+    except OSError:
+        return 0
+
+
 def vm_hwm_kib(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -181,6 +189,9 @@ class Server:
     def cpu(self):
         return sum(cpu_seconds(p) for p in self.pids())
 
+    def faults(self):
+        return sum(minor_faults(p) for p in self.pids())
+
     def reset_peak(self):
         for p in self.pids():
             try:
@@ -204,11 +215,13 @@ class Measure:
         if self.server is not None:
             self.server.reset_peak()
             self.cpu0 = self.server.cpu()
+            self.faults0 = self.server.faults()
         return self
 
     def __exit__(self, *exc):
         if self.server is not None:
             self.cpu_s = self.server.cpu() - self.cpu0
+            self.faults = self.server.faults() - self.faults0
             self.rss_mib = self.server.peak_rss_mib()
         return False
 
@@ -247,6 +260,7 @@ def downloads(server, path, size, n, url=None):
         "MB/s": total / wall / 1e6,
         "cpu": m.cpu_s / (total / GIB) if m.server else None,
         "rss": m.rss_mib if m.server else None,
+        "faults_per_mib": m.faults / (total / MIB) if m.server else None,
         "wall": wall,
     }
 
@@ -294,6 +308,10 @@ def gateway_upload(server, token, src, size, sha, name):
         wall = time.monotonic() - t0
     if r.returncode != 0 or r.stdout.strip() not in ("200", "201", "204"):
         die(f"gateway upload failed: exit {r.returncode}, status {r.stdout}; {r.stderr}")
+    subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-X", "DELETE", "-H", f"Authorization: Bearer {token}", url],
+        check=False,
+    )
     return {"MB/s": size / wall / 1e6, "cpu": m.cpu_s / (size / GIB), "rss": m.rss_mib}
 
 
@@ -435,6 +453,10 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("AG_BENCH_BIN", os.path.join(ROOT, "target/release/artifact-gateway")))
     ap.add_argument("--compare-bin", default=None,
                     help="a second gateway binary, measured as 'gateway-b' in the same interleaved rounds (A/B of a change)")
+    ap.add_argument("--big-mib", type=int, default=None, help="size of the big file (default 1024; smoke 64)")
+    ap.add_argument("--mid-mib", type=int, default=None, help="size of each concurrent download (default 256; smoke 16)")
+    ap.add_argument("--servers", default=None,
+                    help="comma-separated subset of gateway,gateway-b,nginx-sendfile-on,nginx-sendfile-off,rclone for the plain-HTTP scenarios")
     ap.add_argument("--no-s3", action="store_true", help="skip the MinIO scenarios")
     ap.add_argument("--idle-wait", type=float, default=120, help="seconds to wait for an idle machine (default 120)")
     ap.add_argument("--out", default=None, help="also write the markdown table here")
@@ -444,8 +466,8 @@ def main():
 
     smoke = args.smoke
     rounds = args.rounds or (1 if smoke else 5)
-    big = (64 if smoke else 1024) * MIB
-    mid = (16 if smoke else 256) * MIB
+    big = (args.big_mib or (64 if smoke else 1024)) * MIB
+    mid = (args.mid_mib or (16 if smoke else 256)) * MIB
     conc = 4 if smoke else 16
     small = 4096
     small_s = 1 if smoke else 5
@@ -476,6 +498,13 @@ def main():
 
     work = args.workdir or tempfile.mkdtemp(prefix="ag-bench.")
     os.makedirs(work, exist_ok=True)
+    # big + mid + the uploaded copy (or dd's) + the S3 source and MinIO's copies, plus slack.
+    need = 2 * big + mid + (3 * s3_size + GIB if use_s3 else 0) + 512 * MIB
+    free = shutil.disk_usage(work).free
+    if free < need:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+        die(f"{work} has {free / GIB:.1f} GiB free; this run needs {need / GIB:.1f} GiB")
     os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
     data = os.path.join(work, "data")
     os.makedirs(data, exist_ok=True)
@@ -517,9 +546,7 @@ def main():
             while chunk := f.read(4 * MIB):
                 h.update(chunk)
         big_sha = h.hexdigest()
-        # The upload's copy on the same disk as the gateway's data (dd writes next to it).
-        upload_src = os.path.join(work, "upload-src.jar")
-        shutil.copyfile(big_path, upload_src)
+        upload_src = big_path  # dd writes its copy next to the gateway's upload, on the same disk
 
         cert = os.path.join(work, "cert.pem")
         key = os.path.join(work, "key.pem")
@@ -667,6 +694,8 @@ secret_access_key = {{ env = "AG_TEST_S3_SECRET_KEY" }}
         plain = ["gateway", "nginx-sendfile-on", "nginx-sendfile-off", "rclone"]
         if args.compare_bin:
             plain.append("gateway-b")
+        if args.servers:
+            plain = [p for p in plain if p in args.servers.split(",")]
         tls_pair = ["gateway-tls", "nginx-tls"]
         for r in range(rounds):
             log(f"bench: round {r + 1}/{rounds} ({time.monotonic() - started:.0f} s so far)")
@@ -705,6 +734,7 @@ secret_access_key = {{ env = "AG_TEST_S3_SECRET_KEY" }}
                         res.add("s3", "minio", downloads(servers["minio"], "", s3_size, 1, url=presigned))
                     else:
                         res.add("s3", f"gateway-{what}", downloads(gw, f"/artifacts/s3/{key}", s3_size, 1))
+                s3["client"].delete_object(Bucket=s3["bucket"], Key=f"objects/{key}")
             if s3 and want("s3_64"):
                 key = f"herd-{r}.bin"
                 s3["client"].upload_file(s3["src"], s3["bucket"], f"objects/{key}",
@@ -716,6 +746,7 @@ secret_access_key = {{ env = "AG_TEST_S3_SECRET_KEY" }}
                 gw_after = gateway_backend_bytes(servers["gateway-s3"].base, "s3")
                 if gw_before is not None and gw_after is not None:
                     v["gw_backend"] = (gw_after - gw_before) / s3_size
+                s3["client"].delete_object(Bucket=s3["bucket"], Key=f"objects/{key}")
                 res.add("s3_64", "gateway", v)
 
         elapsed = time.monotonic() - started
@@ -740,7 +771,7 @@ def transfer_single_part():
 def s3_cache_config(work):
     """The gateway's read-through disk cache for the S3 mount (one empty directory)."""
     d = os.path.join(work, "s3-cache")
-    return f'[mounts.cache]\ndir = "{d}"\nmax_size = "10 GiB"\n'
+    return f'[mounts.cache]\ndir = "{d}"\nmax_size = "1 GiB"\n'
 
 
 def render(res, v):

@@ -17,6 +17,7 @@
 //! Paths that resolve outside the root through a symlink are refused as `InvalidPath`.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher as _};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -25,12 +26,12 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
+use futures::StreamExt;
 use tokio::sync::Mutex;
-use tokio_util::io::ReaderStream;
 
 use super::blocking::blocking;
 use super::errors::{exists, not_found};
+use super::file_io;
 use super::path::RESERVED_SEGMENT;
 use super::{
     exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions,
@@ -39,8 +40,11 @@ use super::{
 };
 use crate::error::{Error, ErrorKind, Result};
 
-const READ_CHUNK: usize = 256 * 1024;
+/// Bodies up to this size are read in the same blocking-pool trip as the open and stat.
+const SMALL_BODY: u64 = 64 * 1024;
 const LOCK_STRIPES: usize = 64;
+/// Sidecars remembered in memory (the cache is emptied when it is full).
+const SIDECAR_CACHE_ENTRIES: usize = 8192;
 
 /// Artifacts in a directory on local disk.
 #[derive(Debug, Clone)]
@@ -55,6 +59,37 @@ struct Inner {
     meta: PathBuf,
     /// Serializes check-then-replace for `PutMode::Update`/`Create` within this process.
     locks: Vec<Mutex<()>>,
+    /// Parsed sidecars by artifact path, each valid only for the data file it was read for.
+    sidecars: std::sync::Mutex<HashMap<ArtifactPath, (FileVersion, Option<Described>)>>,
+}
+
+/// What identifies one version of a data file: a replaced, rewritten or touched file differs
+/// in at least one field (a put renames a new inode into place; an in-place write moves the
+/// change time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileVersion {
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileVersion {
+    fn of(md: &std::fs::Metadata) -> Self {
+        FileVersion {
+            ino: md.ino(),
+            size: md.len(),
+            mtime_ns: mtime_ns(md),
+            ctime_ns: md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128,
+        }
+    }
+}
+
+/// A sidecar's content, parsed.
+#[derive(Debug, Clone)]
+struct Described {
+    sha256: Option<Sha256>,
+    content_type: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -93,6 +128,7 @@ impl LocalStorage {
                 tmp,
                 meta,
                 locks,
+                sidecars: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -206,11 +242,30 @@ impl LocalStorage {
             )
             .with_path(path.as_str()));
         }
-        let sidecar = std::fs::read(self.sidecar_path(path))
+        let described = self.described(path, &md);
+        Ok((meta_from(path, &md, described), file))
+    }
+
+    /// The sidecar of the data file `md` describes, from memory when it was already read for
+    /// this very version of the file, else from disk (blocking).
+    fn described(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Option<Described> {
+        let version = FileVersion::of(md);
+        if let Some((v, d)) = self.inner.sidecars.lock().expect("not poisoned").get(path) {
+            if *v == version {
+                return d.clone();
+            }
+        }
+        let described = std::fs::read(self.sidecar_path(path))
             .ok()
             .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-            .filter(|s| s.size == md.len() && s.ino == md.ino() && s.mtime_ns == mtime_ns(&md));
-        Ok((meta_from(path, &md, sidecar), file))
+            .filter(|s| s.size == md.len() && s.ino == md.ino() && s.mtime_ns == mtime_ns(md))
+            .map(Described::from);
+        let mut cache = self.inner.sidecars.lock().expect("not poisoned");
+        if cache.len() >= SIDECAR_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(path.clone(), (version, described.clone()));
+        described
     }
 
     fn lock_for(&self, path: &ArtifactPath) -> &Mutex<()> {
@@ -220,7 +275,7 @@ impl LocalStorage {
     }
 
     async fn meta_of(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Meta {
-        let sidecar = self.read_sidecar(path, md).await;
+        let sidecar = self.read_sidecar(path, md).await.map(Described::from);
         meta_from(path, md, sidecar)
     }
 
@@ -260,26 +315,13 @@ impl LocalStorage {
     ) -> Result<(PathBuf, Sha256)> {
         let tmp = self.inner.tmp.join(uuid::Uuid::new_v4().to_string());
         let guard = TempGuard(Some(tmp.clone()));
-        let mut file = tokio::fs::File::create(&tmp)
+        let file = tokio::fs::File::create(&tmp)
             .await
-            .map_err(|e| Error::io("cannot create a temporary file", e))?;
+            .map_err(|e| Error::io("cannot create a temporary file", e))?
+            .into_std()
+            .await;
         let mut body = HashingBody::new(body, opts.max_size);
-        while let Some(chunk) = body
-            .next_chunk()
-            .await
-            .map_err(|e| e.with_path(path.as_str()))?
-        {
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| Error::io("cannot write the upload", e).with_path(path.as_str()))?;
-        }
-        file.flush()
-            .await
-            .map_err(|e| Error::io("cannot write the upload", e))?;
-        file.sync_all()
-            .await
-            .map_err(|e| Error::io("cannot sync the upload", e))?;
-        drop(file);
+        file_io::receive(file, &mut body, path).await?;
         let (sha, _len) = body.finish(opts.sha256, path)?;
         Ok((guard.keep(), sha))
     }
@@ -314,7 +356,8 @@ impl Storage for LocalStorage {
         let this = self.clone();
         let owned = path.clone();
         let range_opt = opts.range.clone();
-        let (meta, file, range) = blocking(move || {
+        // One blocking-pool trip: resolve, open, stat, sidecar and, for a small body, the read.
+        let (meta, source, range) = blocking(move || {
             let (meta, file) = this.open_meta(&owned, true)?;
             opts.check(&meta)?;
             let mut file = file.expect("opened for reading");
@@ -324,20 +367,25 @@ impl Storage for LocalStorage {
                 file.seek(std::io::SeekFrom::Start(range.start))
                     .map_err(|e| Error::io("cannot seek", e))?;
             }
-            Ok((meta, file, range))
+            let len = range.end - range.start;
+            let source = if len <= SMALL_BODY {
+                Source::Read(
+                    file_io::read_all(&file, len).map_err(|e| Error::io("read failed", e))?,
+                )
+            } else {
+                Source::File(file)
+            };
+            Ok((meta, source, range))
         })
         .await?;
         let len = range.end - range.start;
-        let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), len);
-        let stream =
-            futures::StreamExt::map(ReaderStream::with_capacity(reader, READ_CHUNK), |r| {
-                r.map_err(|e| Error::io("read failed", e))
-            });
-        Ok(GetResult {
-            body: exact_length(Box::pin(stream), len, path),
-            meta,
-            range,
-        })
+        let body = match source {
+            Source::Read(bytes) => {
+                exact_length(futures::stream::once(async { Ok(bytes) }).boxed(), len, path)
+            }
+            Source::File(file) => file_io::stream(file, len, path),
+        };
+        Ok(GetResult { body, meta, range })
     }
 
     async fn put(
@@ -449,6 +497,11 @@ impl Storage for LocalStorage {
             .await
             .map_err(|e| not_found_or_io(e, path))?;
         let _ = tokio::fs::remove_file(self.sidecar_path(path)).await;
+        self.inner
+            .sidecars
+            .lock()
+            .expect("not poisoned")
+            .remove(path);
         Ok(())
     }
 
@@ -546,6 +599,23 @@ impl Storage for LocalStorage {
     }
 }
 
+/// What a GET streams from.
+enum Source {
+    /// A small body, already read.
+    Read(bytes::Bytes),
+    /// An open file positioned at the range's start.
+    File(std::fs::File),
+}
+
+impl From<Sidecar> for Described {
+    fn from(s: Sidecar) -> Self {
+        Described {
+            sha256: Sha256::from_hex(&s.sha256).ok(),
+            content_type: s.content_type,
+        }
+    }
+}
+
 /// Removes a temporary file on drop unless [`TempGuard::keep`] was called.
 struct TempGuard(Option<PathBuf>);
 
@@ -563,15 +633,13 @@ impl Drop for TempGuard {
     }
 }
 
-fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Sidecar>) -> Meta {
+fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Described>) -> Meta {
     Meta {
         path: path.clone(),
         size: md.len(),
         last_modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         etag: etag_of(md),
-        sha256: sidecar
-            .as_ref()
-            .and_then(|s| Sha256::from_hex(&s.sha256).ok()),
+        sha256: sidecar.as_ref().and_then(|s| s.sha256),
         content_type: Some(
             sidecar
                 .and_then(|s| s.content_type)

@@ -19,6 +19,7 @@
 pub mod blocking;
 pub mod digest;
 pub mod errors;
+pub mod file_io;
 pub mod hdfs;
 pub mod local;
 pub mod object_store;
