@@ -1,5 +1,5 @@
-//! Thin handlers: authorize through the service, evaluate the request's conditions, call the
-//! service, return an [`Outcome`]. No status codes and no response headers here: they read
+//! Thin handlers on a mount the caller was authorized for (`super::dispatch` does that, once):
+//! evaluate the request's conditions, call the service, return an [`Outcome`]. No status codes and no response headers here: they read
 //! request headers only, and [`super::render`] decides every status.
 
 use http::{header, HeaderMap, Method};
@@ -9,21 +9,19 @@ use super::conditional::{self, Precondition, RangeDecision};
 use super::listing;
 use super::render::Outcome;
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::{Gateway, Plan, Read, Scope};
+use crate::service::{Gateway, Mount, Plan, Read};
 use crate::storage::{
     ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256,
 };
 
 pub async fn get(
+    m: &Mount,
     gw: &Gateway,
-    cred: Option<&str>,
     method: &Method,
     headers: &HeaderMap,
-    mount: &str,
     path: &ArtifactPath,
     head: bool,
 ) -> Result<Outcome> {
-    let (m, _who) = gw.authorize(mount, Scope::Read, cred)?;
     if !head && !headers.contains_key(header::RANGE) {
         // The common case (the Flink operator's plain GET): one storage call; the conditions are
         // evaluated on the metadata of the very stream being served.
@@ -82,14 +80,12 @@ pub async fn get(
 }
 
 pub async fn put(
+    m: &Mount,
     gw: &Gateway,
-    cred: Option<&str>,
     headers: &HeaderMap,
-    mount: &str,
     path: &ArtifactPath,
     body: ByteStream,
 ) -> Result<Outcome> {
-    let (m, _who) = gw.authorize(mount, Scope::Write, cred)?;
     let declared = declared_digest(headers)?;
     if let Some(len) = content_length(headers)? {
         if len > m.max_upload_size {
@@ -100,7 +96,7 @@ pub async fn put(
                     m.max_upload_size
                 ),
             )
-            .with_mount(mount));
+            .with_mount(&m.name));
         }
     }
     let Some(mode) = put_mode(gw, m, headers, path).await? else {
@@ -121,7 +117,7 @@ pub async fn put(
         max_size: None,
     };
     let res = gw.put(m, path, body, opts).await?;
-    let location = listing::url_path(mount, path, false);
+    let location = listing::url_path(&m.name, path, false);
     Ok(Outcome::Stored {
         meta: res.meta,
         created: res.created,
@@ -130,13 +126,11 @@ pub async fn put(
 }
 
 pub async fn delete(
+    m: &Mount,
     gw: &Gateway,
-    cred: Option<&str>,
     headers: &HeaderMap,
-    mount: &str,
     path: &ArtifactPath,
 ) -> Result<Outcome> {
-    let (m, _who) = gw.authorize(mount, Scope::Delete, cred)?;
     if headers.contains_key(header::IF_MATCH) || headers.contains_key(header::IF_UNMODIFIED_SINCE) {
         let meta = gw.head(m, path).await?;
         if conditional::evaluate(&Method::DELETE, headers, Some(&meta)) != Precondition::Proceed {
@@ -148,15 +142,14 @@ pub async fn delete(
 }
 
 pub async fn list(
+    m: &Mount,
     gw: &Gateway,
-    cred: Option<&str>,
     headers: &HeaderMap,
-    mount: &str,
     dir: &ArtifactPath,
     limit: usize,
     after: Option<String>,
 ) -> Result<Outcome> {
-    let (m, _who) = gw.authorize(mount, Scope::Read, cred)?;
+    let mount = m.name.as_str();
     let first_page = after.is_none();
     let page = gw.list(m, dir, ListOptions { limit, after }).await?;
     if page.entries.is_empty() && first_page && !dir.is_root() {
@@ -237,7 +230,7 @@ pub fn declared_digest(headers: &HeaderMap) -> Result<Option<Sha256>> {
 /// precondition already fails against the current version.
 async fn put_mode(
     gw: &Gateway,
-    m: &crate::service::Mount,
+    m: &Mount,
     headers: &HeaderMap,
     path: &ArtifactPath,
 ) -> Result<Option<PutMode>> {

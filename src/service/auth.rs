@@ -76,6 +76,16 @@ pub enum Principal {
     Token(String),
 }
 
+/// As the access log shows it: `anonymous` or `token:<name>`.
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Principal::Anonymous => f.write_str("anonymous"),
+            Principal::Token(name) => write!(f, "token:{name}"),
+        }
+    }
+}
+
 impl Authorizer {
     /// Resolves every token's secret now, so a missing env var or file stops start-up.
     pub fn from_config(tokens: &[TokenConfig], env_token: Option<&str>) -> Result<Self> {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{within, Backoff};
+use crate::storage::metrics::StorageMetrics;
 use crate::storage::{
     registry, ArtifactPath, ByteStream, GetOptions, GetResult, ListOptions, ListPage, Meta,
     PutOptions, PutResult, Storage,
@@ -60,17 +61,21 @@ pub struct Gateway {
     mounts: BTreeMap<String, Mount>,
     auth: Authorizer,
     backend_timeout: Duration,
+    storage_metrics: StorageMetrics,
 }
 
 impl Gateway {
     /// Builds every mount's storage and resolves every secret; any failure stops start-up.
     pub async fn from_config(config: &Config, env_token: Option<&str>) -> Result<Gateway> {
         let mut mounts = BTreeMap::new();
+        let storage_metrics = StorageMetrics::default();
         for m in &config.mounts {
             let spec = m.backend()?;
-            let storage = registry::build(&spec).await.map_err(|e| {
-                Error::new(e.kind(), format!("mounts[{:?}]: {}", m.name, e.message()))
-            })?;
+            let storage = registry::build_mount(&spec, &m.name, m.cache.as_ref(), &storage_metrics)
+                .await
+                .map_err(|e| {
+                    Error::new(e.kind(), format!("mounts[{:?}]: {}", m.name, e.message()))
+                })?;
             mounts.insert(
                 m.name.clone(),
                 Mount {
@@ -86,6 +91,7 @@ impl Gateway {
             mounts,
             auth,
             backend_timeout: config.limits.backend_timeout,
+            storage_metrics,
         })
     }
 
@@ -95,7 +101,19 @@ impl Gateway {
             mounts: mounts.into_iter().map(|m| (m.name.clone(), m)).collect(),
             auth,
             backend_timeout,
+            storage_metrics: StorageMetrics::default(),
         }
+    }
+
+    /// A gateway over ready-made storages that report to `metrics` (tests, embedding).
+    pub fn with_metrics(mut self, metrics: StorageMetrics) -> Gateway {
+        self.storage_metrics = metrics;
+        self
+    }
+
+    /// The storage layer's counters (backend bytes, cache), for `/metrics`.
+    pub fn storage_metrics(&self) -> &StorageMetrics {
+        &self.storage_metrics
     }
 
     pub fn mounts(&self) -> impl Iterator<Item = &Mount> {
@@ -136,13 +154,8 @@ impl Gateway {
     }
 
     /// Opens a read. The deadline covers opening; the body then streams without one.
-    pub async fn get(
-        &self,
-        mount: &Mount,
-        path: &ArtifactPath,
-        opts: GetOptions,
-    ) -> Result<GetResult> {
-        self.idempotent(mount, || mount.storage.get(path, opts.clone()))
+    pub async fn get(&self, m: &Mount, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult> {
+        self.idempotent(m, || m.storage.get(path, opts.clone()))
             .await
     }
 
@@ -179,13 +192,8 @@ impl Gateway {
         }
     }
 
-    pub async fn list(
-        &self,
-        mount: &Mount,
-        dir: &ArtifactPath,
-        opts: ListOptions,
-    ) -> Result<ListPage> {
-        self.idempotent(mount, || mount.storage.list(dir, opts.clone()))
+    pub async fn list(&self, m: &Mount, dir: &ArtifactPath, opts: ListOptions) -> Result<ListPage> {
+        self.idempotent(m, || m.storage.list(dir, opts.clone()))
             .await
     }
 

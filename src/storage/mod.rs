@@ -17,11 +17,14 @@
 //! - `list` returns one level, sorted by name, paginated with `after`.
 
 pub mod blocking;
+pub mod cache;
 pub mod digest;
 pub mod errors;
 pub mod file_io;
 pub mod hdfs;
 pub mod local;
+pub mod metered;
+pub mod metrics;
 pub mod object_store;
 pub mod opendal;
 pub mod oss;

@@ -227,6 +227,31 @@ pub async fn build(spec: &BackendSpec) -> Result<Arc<dyn Storage>> {
     }
 }
 
+/// Builds a mount's storage with its layers: a [`Metered`](super::metered::Metered) counter of
+/// backend calls and read bytes on every remote backend, and the read-through cache when the
+/// mount configures one.
+pub async fn build_mount(
+    spec: &BackendSpec,
+    mount: &str,
+    cache: Option<&super::cache::CacheOptions>,
+    metrics: &super::metrics::StorageMetrics,
+) -> Result<Arc<dyn Storage>> {
+    let mut storage = build(spec).await?;
+    if !matches!(spec, BackendSpec::Local { .. }) || cache.is_some() {
+        storage = Arc::new(super::metered::Metered::new(
+            storage,
+            mount,
+            metrics.clone(),
+        ));
+    }
+    if let Some(opts) = cache {
+        storage = Arc::new(
+            super::cache::CachedStorage::open(storage, opts, mount, metrics.clone()).await?,
+        );
+    }
+    Ok(storage)
+}
+
 fn bad(raw: &str, why: &str) -> Error {
     Error::new(
         ErrorKind::InvalidInput,
