@@ -120,7 +120,7 @@ pub fn stream(file: File, len: u64, path: &ArtifactPath) -> ByteStream {
         return exact_length(futures::stream::empty().boxed(), 0, path);
     }
     struct State {
-        next: Option<tokio::task::JoinHandle<std::io::Result<(File, Option<Bytes>)>>>,
+        next: Option<PendingRead>,
         /// Bytes not yet asked of the file.
         unread: u64,
         _active: Active,
@@ -154,15 +154,12 @@ pub fn stream(file: File, len: u64, path: &ArtifactPath) -> ByteStream {
     exact_length(body.boxed(), len, path)
 }
 
+/// A chunk being read: the file comes back with the chunk (`None` at the file's end).
+type PendingRead = tokio::task::JoinHandle<std::io::Result<(File, Option<Bytes>)>>;
+
 /// Starts reading the next chunk (at most `left` bytes) on the blocking pool; returns the task
 /// and how many bytes it asks for.
-fn read_chunk(
-    file: File,
-    left: u64,
-) -> (
-    tokio::task::JoinHandle<std::io::Result<(File, Option<Bytes>)>>,
-    u64,
-) {
+fn read_chunk(file: File, left: u64) -> (PendingRead, u64) {
     let size = chunk_size(ACTIVE.load(Ordering::Relaxed));
     let want = (size as u64).min(left) as usize;
     let handle = tokio::task::spawn_blocking(move || {
@@ -330,6 +327,9 @@ mod tests {
                 err = Some(e);
             }
         }
-        assert!(err.is_some(), "a short file must end the body with an error");
+        assert!(
+            err.is_some(),
+            "a short file must end the body with an error"
+        );
     }
 }

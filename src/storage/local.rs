@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::blocking::blocking;
@@ -380,9 +380,11 @@ impl Storage for LocalStorage {
         .await?;
         let len = range.end - range.start;
         let body = match source {
-            Source::Read(bytes) => {
-                exact_length(futures::stream::once(async { Ok(bytes) }).boxed(), len, path)
-            }
+            Source::Read(bytes) => exact_length(
+                futures::stream::once(async { Ok(bytes) }).boxed(),
+                len,
+                path,
+            ),
             Source::File(file) => file_io::stream(file, len, path),
         };
         Ok(GetResult { body, meta, range })
@@ -696,5 +698,92 @@ fn remove_stale_temp_files(tmp: &Path, older_than: Duration) {
         if stale {
             let _ = std::fs::remove_file(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::io::Write as _;
+
+    fn body(bytes: &'static [u8]) -> ByteStream {
+        futures::stream::iter([Ok(Bytes::from_static(bytes))]).boxed()
+    }
+
+    async fn stored(dir: &Path) -> (LocalStorage, ArtifactPath, PathBuf) {
+        let store = LocalStorage::new(dir).unwrap();
+        let path = ArtifactPath::parse("jobs/a.jar").unwrap();
+        store
+            .put(&path, body(b"first version"), PutOptions::default())
+            .await
+            .unwrap();
+        // The digest comes back, and is now remembered in memory.
+        let meta = store.head(&path).await.unwrap();
+        assert_eq!(meta.sha256, Some(Sha256::of(b"first version")));
+        (store, path, dir.join("jobs/a.jar"))
+    }
+
+    async fn body_of(store: &LocalStorage, path: &ArtifactPath) -> Vec<u8> {
+        let mut res = store.get(path, GetOptions::default()).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(chunk) = res.body.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        out
+    }
+
+    // A clock tick apart, so the change shows in the file's times.
+    fn tick() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    #[tokio::test]
+    async fn a_file_rewritten_in_place_is_never_served_with_the_remembered_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, path, file) = stored(dir.path()).await;
+        tick();
+        // Same inode, same size, new bytes: another tool writing into the file.
+        let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        f.write_all(b"second versio").unwrap();
+        drop(f);
+        let res = store.get(&path, GetOptions::default()).await.unwrap();
+        assert_eq!(res.meta.sha256, None, "the sidecar describes other bytes");
+        assert_eq!(body_of(&store, &path).await, b"second versio");
+        assert_eq!(store.head(&path).await.unwrap().sha256, None);
+    }
+
+    #[tokio::test]
+    async fn a_file_replaced_or_touched_by_another_tool_loses_the_remembered_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, path, file) = stored(dir.path()).await;
+        tick();
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"first version").unwrap();
+        std::fs::rename(&other, &file).unwrap();
+        assert_eq!(store.head(&path).await.unwrap().sha256, None);
+
+        let (store, path, file) = stored(&dir.path().join("again")).await;
+        tick();
+        let f = std::fs::File::options().write(true).open(&file).unwrap();
+        f.set_modified(SystemTime::now()).unwrap();
+        drop(f);
+        assert_eq!(store.head(&path).await.unwrap().sha256, None);
+    }
+
+    #[tokio::test]
+    async fn a_new_put_is_served_with_its_own_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, path, _) = stored(dir.path()).await;
+        store
+            .put(&path, body(b"second version"), PutOptions::default())
+            .await
+            .unwrap();
+        let res = store.get(&path, GetOptions::default()).await.unwrap();
+        assert_eq!(res.meta.sha256, Some(Sha256::of(b"second version")));
+        assert_eq!(body_of(&store, &path).await, b"second version");
+        store.delete(&path).await.unwrap();
+        std::fs::write(dir.path().join("jobs/a.jar"), b"second version").unwrap();
+        assert_eq!(store.head(&path).await.unwrap().sha256, None);
     }
 }
