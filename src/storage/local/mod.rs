@@ -7,36 +7,45 @@
 //! Layout under the mount's root:
 //! - artifacts at their own paths;
 //! - `.artifact-gateway/tmp/<uuid>`: uploads in progress (same filesystem, so the final
-//!   `rename` is atomic). Leftovers from a crash are never visible under a final name and are
-//!   removed at start-up once older than an hour;
-//! - `.artifact-gateway/meta/<path>.json`: the sidecar with SHA-256 and content type. It is
-//!   written *before* the data is renamed into place and names the data file's inode, size and
-//!   mtime (which a rename keeps); it is believed only while all three still match, so a file
-//!   replaced by another tool shows no digest rather than a wrong one.
+//!   `rename` is atomic), created by the first write. Leftovers from a crash are never visible
+//!   under a final name and are removed by [`Storage::start`] once older than an hour;
+//! - `.artifact-gateway/meta/<path>.json`: the sidecar record of `sidecar.rs` (SHA-256, content
+//!   type). It is written *before* the data is renamed into place and its validator is the data
+//!   file's ETag (inode, mtime, size, which a rename keeps); it is believed only while that
+//!   still matches, so a file replaced by another tool shows no digest rather than a wrong one.
+//!
+//! Opening writes nothing: a missing root is created by [`Storage::start`], the staging and
+//! metadata directories by the first put. A read-only directory can be opened and read.
 //!
 //! Paths that resolve outside the root through a symlink are refused as `InvalidPath`.
+
+mod fs;
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher as _};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use self::fs::{
+    escape, etag_of, not_found_or_io, read_small, remove_stale_temp_files, resolve_root, sync_dir,
+    TempGuard,
+};
 use super::blocking::blocking;
-use super::errors::{exists, not_found};
+use super::errors::{directory_in_the_way, exists, file_in_the_way, is_a_directory};
 use super::file_io;
 use super::path::RESERVED_SEGMENT;
+use super::sidecar::Record;
 use super::{
-    exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions,
-    GetResult, HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Sha256,
-    Storage,
+    guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult,
+    HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Sha256, Storage,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -45,6 +54,7 @@ const SMALL_BODY: u64 = 64 * 1024;
 const LOCK_STRIPES: usize = 64;
 /// Sidecars remembered in memory (the cache is emptied when it is full).
 const SIDECAR_CACHE_ENTRIES: usize = 8192;
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// Artifacts in a directory on local disk.
 #[derive(Debug, Clone)]
@@ -57,15 +67,18 @@ struct Inner {
     root: PathBuf,
     tmp: PathBuf,
     meta: PathBuf,
+    /// Set once the staging directory is known to exist (it is created by the first put).
+    staging_ready: AtomicBool,
     /// Serializes check-then-replace for `PutMode::Update`/`Create` within this process.
     locks: Vec<Mutex<()>>,
-    /// Parsed sidecars by artifact path, each valid only for the data file it was read for.
-    sidecars: std::sync::Mutex<HashMap<ArtifactPath, (FileVersion, Option<Described>)>>,
+    /// Parsed sidecars by artifact path, each valid only for the data file version it was read
+    /// for.
+    sidecars: std::sync::Mutex<HashMap<ArtifactPath, (FileVersion, Option<Record>)>>,
 }
 
 /// What identifies one version of a data file: a replaced, rewritten or touched file differs
-/// in at least one field (a put renames a new inode into place; an in-place write moves the
-/// change time).
+/// in at least one field (a put renames a new inode into place; an in-place write or a touch
+/// moves the change time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileVersion {
     ino: u64,
@@ -79,62 +92,45 @@ impl FileVersion {
         FileVersion {
             ino: md.ino(),
             size: md.len(),
-            mtime_ns: mtime_ns(md),
+            mtime_ns: md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128,
             ctime_ns: md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128,
         }
     }
 }
 
-/// A sidecar's content, parsed.
-#[derive(Debug, Clone)]
-struct Described {
-    sha256: Option<Sha256>,
-    content_type: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Sidecar {
-    sha256: String,
-    content_type: Option<String>,
-    size: u64,
-    ino: u64,
-    mtime_ns: i128,
-}
-
 impl LocalStorage {
-    /// Opens (creating if needed) a store rooted at `root`.
+    /// Opens a store rooted at `root`. Writes nothing: a root that does not exist yet is
+    /// created by [`Storage::start`] (reads find nothing until then).
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
-        let root = root.as_ref();
-        std::fs::create_dir_all(root).map_err(|e| {
-            Error::io(
-                &format!("cannot create data directory {}", root.display()),
-                e,
-            )
-        })?;
-        let root = std::fs::canonicalize(root)
-            .map_err(|e| Error::io(&format!("cannot resolve {}", root.display()), e))?;
+        let root = resolve_root(root.as_ref())?;
         let internal = root.join(RESERVED_SEGMENT);
         let tmp = internal.join("tmp");
         let meta = internal.join("meta");
-        for dir in [&tmp, &meta] {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(&format!("cannot create {}", dir.display()), e))?;
-        }
-        remove_stale_temp_files(&tmp, Duration::from_secs(3600));
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         Ok(LocalStorage {
             inner: Arc::new(Inner {
                 root,
                 tmp,
                 meta,
+                staging_ready: AtomicBool::new(false),
                 locks,
                 sidecars: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.inner.root
+    /// A new temporary file name in the staging directory, creating the directory once.
+    async fn staging_name(&self, suffix: &str) -> Result<PathBuf> {
+        if !self.inner.staging_ready.load(Ordering::Relaxed) {
+            tokio::fs::create_dir_all(&self.inner.tmp)
+                .await
+                .map_err(|e| Error::io("cannot create the staging directory", e))?;
+            self.inner.staging_ready.store(true, Ordering::Relaxed);
+        }
+        Ok(self
+            .inner
+            .tmp
+            .join(format!("{}{suffix}", uuid::Uuid::new_v4())))
     }
 
     fn full_path(&self, path: &ArtifactPath) -> PathBuf {
@@ -199,11 +195,7 @@ impl LocalStorage {
             if e.kind() == std::io::ErrorKind::NotADirectory
                 || e.kind() == std::io::ErrorKind::AlreadyExists
             {
-                Error::new(
-                    ErrorKind::PreconditionFailed,
-                    "a parent of this path is a file",
-                )
-                .with_path(path.as_str())
+                file_in_the_way(path)
             } else {
                 Error::io("cannot create parent directories", e).with_path(path.as_str())
             }
@@ -236,36 +228,30 @@ impl LocalStorage {
             )
         };
         if !md.is_file() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                "no artifact at this path (it is a directory)",
-            )
-            .with_path(path.as_str()));
+            return Err(is_a_directory(path));
         }
-        let described = self.described(path, &md);
-        Ok((meta_from(path, &md, described), file))
+        let sidecar = self.recorded(path, &md);
+        Ok((meta_from(path, &md, sidecar), file))
     }
 
-    /// The sidecar of the data file `md` describes, from memory when it was already read for
-    /// this very version of the file, else from disk (blocking).
-    fn described(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Option<Described> {
+    /// The sidecar record of the data file `md` describes: from memory when it was already read
+    /// for this very version of the file, else from disk (blocking).
+    fn recorded(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Option<Record> {
         let version = FileVersion::of(md);
-        if let Some((v, d)) = self.inner.sidecars.lock().expect("not poisoned").get(path) {
+        let cache = &self.inner.sidecars;
+        if let Some((v, r)) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
             if *v == version {
-                return d.clone();
+                return r.clone();
             }
         }
-        let described = std::fs::read(self.sidecar_path(path))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-            .filter(|s| s.size == md.len() && s.ino == md.ino() && s.mtime_ns == mtime_ns(md))
-            .map(Described::from);
-        let mut cache = self.inner.sidecars.lock().expect("not poisoned");
+        let record = read_small(&self.sidecar_path(path))
+            .and_then(|b| Record::matching(&b, md.len(), &etag_of(md)));
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= SIDECAR_CACHE_ENTRIES {
             cache.clear();
         }
-        cache.insert(path.clone(), (version, described.clone()));
-        described
+        cache.insert(path.clone(), (version, record.clone()));
+        record
     }
 
     fn lock_for(&self, path: &ArtifactPath) -> &Mutex<()> {
@@ -275,29 +261,24 @@ impl LocalStorage {
     }
 
     async fn meta_of(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Meta {
-        let sidecar = self.read_sidecar(path, md).await.map(Described::from);
+        let file = self.sidecar_path(path);
+        let sidecar = tokio::task::spawn_blocking(move || read_small(&file))
+            .await
+            .ok()
+            .flatten();
+        let sidecar = sidecar.and_then(|b| Record::matching(&b, md.len(), &etag_of(md)));
         meta_from(path, md, sidecar)
     }
 
-    async fn read_sidecar(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Option<Sidecar> {
-        let bytes = tokio::fs::read(self.sidecar_path(path)).await.ok()?;
-        let s: Sidecar = serde_json::from_slice(&bytes).ok()?;
-        (s.size == md.len() && s.ino == md.ino() && s.mtime_ns == mtime_ns(md)).then_some(s)
-    }
-
-    async fn write_sidecar(&self, path: &ArtifactPath, sidecar: &Sidecar) -> Result<()> {
+    async fn write_sidecar(&self, path: &ArtifactPath, sidecar: &Record) -> Result<()> {
         let target = self.sidecar_path(path);
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
                 .map_err(|e| Error::io("cannot create metadata directory", e))?;
         }
-        let tmp = self
-            .inner
-            .tmp
-            .join(format!("{}.meta", uuid::Uuid::new_v4()));
-        let json = serde_json::to_vec(sidecar).expect("sidecar serializes");
-        tokio::fs::write(&tmp, json)
+        let tmp = self.staging_name(".meta").await?;
+        tokio::fs::write(&tmp, sidecar.to_json())
             .await
             .map_err(|e| Error::io("cannot write metadata", e))?;
         tokio::fs::rename(&tmp, &target)
@@ -313,7 +294,7 @@ impl LocalStorage {
         body: ByteStream,
         opts: &PutOptions,
     ) -> Result<(PathBuf, Sha256)> {
-        let tmp = self.inner.tmp.join(uuid::Uuid::new_v4().to_string());
+        let tmp = self.staging_name("").await?;
         let guard = TempGuard(Some(tmp.clone()));
         let file = tokio::fs::File::create(&tmp)
             .await
@@ -333,16 +314,10 @@ impl Storage for LocalStorage {
         format!("local:{}", self.inner.root.display())
     }
 
+    /// Everything; `atomic_update` is atomic against other requests to this process (a
+    /// striped lock), a second process writing the same directory is not coordinated with.
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            range_read: true,
-            pinned_read: true,
-            atomic_create: true,
-            // Atomic against other requests to this process (a striped lock); a second process
-            // writing the same directory is not coordinated with.
-            atomic_update: true,
-            stores_digest: true,
-        }
+        Capabilities::ALL
     }
 
     async fn head(&self, path: &ArtifactPath) -> Result<Meta> {
@@ -378,16 +353,11 @@ impl Storage for LocalStorage {
             Ok((meta, source, range))
         })
         .await?;
-        let len = range.end - range.start;
         let body = match source {
-            Source::Read(bytes) => exact_length(
-                futures::stream::once(async { Ok(bytes) }).boxed(),
-                len,
-                path,
-            ),
-            Source::File(file) => file_io::stream(file, len, path),
+            Source::Read(bytes) => futures::stream::once(async { Ok(bytes) }).boxed(),
+            Source::File(file) => file_io::stream(file, range.end - range.start, path),
         };
-        Ok(GetResult { body, meta, range })
+        Ok(GetResult::new(meta, range, body))
     }
 
     async fn put(
@@ -407,53 +377,29 @@ impl Storage for LocalStorage {
         let staged_md = tokio::fs::metadata(&tmp)
             .await
             .map_err(|e| Error::io("cannot stat the upload", e))?;
-        let sidecar = Sidecar {
-            sha256: sha.to_hex(),
-            content_type: Some(content_type),
-            size: staged_md.len(),
-            ino: staged_md.ino(),
-            mtime_ns: mtime_ns(&staged_md),
-        };
+        let sidecar = Record::new(
+            sha,
+            Some(content_type),
+            staged_md.len(),
+            etag_of(&staged_md),
+        );
 
         let _lock = self.lock_for(path).lock().await;
         let existing = tokio::fs::symlink_metadata(&target).await.ok();
-        if let Some(md) = &existing {
-            if md.is_dir() {
-                return Err(Error::new(
-                    ErrorKind::PreconditionFailed,
-                    "a directory exists at this path",
-                )
-                .with_path(path.as_str()));
-            }
+        if existing.as_ref().is_some_and(|md| md.is_dir()) {
+            return Err(directory_in_the_way(path));
         }
-        match &opts.mode {
-            PutMode::Overwrite => {}
-            PutMode::Create => {
-                if existing.is_some() {
-                    return Err(exists(path));
-                }
-            }
-            PutMode::Update { etag } => match &existing {
-                None => {
-                    return Err(
-                        Error::new(ErrorKind::PreconditionFailed, "no artifact to replace")
-                            .with_path(path.as_str()),
-                    )
-                }
-                Some(_) => {
-                    let md = tokio::fs::metadata(&target)
-                        .await
-                        .map_err(|e| not_found_or_io(e, path))?;
-                    if &etag_of(&md) != etag {
-                        return Err(Error::new(
-                            ErrorKind::PreconditionFailed,
-                            "the artifact's ETag does not match If-Match",
-                        )
-                        .with_path(path.as_str()));
-                    }
-                }
-            },
-        }
+        // The ETag is what a symlink inside the root points at, as reads report it.
+        let current = match (&opts.mode, &existing) {
+            (PutMode::Update { .. }, Some(_)) => Some(etag_of(
+                &tokio::fs::metadata(&target)
+                    .await
+                    .map_err(|e| not_found_or_io(e, path))?,
+            )),
+            (_, Some(_)) => Some(String::new()),
+            (_, None) => None,
+        };
+        opts.mode.check(path, current.as_deref())?;
         self.write_sidecar(path, &sidecar).await?;
         if opts.mode == PutMode::Create {
             // A hard link fails atomically if the name exists, even against other processes.
@@ -486,11 +432,7 @@ impl Storage for LocalStorage {
             .await
             .map_err(|e| not_found_or_io(e, path))?;
         if md.is_dir() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                "no artifact at this path (it is a directory)",
-            )
-            .with_path(path.as_str()));
+            return Err(is_a_directory(path));
         }
         let _lock = self.lock_for(path).lock().await;
         // Remove the name itself (a symlink inside the root is removed, not its target).
@@ -502,7 +444,7 @@ impl Storage for LocalStorage {
         self.inner
             .sidecars
             .lock()
-            .expect("not poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .remove(path);
         Ok(())
     }
@@ -552,14 +494,7 @@ impl Storage for LocalStorage {
         let mut entries = Vec::with_capacity(names.len());
         for (name, is_dir) in names {
             if is_dir {
-                entries.push(Entry {
-                    name,
-                    is_dir: true,
-                    size: None,
-                    last_modified: None,
-                    etag: None,
-                    sha256: None,
-                });
+                entries.push(Entry::dir(name));
                 continue;
             }
             let child = dir.child(&name)?;
@@ -567,37 +502,48 @@ impl Storage for LocalStorage {
                 continue;
             };
             let meta = self.meta_of(&child, &md).await;
-            entries.push(Entry {
+            entries.push(Entry::file(
                 name,
-                is_dir: false,
-                size: Some(meta.size),
-                last_modified: Some(meta.last_modified),
-                etag: Some(meta.etag),
-                sha256: meta.sha256,
-            });
+                meta.size,
+                Some(meta.last_modified),
+                Some(meta.etag),
+                meta.sha256,
+            ));
         }
-        let next_after = if truncated {
-            entries.last().map(|e| e.name.clone())
-        } else {
-            None
-        };
-        Ok(ListPage {
-            entries,
-            next_after,
-        })
+        Ok(ListPage::new(entries, truncated))
     }
 
     async fn ready(&self) -> Result<()> {
-        let md = tokio::fs::metadata(&self.inner.tmp)
+        let md = tokio::fs::metadata(&self.inner.root)
             .await
             .map_err(|e| Error::io("the data directory is not usable", e))?;
         if !md.is_dir() {
             return Err(Error::new(
                 ErrorKind::Internal,
-                "the data directory's staging area is not a directory",
+                "the data directory is not a directory",
             ));
         }
         Ok(())
+    }
+
+    /// Creates a missing root and removes uploads a crash left behind (older than an hour).
+    /// On a read-only directory there is nothing to remove and nothing fails.
+    async fn start(&self) -> Result<()> {
+        let root = self.inner.root.clone();
+        let tmp = self.inner.tmp.clone();
+        blocking(move || {
+            if !root.is_dir() {
+                std::fs::create_dir_all(&root).map_err(|e| {
+                    Error::io(
+                        &format!("cannot create data directory {}", root.display()),
+                        e,
+                    )
+                })?;
+            }
+            remove_stale_temp_files(&tmp, STALE_TEMP_AGE);
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -609,95 +555,20 @@ enum Source {
     File(std::fs::File),
 }
 
-impl From<Sidecar> for Described {
-    fn from(s: Sidecar) -> Self {
-        Described {
-            sha256: Sha256::from_hex(&s.sha256).ok(),
-            content_type: s.content_type,
-        }
-    }
-}
-
-/// Removes a temporary file on drop unless [`TempGuard::keep`] was called.
-struct TempGuard(Option<PathBuf>);
-
-impl TempGuard {
-    fn keep(mut self) -> PathBuf {
-        self.0.take().expect("kept once")
-    }
-}
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Described>) -> Meta {
+fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Record>) -> Meta {
     Meta {
         path: path.clone(),
         size: md.len(),
         last_modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         etag: etag_of(md),
-        sha256: sidecar.as_ref().and_then(|s| s.sha256),
+        sha256: sidecar.as_ref().and_then(Record::sha256),
         content_type: Some(
             sidecar
-                .and_then(|s| s.content_type)
+                .as_ref()
+                .and_then(Record::content_type)
+                .map(str::to_string)
                 .unwrap_or_else(|| guess_content_type(path)),
         ),
-    }
-}
-
-fn etag_of(md: &std::fs::Metadata) -> String {
-    format!("{:x}-{:x}-{:x}", md.ino(), mtime_ns(md), md.len())
-}
-
-fn mtime_ns(md: &std::fs::Metadata) -> i128 {
-    md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128
-}
-
-fn not_found_or_io(e: std::io::Error, path: &ArtifactPath) -> Error {
-    if matches!(
-        e.kind(),
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-    ) {
-        not_found(path)
-    } else {
-        Error::io("filesystem error", e).with_path(path.as_str())
-    }
-}
-
-fn escape(path: &ArtifactPath) -> Error {
-    Error::new(
-        ErrorKind::InvalidPath,
-        "the path leaves the mount's root through a symlink",
-    )
-    .with_path(path.as_str())
-}
-
-async fn sync_dir(dir: &Path) {
-    let dir = dir.to_path_buf();
-    let _ =
-        tokio::task::spawn_blocking(move || std::fs::File::open(dir).and_then(|f| f.sync_all()))
-            .await;
-}
-
-fn remove_stale_temp_files(tmp: &Path, older_than: Duration) {
-    let Ok(rd) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    let now = SystemTime::now();
-    for entry in rd.flatten() {
-        let stale = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .map(|m| now.duration_since(m).unwrap_or_default() > older_than)
-            .unwrap_or(false);
-        if stale {
-            let _ = std::fs::remove_file(entry.path());
-        }
     }
 }
 
@@ -712,6 +583,7 @@ mod tests {
     }
 
     async fn stored(dir: &Path) -> (LocalStorage, ArtifactPath, PathBuf) {
+        std::fs::create_dir_all(dir).unwrap();
         let store = LocalStorage::new(dir).unwrap();
         let path = ArtifactPath::parse("jobs/a.jar").unwrap();
         store
