@@ -9,21 +9,27 @@ use super::conditional::{self, Precondition, RangeDecision};
 use super::listing;
 use super::render::Outcome;
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::{Gateway, Plan, Read, Scope};
+use crate::service::{Gateway, Plan, Read, Scope, SignedQuery};
 use crate::storage::{
     ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256,
 };
 
+#[allow(clippy::too_many_arguments)]
 pub async fn get(
     gw: &Gateway,
     cred: Option<&str>,
+    signed: Option<&SignedQuery>,
     method: &Method,
     headers: &HeaderMap,
     mount: &str,
     path: &ArtifactPath,
     head: bool,
 ) -> Result<Outcome> {
-    let (m, _who) = gw.authorize(mount, Scope::Read, cred)?;
+    // A signed URL is its own credential (a bearer token beside it is not consulted).
+    let m = match signed {
+        Some(q) => gw.authorize_signed(mount, path, q)?,
+        None => gw.authorize(mount, Scope::Read, cred)?.0,
+    };
     if !head && !headers.contains_key(header::RANGE) {
         // The common case (the Flink operator's plain GET): one storage call; the conditions are
         // evaluated on the metadata of the very stream being served.
@@ -79,6 +85,27 @@ pub async fn get(
             body: Some(result.body),
         },
     })
+}
+
+/// `POST /sign/<mount>/<path>`: the path and query of a signed URL, relative to the base URL.
+pub fn sign(
+    gw: &Gateway,
+    cred: Option<&str>,
+    mount: &str,
+    path: &ArtifactPath,
+    expires: Option<&str>,
+) -> Result<Outcome> {
+    // Who asks is checked before what they ask for (401/403 before 400).
+    gw.authorize_signing(mount, cred)?;
+    let lifetime = super::routes::sign_lifetime(expires)?;
+    let signed = gw.sign(mount, path, lifetime, cred)?;
+    let url = format!("{}?{}", listing::url_path(mount, path, false), signed.query);
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(signed.expires);
+    Ok(Outcome::Json(json!({
+        "url": url,
+        "expires": signed.expires,
+        "expires_at": humantime::format_rfc3339_seconds(at).to_string(),
+    })))
 }
 
 pub async fn put(

@@ -52,6 +52,11 @@ pub enum Outcome {
     Html(String),
     /// Prometheus text exposition.
     Metrics(String),
+    /// A fixed document compiled into the binary (the OpenAPI description).
+    Document {
+        content_type: &'static str,
+        body: &'static str,
+    },
 }
 
 pub fn render(outcome: Outcome) -> Response<Body> {
@@ -153,6 +158,12 @@ pub fn render(outcome: Outcome) -> Response<Body> {
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             );
+            resp
+        }
+        Outcome::Document { content_type, body } => {
+            let mut resp = Response::new(body::full(body));
+            set(&mut resp, header::CONTENT_TYPE, content_type);
+            set(&mut resp, header::CACHE_CONTROL, "no-cache");
             resp
         }
     }
