@@ -348,6 +348,12 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>) -> Result<()> {
         .ok()
         .filter(|v| !v.trim().is_empty());
     let gateway = Arc::new(Gateway::from_config(&config, env_token.as_deref()).await?);
+    // Opening a store writes nothing; the server's housekeeping runs once, here.
+    for m in gateway.mounts() {
+        m.storage.start().await.map_err(|e| {
+            crate::error::Error::new(e.kind(), format!("mounts[{:?}]: {}", m.name, e.message()))
+        })?;
+    }
     let state = AppState::with_max_header_bytes(
         gateway.clone(),
         config.limits.max_header_bytes.as_u64() as usize,

@@ -100,19 +100,20 @@ pub async fn within<T>(
 mod tests {
     use super::*;
 
-    fn transient(kind: ErrorKind) -> bool {
-        kind.is_transient()
+    /// Retries transient errors; waits from `first` ms up to `max` ms; the deadline is `left`
+    /// from now.
+    fn backoff(first: u64, max: u64, left: Duration) -> Backoff {
+        Backoff::new(
+            Duration::from_millis(first),
+            Duration::from_millis(max),
+            Instant::now() + left,
+            ErrorKind::is_transient,
+        )
     }
 
     #[test]
     fn doubles_up_to_the_cap_with_at_most_a_quarter_of_jitter() {
-        let deadline = Instant::now() + Duration::from_secs(3600);
-        let mut b = Backoff::new(
-            Duration::from_millis(100),
-            Duration::from_millis(400),
-            deadline,
-            transient,
-        );
+        let mut b = backoff(100, 400, Duration::from_secs(3600));
         let unavailable = || Error::new(ErrorKind::BackendUnavailable, "down");
         for base in [100u64, 200, 400, 400] {
             let (wait, e) = b.after(unavailable()).expect("retryable");
@@ -128,12 +129,7 @@ mod tests {
 
     #[test]
     fn a_final_error_passes_unchanged() {
-        let mut b = Backoff::new(
-            Duration::from_millis(1),
-            Duration::from_millis(1),
-            Instant::now() + Duration::from_secs(60),
-            transient,
-        );
+        let mut b = backoff(1, 1, Duration::from_secs(60));
         let e = b
             .after(Error::new(ErrorKind::NotFound, "gone"))
             .unwrap_err();
@@ -143,12 +139,7 @@ mod tests {
 
     #[test]
     fn gives_up_when_the_wait_would_pass_the_deadline() {
-        let mut b = Backoff::new(
-            Duration::from_secs(10),
-            Duration::from_secs(10),
-            Instant::now() + Duration::from_secs(1),
-            transient,
-        );
+        let mut b = backoff(10_000, 10_000, Duration::from_secs(1));
         let e = b.after(Error::new(ErrorKind::Timeout, "slow")).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
         assert_eq!(

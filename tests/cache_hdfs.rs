@@ -2,10 +2,13 @@
 //! read (through the `Storage` trait and through the real binary's HTTP API), and a file
 //! replaced by another HDFS client is served new.
 //!
-//! Backend bytes are the gateway's per-mount count (`backend_read_bytes`), taken below the
-//! cache on the HDFS client's read stream.
+//! Backend bytes are counted twice: by the datanode itself (its JMX `BytesRead`, every byte it
+//! served to any client) and by the gateway's per-mount `backend_read_bytes`, taken below the
+//! cache on the HDFS client's read stream. The tests of this file run one at a time so the
+//! datanode's count is theirs alone.
 //!
-//! Needs `AG_TEST_HDFS_URL` (tests/servers/hdfs/start.sh writes it).
+//! Needs `AG_TEST_HDFS_URL` and `AG_TEST_HDFS_DATANODE_HTTP` (tests/servers/hdfs/start.sh writes
+//! them).
 
 mod common;
 
@@ -23,6 +26,28 @@ const MOUNT: &str = "hcached";
 
 fn hdfs_url() -> String {
     common::require_env("AG_TEST_HDFS_URL")
+}
+
+/// The tests of this file share the datanode's byte count: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Bytes the datanode has served to clients, as of now. Hadoop's JMX answers from a snapshot
+/// refreshed at most every 10 s (the metrics period) when read: wait out one period first.
+async fn datanode_bytes_read() -> u64 {
+    let base = common::require_env("AG_TEST_HDFS_DATANODE_HTTP");
+    tokio::time::sleep(Duration::from_millis(11_000)).await;
+    let url = format!("{base}/jmx?qry=Hadoop:service=DataNode,name=DataNodeActivity-*");
+    let v: serde_json::Value = reqwest::get(&url)
+        .await
+        .unwrap_or_else(|e| panic!("datanode JMX at {url}: {e}"))
+        .json()
+        .await
+        .unwrap();
+    v["beans"]
+        .as_array()
+        .and_then(|b| b.first())
+        .and_then(|b| b["BytesRead"].as_u64())
+        .unwrap_or_else(|| panic!("no BytesRead in the datanode's JMX: {v}"))
 }
 
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
@@ -99,6 +124,7 @@ async fn read_all(store: &Arc<dyn Storage>, p: &ArtifactPath) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_concurrent_cold_reads_cause_one_hdfs_read() {
+    let _serial = SERIAL.lock().await;
     let url = hdfs_url();
     let prefix = common::random_prefix("hcache64");
     let size = 32 << 20;
@@ -108,6 +134,7 @@ async fn sixty_four_concurrent_cold_reads_cause_one_hdfs_read() {
     let metrics = StorageMetrics::default();
     let store = cached(&url, &prefix, &CacheOptions::in_dir(dir.path()), &metrics).await;
     let p = ArtifactPath::parse("jobs/big.jar").unwrap();
+    let dn_before = datanode_bytes_read().await;
     let started = Instant::now();
     let tasks: Vec<_> = (0..64)
         .map(|_| {
@@ -128,6 +155,7 @@ async fn sixty_four_concurrent_cold_reads_cause_one_hdfs_read() {
     for t in tasks {
         t.await.unwrap();
     }
+    let took = started.elapsed();
     let backend = metrics.backend_read_bytes.get_or_create(&label()).get();
     let misses = metrics.cache_misses.get_or_create(&label()).get();
     let coalesced = metrics
@@ -135,9 +163,17 @@ async fn sixty_four_concurrent_cold_reads_cause_one_hdfs_read() {
         .get_or_create(&label())
         .get();
     let hits = metrics.cache_hits.get_or_create(&label()).get();
+    let dn = datanode_bytes_read().await - dn_before;
     println!(
-        "HDFS: 64 readers of {size} bytes in {:?}: backend bytes {backend}, misses {misses}, coalesced {coalesced}, hits {hits}",
-        started.elapsed()
+        "HDFS: 64 readers of {size} bytes in {took:?}: the datanode served {dn} bytes, the gateway counted {backend}; misses {misses}, coalesced {coalesced}, hits {hits}"
+    );
+    assert!(
+        dn as f64 <= size as f64 * 1.05,
+        "the datanode served {dn} bytes for a {size}-byte file"
+    );
+    assert!(
+        dn >= size as u64,
+        "the datanode's count missed the read: {dn}"
     );
     assert!(
         backend as f64 <= size as f64 * 1.05,
@@ -150,6 +186,7 @@ async fn sixty_four_concurrent_cold_reads_cause_one_hdfs_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_replaced_behind_the_cache_is_served_new() {
+    let _serial = SERIAL.lock().await;
     let url = hdfs_url();
     let prefix = common::random_prefix("hcachechg");
     let abs = format!("/{prefix}/udf.jar");
@@ -180,6 +217,7 @@ async fn a_file_replaced_behind_the_cache_is_served_new() {
 /// Through the real binary: 64 concurrent GETs of an uncached HDFS file, one HDFS read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_sixty_four_concurrent_cold_downloads_read_hdfs_once() {
+    let _serial = SERIAL.lock().await;
     let url = hdfs_url();
     let prefix = common::random_prefix("hcache64http");
     let size: usize = 16 << 20;

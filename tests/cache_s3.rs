@@ -272,6 +272,7 @@ async fn sixty_four_concurrent_cold_reads_cause_one_backend_read() {
     assert_eq!(counts(&metrics).backend_bytes, size as u64);
     assert_eq!(files_in(&dir.path().join("tmp")), Vec::<String>::new());
     assert_eq!(files_in(&dir.path().join("data")).len(), 1);
+    minio.delete_prefix(&prefix).await;
 }
 
 /// The same through the real binary's HTTP API, against a private MinIO whose own metrics
@@ -343,6 +344,9 @@ async fn http_sixty_four_concurrent_cold_downloads_read_the_backend_once() {
         "HTTP: 64 downloads of {size} bytes in {took:?}; MinIO says it sent {minio_sent}, the proxy saw {wire}, \
          the gateway counted {gw_bytes}; misses {misses}, coalesced {coalesced}"
     );
+    let rss = peak_rss_kib(gw.child.id());
+    println!("gateway peak RSS after 64 concurrent cold downloads: {rss} KiB");
+    assert!(rss <= 64 * 1024, "peak RSS {rss} KiB during 64 downloads");
     let limit = size as f64 * 1.05;
     assert!(minio_sent <= limit, "MinIO sent {minio_sent} bytes");
     assert!(
@@ -352,6 +356,16 @@ async fn http_sixty_four_concurrent_cold_downloads_read_the_backend_once() {
     assert!((wire as f64) <= limit, "the proxy saw {wire} bytes");
     assert_eq!(gw_bytes, size as f64);
     assert_eq!(misses, 1.0);
+}
+
+/// The peak resident set (VmHWM) of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
 }
 
 /// Starts the binary with one cached S3 mount `cached`; `extra` goes into `[mounts.cache]`.
@@ -440,6 +454,7 @@ async fn an_object_changed_behind_the_cache_is_served_new() {
         .unwrap();
     let err = store.get(&p, GetOptions::default()).await.unwrap_err();
     assert_eq!(err.kind(), artifact_gateway::ErrorKind::NotFound);
+    minio.delete_prefix(&prefix).await;
 }
 
 use object_store::ObjectStoreExt;
@@ -513,6 +528,7 @@ async fn http_replaced_object_is_served_new() {
     let hits = common::gateway_metric(&gw.url, "artifact_gateway_cache_hits_total", &[]).await;
     let misses = common::gateway_metric(&gw.url, "artifact_gateway_cache_misses_total", &[]).await;
     assert_eq!((hits, misses), (1.0, 3.0));
+    minio.delete_prefix(&prefix).await;
 }
 
 // ---------- failures ----------
@@ -679,6 +695,7 @@ async fn a_cut_fill_leaves_nothing_and_the_next_read_fills_anew() {
         .await
         .unwrap();
     assert_eq!(counts(&metrics).hits, 1);
+    minio.delete_prefix(&prefix).await;
 }
 
 /// A small tmpfs mounted for the test, unmounted on drop.
@@ -779,6 +796,7 @@ async fn a_full_cache_disk_degrades_to_pass_through() {
         files_in(&disk.path().join("cache/data")),
         Vec::<String>::new()
     );
+    minio.delete_prefix(&prefix).await;
 }
 
 // ---------- restarts ----------
@@ -839,6 +857,7 @@ async fn entries_survive_a_restart_and_are_revalidated() {
         common::gateway_metric(&gw.url, "artifact_gateway_cache_misses_total", &[]).await,
         1.0
     );
+    minio.delete_prefix(&prefix).await;
 }
 
 /// The gateway is killed (SIGKILL) in the middle of a fill: at the next start the partial file
@@ -894,6 +913,7 @@ async fn a_crash_mid_fill_leaves_nothing_served() {
         .await
         .unwrap();
     assert!(got[..] == data[..], "the whole object after the crash");
+    minio.delete_prefix(&prefix).await;
 }
 
 // ---------- ranges ----------
@@ -973,6 +993,7 @@ async fn a_range_on_a_cold_object_does_not_wait_for_the_fill() {
         size as u64 + (1 << 20),
         "one fill plus the tail range"
     );
+    minio.delete_prefix(&prefix).await;
 }
 
 // ---------- size limit ----------
@@ -1117,4 +1138,5 @@ async fn lru_eviction_keeps_the_limit_and_spares_entries_in_use() {
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
     assert!(total <= 10 * mb as u64, "{total} bytes on disk");
+    minio.delete_prefix(&prefix).await;
 }

@@ -16,7 +16,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 pub use crate::service::auth::TokenConfig;
 use crate::storage::cache::CacheOptions;
-use crate::storage::registry::{BackendOptions, BackendSpec, HdfsOptions, OssOptions, S3Options};
+use crate::storage::hdfs::HdfsOptions;
+use crate::storage::oss::OssOptions;
+use crate::storage::registry::{BackendOptions, BackendSpec};
+use crate::storage::s3::S3Options;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,35 +53,35 @@ pub struct TlsConfig {
     pub key_file: PathBuf,
 }
 
+/// `[limits]`; a key left out takes its default from [`Limits::default`].
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest request head (request line + headers). Default 16 KiB; over it: 431.
-    #[serde(default = "default_header_bytes")]
     pub max_header_bytes: ByteSize,
     /// Time a client gets to send a request head. Default 30 s.
-    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// A connection with no bytes moving either way for this long is closed. Default 120 s.
-    #[serde(default = "default_idle", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish. Default 30 s.
-    #[serde(default = "default_grace", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     /// Deadline for one backend operation (with its retries) before the client gets 504.
     /// Bodies already streaming are not cut by it. Default 30 s.
-    #[serde(default = "default_backend_timeout", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub backend_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_header_bytes: default_header_bytes(),
-            header_read_timeout: default_header_timeout(),
-            idle_timeout: default_idle(),
-            shutdown_grace: default_grace(),
-            backend_timeout: default_backend_timeout(),
+            max_header_bytes: ByteSize::kib(16),
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            shutdown_grace: Duration::from_secs(30),
+            backend_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -296,21 +299,6 @@ impl Config {
 
 fn default_listen() -> SocketAddr {
     "127.0.0.1:8080".parse().expect("valid")
-}
-fn default_header_bytes() -> ByteSize {
-    ByteSize::kib(16)
-}
-fn default_header_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_idle() -> Duration {
-    Duration::from_secs(120)
-}
-fn default_grace() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_backend_timeout() -> Duration {
-    Duration::from_secs(30)
 }
 fn default_max_upload() -> ByteSize {
     ByteSize::gib(10)

@@ -1,5 +1,5 @@
-//! Thin handlers: authorize through the service, evaluate the request's conditions, call the
-//! service, return an [`Outcome`]. No status codes and no response headers here: they read
+//! Thin handlers on a mount the caller was authorized for (`super::dispatch` does that, once):
+//! evaluate the request's conditions, call the service, return an [`Outcome`]. No status codes and no response headers here: they read
 //! request headers only, and [`super::render`] decides every status.
 
 use http::{header, HeaderMap, Method};
@@ -9,27 +9,20 @@ use super::conditional::{self, Precondition, RangeDecision};
 use super::listing;
 use super::render::Outcome;
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::{Gateway, Plan, Read, Scope, SignedQuery};
+use crate::service::{Gateway, Mount, Plan, Read, Scope};
 use crate::storage::{
     ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256,
 };
 
 #[allow(clippy::too_many_arguments)]
 pub async fn get(
+    m: &Mount,
     gw: &Gateway,
-    cred: Option<&str>,
-    signed: Option<&SignedQuery>,
     method: &Method,
     headers: &HeaderMap,
-    mount: &str,
     path: &ArtifactPath,
     head: bool,
 ) -> Result<Outcome> {
-    // A signed URL is its own credential (a bearer token beside it is not consulted).
-    let m = match signed {
-        Some(q) => gw.authorize_signed(mount, path, q)?,
-        None => gw.authorize(mount, Scope::Read, cred)?.0,
-    };
     if !head && !headers.contains_key(header::RANGE) {
         // The common case (the Flink operator's plain GET): one storage call; the conditions are
         // evaluated on the metadata of the very stream being served.
@@ -109,14 +102,12 @@ pub fn sign(
 }
 
 pub async fn put(
+    m: &Mount,
     gw: &Gateway,
-    cred: Option<&str>,
     headers: &HeaderMap,
-    mount: &str,
     path: &ArtifactPath,
     body: ByteStream,
 ) -> Result<Outcome> {
-    let (m, _who) = gw.authorize(mount, Scope::Write, cred)?;
     let declared = declared_digest(headers)?;
     if let Some(len) = content_length(headers)? {
         if len > m.max_upload_size {
@@ -127,7 +118,7 @@ pub async fn put(
                     m.max_upload_size
                 ),
             )
-            .with_mount(mount));
+            .with_mount(&m.name));
         }
     }
     let Some(mode) = put_mode(gw, m, headers, path).await? else {
@@ -148,7 +139,7 @@ pub async fn put(
         max_size: None,
     };
     let res = gw.put(m, path, body, opts).await?;
-    let location = listing::url_path(mount, path, false);
+    let location = listing::url_path(&m.name, path, false);
     Ok(Outcome::Stored {
         meta: res.meta,
         created: res.created,
@@ -157,13 +148,11 @@ pub async fn put(
 }
 
 pub async fn delete(
+    m: &Mount,
     gw: &Gateway,
-    cred: Option<&str>,
     headers: &HeaderMap,
-    mount: &str,
     path: &ArtifactPath,
 ) -> Result<Outcome> {
-    let (m, _who) = gw.authorize(mount, Scope::Delete, cred)?;
     if headers.contains_key(header::IF_MATCH) || headers.contains_key(header::IF_UNMODIFIED_SINCE) {
         let meta = gw.head(m, path).await?;
         if conditional::evaluate(&Method::DELETE, headers, Some(&meta)) != Precondition::Proceed {
@@ -175,15 +164,14 @@ pub async fn delete(
 }
 
 pub async fn list(
+    m: &Mount,
     gw: &Gateway,
-    cred: Option<&str>,
     headers: &HeaderMap,
-    mount: &str,
     dir: &ArtifactPath,
     limit: usize,
     after: Option<String>,
 ) -> Result<Outcome> {
-    let (m, _who) = gw.authorize(mount, Scope::Read, cred)?;
+    let mount = m.name.as_str();
     let first_page = after.is_none();
     let page = gw.list(m, dir, ListOptions { limit, after }).await?;
     if page.entries.is_empty() && first_page && !dir.is_root() {
@@ -197,13 +185,44 @@ pub async fn list(
     Ok(Outcome::Json(listing::json_page(mount, dir, &page)))
 }
 
-pub fn mounts(gw: &Gateway, cred: Option<&str>) -> Outcome {
-    let mounts: Vec<_> = gw
-        .readable_mounts(cred)
+pub fn mounts(gw: &Gateway, cred: Option<&str>, headers: &HeaderMap) -> Outcome {
+    let readable = gw.readable_mounts(cred);
+    if wants_html(headers) {
+        let names: Vec<&str> = readable.iter().map(|m| m.name.as_str()).collect();
+        return Outcome::Html(listing::html_mounts(&names));
+    }
+    let mounts: Vec<_> = readable
         .into_iter()
         .map(|m| json!({ "name": m.name, "url": listing::url_path(&m.name, &ArtifactPath::root(), true) }))
         .collect();
     Outcome::Json(json!({ "mounts": mounts }))
+}
+
+/// Who the caller is and what it may do on each mount it may use (the web page shows what the
+/// token may not do as disabled). A token that matches none is a 401, like everywhere else.
+pub fn whoami(gw: &Gateway, cred: Option<&str>) -> Result<Outcome> {
+    let (who, mounts) = gw.capabilities(cred)?;
+    let mounts: Vec<_> = mounts
+        .into_iter()
+        .map(|(m, scopes)| {
+            json!({
+                "name": m.name,
+                "url": listing::url_path(&m.name, &ArtifactPath::root(), true),
+                "anonymous_read": m.anonymous_read,
+                "max_upload_size": m.max_upload_size,
+                "read": scopes.contains(&Scope::Read),
+                "write": scopes.contains(&Scope::Write),
+                "delete": scopes.contains(&Scope::Delete),
+            })
+        })
+        .collect();
+    let token = match who {
+        crate::service::Principal::Anonymous => None,
+        crate::service::Principal::Token(name) => Some(name),
+    };
+    Ok(Outcome::Json(
+        json!({ "authenticated": token.is_some(), "token": token, "mounts": mounts }),
+    ))
 }
 
 /// Reads the bearer token. No header: `None`. Another scheme or a broken value: an
@@ -264,7 +283,7 @@ pub fn declared_digest(headers: &HeaderMap) -> Result<Option<Sha256>> {
 /// precondition already fails against the current version.
 async fn put_mode(
     gw: &Gateway,
-    m: &crate::service::Mount,
+    m: &Mount,
     headers: &HeaderMap,
     path: &ArtifactPath,
 ) -> Result<Option<PutMode>> {

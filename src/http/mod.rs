@@ -16,6 +16,7 @@ pub mod metrics;
 pub const OPENAPI: &str = include_str!("openapi.json");
 pub mod render;
 pub mod routes;
+pub mod ui;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use self::body::Body;
@@ -31,7 +32,7 @@ use self::metrics::{Metrics, RequestLabels};
 use self::render::Outcome;
 use self::routes::Endpoint;
 use crate::error::{Error, Result};
-use crate::service::Gateway;
+use crate::service::{Gateway, Mount, Principal, Scope};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -87,6 +88,7 @@ where
     let path = req.uri().path().to_string();
     state.metrics.in_flight.inc();
 
+    let mut who = None;
     let size = head_size(&req);
     let result = if size > state.max_header_bytes {
         Err(Error::new(
@@ -97,7 +99,7 @@ where
             ),
         ))
     } else {
-        dispatch(&state, req).await
+        dispatch(&state, req, &mut who).await
     };
     let mut resp = match result {
         Ok(outcome) => render::render(outcome),
@@ -112,6 +114,7 @@ where
         REQUEST_ID,
         HeaderValue::from_str(&request_id).expect("hex is ASCII"),
     );
+    harden(resp.headers_mut());
     let status = resp.status();
     let (parts, body) = resp.into_parts();
     let bodyless = method == Method::HEAD
@@ -133,6 +136,7 @@ where
         request_id,
         method,
         path,
+        principal: who.map(|p| p.to_string()),
         status: status.as_u16(),
         started,
         bytes: 0,
@@ -142,7 +146,12 @@ where
     Response::from_parts(parts, http_body_util::BodyExt::boxed_unsync(logged))
 }
 
-async fn dispatch<B>(state: &AppState, req: Request<B>) -> Result<Outcome>
+/// Routes a request to its handler, authorizing it first; `who` learns the caller once known.
+async fn dispatch<B>(
+    state: &AppState,
+    req: Request<B>,
+    who: &mut Option<Principal>,
+) -> Result<Outcome>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: std::fmt::Display + Send + 'static,
@@ -161,16 +170,22 @@ where
         }),
         Endpoint::Mounts => {
             let cred = handlers::bearer(headers)?;
-            Ok(handlers::mounts(gw, cred.as_deref()))
+            Ok(handlers::mounts(gw, cred.as_deref(), headers))
         }
+        Endpoint::WhoAmI => {
+            let cred = handlers::bearer(headers)?;
+            handlers::whoami(gw, cred.as_deref())
+        }
+        Endpoint::UiRoot => Ok(Outcome::Redirect("/ui/")),
+        Endpoint::UiAsset { name } => Ok(Outcome::UiAsset(ui::asset(&name)?)),
         Endpoint::List {
             mount,
             dir,
             limit,
             after,
         } => {
-            let cred = handlers::bearer(headers)?;
-            handlers::list(gw, cred.as_deref(), headers, &mount, &dir, limit, after).await
+            let m = authorize(gw, headers, &mount, Scope::Read, who)?;
+            handlers::list(m, gw, headers, &dir, limit, after).await
         }
         Endpoint::Get {
             mount,
@@ -178,18 +193,12 @@ where
             head,
             signed,
         } => {
-            let cred = handlers::bearer(headers)?;
-            handlers::get(
-                gw,
-                cred.as_deref(),
-                signed.as_ref(),
-                req.method(),
-                headers,
-                &mount,
-                &path,
-                head,
-            )
-            .await
+            // A signed URL is its own credential (a bearer token beside it is not consulted).
+            let m = match &signed {
+                Some(q) => gw.authorize_signed(&mount, &path, q)?,
+                None => authorize(gw, headers, &mount, Scope::Read, who)?,
+            };
+            handlers::get(m, gw, req.method(), headers, &path, head).await
         }
         Endpoint::Sign {
             mount,
@@ -200,23 +209,48 @@ where
             handlers::sign(gw, cred.as_deref(), &mount, &path, expires.as_deref())
         }
         Endpoint::Delete { mount, path } => {
-            let cred = handlers::bearer(headers)?;
-            handlers::delete(gw, cred.as_deref(), headers, &mount, &path).await
+            let m = authorize(gw, headers, &mount, Scope::Delete, who)?;
+            handlers::delete(m, gw, headers, &path).await
         }
         Endpoint::Put { mount, path } => {
-            let cred = handlers::bearer(req.headers())?;
+            let m = authorize(gw, headers, &mount, Scope::Write, who)?;
             let (parts, body) = req.into_parts();
-            handlers::put(
-                gw,
-                cred.as_deref(),
-                &parts.headers,
-                &mount,
-                &path,
-                body::request_stream(body),
-            )
-            .await
+            let body = body::request_stream(body);
+            handlers::put(m, gw, &parts.headers, &path, body).await
         }
     }
+}
+
+/// Headers every response carries: no MIME sniffing, and (except on the web page's own files,
+/// which carry their policy) `Content-Security-Policy: sandbox`, so an uploaded HTML or SVG
+/// artifact opened in a browser runs no script and gets an opaque origin: it can never read the
+/// page's session token.
+fn harden(headers: &mut http::HeaderMap) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox"),
+        );
+    }
+}
+
+/// Finds the mount and checks the bearer token (if any) may use `scope` on it; records who the
+/// caller is for the access log.
+fn authorize<'g>(
+    gw: &'g Gateway,
+    headers: &HeaderMap,
+    mount: &str,
+    scope: Scope,
+    who: &mut Option<Principal>,
+) -> Result<&'g Mount> {
+    let cred = handlers::bearer(headers)?;
+    let (m, principal) = gw.authorize(mount, scope, cred.as_deref())?;
+    *who = Some(principal);
+    Ok(m)
 }
 
 /// Counts the body as it is sent and writes the access log line (and metrics) when the
@@ -229,6 +263,8 @@ struct AccessLog {
     request_id: String,
     method: Method,
     path: String,
+    /// `anonymous` or `token:<name>`, once the request was authorized.
+    principal: Option<String>,
     status: u16,
     started: Instant,
     bytes: u64,
@@ -291,6 +327,7 @@ impl Drop for AccessLog {
             request_id = %self.request_id,
             method = %self.method,
             path = %self.path,
+            principal = self.principal.as_deref(),
             status = self.status,
             bytes = self.bytes,
             complete,

@@ -17,6 +17,14 @@ pub enum Endpoint {
     OpenApi,
     /// `GET /artifacts/`: the mounts.
     Mounts,
+    /// `GET /whoami`: who the caller is and what it may do on each mount.
+    WhoAmI,
+    /// `GET /ui`: redirects to `/ui/` (the page's modules load relative to it).
+    UiRoot,
+    /// `GET /ui/<name>`: one embedded asset of the web page (`""` is the page itself).
+    UiAsset {
+        name: String,
+    },
     /// `GET /artifacts/<mount>/<dir>/`: one level of a directory.
     List {
         mount: String,
@@ -72,6 +80,8 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoin
         "/metrics" => return simple(Endpoint::Metrics),
         "/openapi.json" => return simple(Endpoint::OpenApi),
         "/artifacts" | "/artifacts/" => return simple(Endpoint::Mounts),
+        "/whoami" => return simple(Endpoint::WhoAmI),
+        "/ui" => return simple(Endpoint::UiRoot),
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/sign/") {
@@ -92,6 +102,11 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoin
             expires: url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
                 .find(|(k, _)| k == "expires")
                 .map(|(_, v)| v.into_owned()),
+        });
+    }
+    if let Some(name) = path.strip_prefix("/ui/") {
+        return simple(Endpoint::UiAsset {
+            name: name.to_string(),
         });
     }
     let Some(rest) = path.strip_prefix("/artifacts/") else {
@@ -237,6 +252,16 @@ mod tests {
         assert_eq!(
             route(&Method::GET, "/artifacts/", None).unwrap(),
             Endpoint::Mounts
+        );
+        assert_eq!(
+            route(&Method::GET, "/ui/app.js", None).unwrap(),
+            Endpoint::UiAsset {
+                name: "app.js".into()
+            }
+        );
+        assert_eq!(
+            route(&Method::GET, "/whoami", None).unwrap(),
+            Endpoint::WhoAmI
         );
         assert!(matches!(
             route(&Method::PUT, "/artifacts/m/x", None).unwrap(),

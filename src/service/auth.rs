@@ -76,6 +76,16 @@ pub enum Principal {
     Token(String),
 }
 
+/// As the access log shows it: `anonymous` or `token:<name>`.
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Principal::Anonymous => f.write_str("anonymous"),
+            Principal::Token(name) => write!(f, "token:{name}"),
+        }
+    }
+}
+
 impl Authorizer {
     /// Resolves every token's secret now, so a missing env var or file stops start-up.
     pub fn from_config(tokens: &[TokenConfig], env_token: Option<&str>) -> Result<Self> {
@@ -111,6 +121,29 @@ impl Authorizer {
         Ok(Authorizer { tokens: out })
     }
 
+    /// The configured token equal to `presented`, comparing against every one in constant time.
+    fn find(&self, presented: &str) -> Option<&Token> {
+        let digest = Sha256::of(presented.as_bytes());
+        let mut matched: Option<&Token> = None;
+        for t in &self.tokens {
+            if bool::from(t.digest.0.ct_eq(&digest.0)) {
+                matched = Some(t);
+            }
+        }
+        matched
+    }
+
+    /// Who presents `credential`: anonymous without one, the token's name with a valid one, and
+    /// `Unauthenticated` for a token that matches none.
+    pub fn identify(&self, credential: Option<&str>) -> Result<Principal> {
+        let Some(presented) = credential else {
+            return Ok(Principal::Anonymous);
+        };
+        self.find(presented)
+            .map(|t| Principal::Token(t.name.clone()))
+            .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "the bearer token is not valid"))
+    }
+
     /// Decides whether `credential` (the bearer token, if any) may use `scope` on `mount`.
     pub fn check(
         &self,
@@ -139,14 +172,7 @@ impl Authorizer {
                 "a bearer token is required (Authorization: Bearer <token>)",
             ));
         };
-        let digest = Sha256::of(presented.as_bytes());
-        let mut matched: Option<&Token> = None;
-        for t in &self.tokens {
-            if bool::from(t.digest.0.ct_eq(&digest.0)) {
-                matched = Some(t);
-            }
-        }
-        match matched {
+        match self.find(presented) {
             None => Err(Error::new(
                 ErrorKind::Unauthenticated,
                 "the bearer token is not valid",

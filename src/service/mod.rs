@@ -57,6 +57,9 @@ pub struct Mount {
     pub max_upload_size: u64,
 }
 
+/// A mount and the scopes the caller holds on it.
+pub type MountAccess<'a> = (&'a Mount, Vec<Scope>);
+
 /// The gateway's mounts and policies.
 #[derive(Debug)]
 pub struct Gateway {
@@ -234,18 +237,39 @@ impl Gateway {
             .collect()
     }
 
+    /// Who the caller is and, for every mount it may use at all, the scopes it holds there
+    /// (mounts it may not touch are left out). A token that matches none is `Unauthenticated`.
+    pub fn capabilities(
+        &self,
+        credential: Option<&str>,
+    ) -> Result<(Principal, Vec<MountAccess<'_>>)> {
+        let who = self.auth.identify(credential)?;
+        let mounts = self
+            .mounts
+            .values()
+            .map(|m| {
+                let scopes = [Scope::Read, Scope::Write, Scope::Delete]
+                    .into_iter()
+                    .filter(|s| {
+                        self.auth
+                            .check(&m.name, m.anonymous_read, *s, credential)
+                            .is_ok()
+                    })
+                    .collect::<Vec<_>>();
+                (m, scopes)
+            })
+            .filter(|(_, scopes)| !scopes.is_empty())
+            .collect();
+        Ok((who, mounts))
+    }
+
     pub async fn head(&self, mount: &Mount, path: &ArtifactPath) -> Result<Meta> {
         self.idempotent(mount, || mount.storage.head(path)).await
     }
 
     /// Opens a read. The deadline covers opening; the body then streams without one.
-    pub async fn get(
-        &self,
-        mount: &Mount,
-        path: &ArtifactPath,
-        opts: GetOptions,
-    ) -> Result<GetResult> {
-        self.idempotent(mount, || mount.storage.get(path, opts.clone()))
+    pub async fn get(&self, m: &Mount, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult> {
+        self.idempotent(m, || m.storage.get(path, opts.clone()))
             .await
     }
 
@@ -282,13 +306,8 @@ impl Gateway {
         }
     }
 
-    pub async fn list(
-        &self,
-        mount: &Mount,
-        dir: &ArtifactPath,
-        opts: ListOptions,
-    ) -> Result<ListPage> {
-        self.idempotent(mount, || mount.storage.list(dir, opts.clone()))
+    pub async fn list(&self, m: &Mount, dir: &ArtifactPath, opts: ListOptions) -> Result<ListPage> {
+        self.idempotent(m, || m.storage.list(dir, opts.clone()))
             .await
     }
 

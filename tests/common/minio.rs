@@ -74,6 +74,23 @@ impl Minio {
             .unwrap_or_else(|e| panic!("raw put of {key}: {e}"));
     }
 
+    /// Deletes every object under `prefix` (a test's own random prefix, never the bucket).
+    pub async fn delete_prefix(&self, prefix: &str) {
+        use futures::TryStreamExt;
+        use object_store::ObjectStore;
+        let raw = self.raw();
+        let p = object_store::path::Path::from(prefix);
+        let keys: Vec<_> = raw
+            .list(Some(&p))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .unwrap();
+        for k in keys {
+            raw.delete(&k).await.unwrap();
+        }
+    }
+
     /// The `[mounts.s3]` table of a gateway config reading credentials from the two
     /// environment variables returned by [`Minio::config_env`].
     pub fn mount_toml(&self, name: &str, prefix: &str) -> String {

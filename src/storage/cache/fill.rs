@@ -15,6 +15,7 @@ use std::io::Write;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -28,10 +29,40 @@ use super::super::{errors, ArtifactPath, ByteStream, GetOptions, Meta, Storage};
 use super::index::{Key, Pin};
 use crate::error::{Error, ErrorKind, Result};
 
-/// Bytes read from a cache file per step.
-const READ_CHUNK: u64 = 256 * 1024;
+/// Bytes read from a cache file per step: large while few readers run, smaller as more run,
+/// so that the chunks of all readers together (one being read and one being sent each) stay
+/// near `READ_BUDGET` however many clients download at once.
+const READ_CHUNK_MAX: u64 = 1024 * 1024;
+const READ_CHUNK_MIN: u64 = 64 * 1024;
+const READ_BUDGET: u64 = 16 * 1024 * 1024;
+
+/// Readers of cache files now running.
+static READERS: AtomicUsize = AtomicUsize::new(0);
+
+fn read_chunk() -> u64 {
+    let active = READERS.load(Ordering::Relaxed).max(1) as u64;
+    (READ_BUDGET / 2 / active).clamp(READ_CHUNK_MIN, READ_CHUNK_MAX)
+}
+
+/// Counts a running reader while alive.
+struct Active;
+
+impl Active {
+    fn new() -> Active {
+        READERS.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        READERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 /// Backend chunks queued between the network and the disk writer.
 const WRITE_QUEUE: usize = 16;
+/// At most this many bytes are written between two progress notifications.
+const WRITE_BATCH: usize = 1024 * 1024;
 
 /// Why a fill stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,9 +192,16 @@ pub async fn copy_body(
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
         let mut written = 0u64;
         let mut f: &File = &file;
-        while let Some(chunk) = rx.blocking_recv() {
-            f.write_all(&chunk)?;
-            written += chunk.len() as u64;
+        while let Some(first) = rx.blocking_recv() {
+            // Write what has arrived (up to WRITE_BATCH) before waking the readers once.
+            let mut n = first.len();
+            f.write_all(&first)?;
+            while n < WRITE_BATCH {
+                let Ok(more) = rx.try_recv() else { break };
+                f.write_all(&more)?;
+                n += more.len();
+            }
+            written += n as u64;
             writer_fill.progress.send_modify(|p| p.written = written);
         }
         f.sync_all()?;
@@ -240,6 +278,7 @@ struct Reader {
     metrics: ReaderMetrics,
     first_seen: bool,
     done: bool,
+    _active: Active,
 }
 
 /// A body of the bytes `range` of the object, read from the cache file as it fills.
@@ -270,6 +309,7 @@ pub fn read(
         metrics,
         first_seen: false,
         done: false,
+        _active: Active::new(),
     };
     Box::pin(futures::stream::unfold(reader, |mut r| async move {
         if r.done {
@@ -336,7 +376,7 @@ impl Reader {
                     },
                 };
                 let pos = self.pos;
-                let n = (available.min(self.end) - pos).min(READ_CHUNK) as usize;
+                let n = (available.min(self.end) - pos).min(read_chunk()) as usize;
                 let read = tokio::task::spawn_blocking(move || -> std::io::Result<Bytes> {
                     let mut buf = vec![0u8; n];
                     file.read_exact_at(&mut buf, pos)?;
