@@ -3,13 +3,14 @@
 //! `[table]` line switched on (commented keys are documentation too). The values that
 //! `config/example.toml` calls defaults are compared with the parser's real defaults.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use artifact_gateway::config::{Config, LogFormat};
 use artifact_gateway::secret::Secret;
 use artifact_gateway::service::auth::Scope;
-use artifact_gateway::storage::registry::BackendSpec;
 use bytesize::ByteSize;
 
 fn config_dir() -> PathBuf {
@@ -226,16 +227,7 @@ fn example_documents_the_real_defaults() {
 fn example_shows_every_backend_and_every_scope() {
     let path = config_dir().join("example.toml");
     let config = parse(&path, &std::fs::read_to_string(&path).unwrap());
-    let kinds: Vec<&str> = config
-        .mounts
-        .iter()
-        .map(|m| match m.backend().unwrap() {
-            BackendSpec::Local { .. } => "local",
-            BackendSpec::S3 { .. } => "s3",
-            BackendSpec::Oss { .. } => "oss",
-            BackendSpec::Hdfs { .. } => "hdfs",
-        })
-        .collect();
+    let kinds = common::backend_kinds(&config);
     for kind in ["local", "s3", "oss", "hdfs"] {
         assert!(
             kinds.contains(&kind),
