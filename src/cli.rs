@@ -313,6 +313,12 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>) -> Result<()> {
     );
     let env_token = std::env::var("ARTIFACT_GATEWAY_TOKEN").ok();
     let gateway = Arc::new(Gateway::from_config(&config, env_token.as_deref()).await?);
+    // Opening a store writes nothing; the server's housekeeping runs once, here.
+    for m in gateway.mounts() {
+        m.storage.start().await.map_err(|e| {
+            crate::error::Error::new(e.kind(), format!("mounts[{:?}]: {}", m.name, e.message()))
+        })?;
+    }
     let state = AppState::new(gateway.clone());
     let server = Server::bind(
         config.listen,

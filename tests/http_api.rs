@@ -912,3 +912,116 @@ async fn a_body_failing_midway_fails_the_response() {
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn whoami_says_what_the_caller_may_do() {
+    let e = env();
+    let v = e
+        .req("GET", "/whoami")
+        .expect(200, "anonymous")
+        .await
+        .json();
+    assert_eq!(v["authenticated"], false);
+    assert_eq!(v["token"], Value::Null);
+    assert_eq!(v["mounts"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["mounts"][0]["name"], "default");
+    assert_eq!(v["mounts"][0]["read"], true);
+    assert_eq!(v["mounts"][0]["write"], false);
+    assert_eq!(v["mounts"][0]["anonymous_read"], true);
+    assert_eq!(v["mounts"][0]["max_upload_size"], 1 << 20);
+
+    let reader = e
+        .req("GET", "/whoami")
+        .auth(READER)
+        .expect(200, "reader")
+        .await
+        .json();
+    assert_eq!(reader["token"], "reader");
+    let access: Vec<_> = reader["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap(),
+                m["read"] == true,
+                m["write"] == true,
+                m["delete"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        access,
+        vec![
+            ("default", true, false, false),
+            ("private", true, false, false)
+        ]
+    );
+
+    let admin = e
+        .req("GET", "/whoami")
+        .auth(ADMIN)
+        .expect(200, "admin")
+        .await
+        .json();
+    assert_eq!(admin["authenticated"], true);
+    assert!(admin["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["read"] == true && m["write"] == true && m["delete"] == true));
+
+    let wrong = e
+        .req("GET", "/whoami")
+        .auth("nope")
+        .expect(401, "a token that matches none")
+        .await;
+    assert_eq!(wrong.error_code(), "unauthenticated");
+    e.req("PUT", "/whoami").expect(405, "PUT /whoami").await;
+}
+
+#[tokio::test]
+async fn web_page_and_hardening_headers() {
+    let e = env();
+    let page = e.req("GET", "/ui/").expect(200, "the page").await;
+    assert_eq!(page.h("content-type"), Some("text/html; charset=utf-8"));
+    let csp = page.h("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(page.h("x-content-type-options"), Some("nosniff"));
+    assert!(String::from_utf8_lossy(&page.body).contains("<script type=\"module\" src=\"app.js\">"));
+    let js = e.req("GET", "/ui/sha256.js").expect(200, "a module").await;
+    assert_eq!(js.h("content-type"), Some("text/javascript; charset=utf-8"));
+    let root = e.req("GET", "/ui").expect(308, "/ui redirects").await;
+    assert_eq!(root.h("location"), Some("/ui/"));
+    let missing = e
+        .req("GET", "/ui/missing.js")
+        .expect(404, "unknown asset")
+        .await;
+    assert_eq!(missing.error_code(), "not_found");
+    e.req("POST", "/ui/").expect(405, "POST /ui/").await;
+
+    // Artifacts (and every other response) are sandboxed and never sniffed.
+    e.put("x/page.html", b"<script>1</script>")
+        .expect(201, "an HTML artifact")
+        .await;
+    let art = e.on("GET", "x/page.html").expect(200, "served").await;
+    assert_eq!(art.h("content-security-policy"), Some("sandbox"));
+    assert_eq!(art.h("x-content-type-options"), Some("nosniff"));
+
+    // Browsers without JavaScript get an HTML index of the mounts.
+    let mounts = e
+        .req("GET", "/artifacts/")
+        .header("accept", "text/html")
+        .expect(200, "HTML mounts")
+        .await;
+    assert_eq!(mounts.h("content-type"), Some("text/html; charset=utf-8"));
+    let html = String::from_utf8_lossy(&mounts.body);
+    assert!(
+        html.contains("<a href=\"/artifacts/default/\">default/</a>"),
+        "{html}"
+    );
+    assert!(!html.contains("private"), "{html}");
+}

@@ -46,7 +46,7 @@ for name in "${SERVERS[@]}"; do
   pids+=("$!")
 done
 extra_installs=()
-for script in tests/flink/install.sh tests/deploy/install.sh; do
+for script in tests/flink/install.sh tests/deploy/install.sh tests/ui/install.sh; do
   if [ -x "$script" ]; then
     log="$LOGS/install-$(basename "$(dirname "$script")").log"
     "$script" >"$log" 2>&1 &
@@ -107,6 +107,7 @@ cargo test --all-targets "$@" -- --show-output 2>&1 | tee "$LOGS/cargo-test.log"
 passed=$(grep -E '^test result:' "$LOGS/cargo-test.log" | sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
 say "done"
 grep -E 'conformance\[[^]]+\]: [0-9]+ cases passed' "$LOGS/cargo-test.log" | sed 's/^/  /' || true
+grep -E '^ui cases: ' "$LOGS/cargo-test.log" | sed 's/^/  browser /' || true
 # Tests that cannot run here by design (a real cloud bucket) say so; repeat it where it is seen.
 grep -E '^NOT RUN:' "$LOGS/cargo-test.log" | sort -u | sed 's/^/  /' || true
 read -r p f <<<"$passed"

@@ -15,7 +15,10 @@ use serde::Deserialize;
 use crate::error::{Error, ErrorKind, Result};
 pub use crate::service::auth::TokenConfig;
 use crate::storage::cache::CacheOptions;
-use crate::storage::registry::{BackendOptions, BackendSpec, HdfsOptions, OssOptions, S3Options};
+use crate::storage::hdfs::HdfsOptions;
+use crate::storage::oss::OssOptions;
+use crate::storage::registry::{BackendOptions, BackendSpec};
+use crate::storage::s3::S3Options;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]

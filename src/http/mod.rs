@@ -13,6 +13,7 @@ pub mod listing;
 pub mod metrics;
 pub mod render;
 pub mod routes;
+pub mod ui;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -73,6 +74,7 @@ where
         REQUEST_ID,
         HeaderValue::from_str(&request_id).expect("hex is ASCII"),
     );
+    harden(resp.headers_mut());
     let status = resp.status();
     let (parts, body) = resp.into_parts();
     let bodyless = method == Method::HEAD
@@ -124,8 +126,14 @@ where
         Endpoint::Metrics => Ok(Outcome::Metrics(state.metrics.encode())),
         Endpoint::Mounts => {
             let cred = handlers::bearer(headers)?;
-            Ok(handlers::mounts(gw, cred.as_deref()))
+            Ok(handlers::mounts(gw, cred.as_deref(), headers))
         }
+        Endpoint::WhoAmI => {
+            let cred = handlers::bearer(headers)?;
+            handlers::whoami(gw, cred.as_deref())
+        }
+        Endpoint::UiRoot => Ok(Outcome::Redirect("/ui/")),
+        Endpoint::UiAsset { name } => Ok(Outcome::UiAsset(ui::asset(&name)?)),
         Endpoint::List {
             mount,
             dir,
@@ -149,6 +157,23 @@ where
             let body = body::request_stream(body);
             handlers::put(m, gw, &parts.headers, &path, body).await
         }
+    }
+}
+
+/// Headers every response carries: no MIME sniffing, and (except on the web page's own files,
+/// which carry their policy) `Content-Security-Policy: sandbox`, so an uploaded HTML or SVG
+/// artifact opened in a browser runs no script and gets an opaque origin: it can never read the
+/// page's session token.
+fn harden(headers: &mut http::HeaderMap) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox"),
+        );
     }
 }
 

@@ -52,6 +52,10 @@ pub enum Outcome {
     Html(String),
     /// Prometheus text exposition.
     Metrics(String),
+    /// A file of the web page, with its Content-Security-Policy.
+    UiAsset(&'static super::ui::Asset),
+    /// 308 to another path on this server.
+    Redirect(&'static str),
 }
 
 pub fn render(outcome: Outcome) -> Response<Body> {
@@ -144,6 +148,20 @@ pub fn render(outcome: Outcome) -> Response<Body> {
             let mut resp = Response::new(body::full(page));
             set(&mut resp, header::CONTENT_TYPE, "text/html; charset=utf-8");
             set(&mut resp, header::CACHE_CONTROL, "no-store");
+            resp
+        }
+        Outcome::UiAsset(asset) => {
+            let mut resp = Response::new(body::full(asset.body));
+            set(&mut resp, header::CONTENT_TYPE, asset.content_type);
+            set(&mut resp, header::CONTENT_SECURITY_POLICY, super::ui::CSP);
+            set(&mut resp, header::REFERRER_POLICY, "no-referrer");
+            set(&mut resp, header::CACHE_CONTROL, "no-cache");
+            resp
+        }
+        Outcome::Redirect(location) => {
+            let mut resp = Response::new(body::empty());
+            *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+            set(&mut resp, header::LOCATION, location);
             resp
         }
         Outcome::Metrics(text) => {

@@ -14,6 +14,14 @@ pub enum Endpoint {
     Metrics,
     /// `GET /artifacts/`: the mounts.
     Mounts,
+    /// `GET /whoami`: who the caller is and what it may do on each mount.
+    WhoAmI,
+    /// `GET /ui`: redirects to `/ui/` (the page's modules load relative to it).
+    UiRoot,
+    /// `GET /ui/<name>`: one embedded asset of the web page (`""` is the page itself).
+    UiAsset {
+        name: String,
+    },
     /// `GET /artifacts/<mount>/<dir>/`: one level of a directory.
     List {
         mount: String,
@@ -60,7 +68,14 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoin
         "/readyz" => return simple(Endpoint::Readyz),
         "/metrics" => return simple(Endpoint::Metrics),
         "/artifacts" | "/artifacts/" => return simple(Endpoint::Mounts),
+        "/whoami" => return simple(Endpoint::WhoAmI),
+        "/ui" => return simple(Endpoint::UiRoot),
         _ => {}
+    }
+    if let Some(name) = path.strip_prefix("/ui/") {
+        return simple(Endpoint::UiAsset {
+            name: name.to_string(),
+        });
     }
     let Some(rest) = path.strip_prefix("/artifacts/") else {
         return Err(Error::new(
@@ -173,6 +188,16 @@ mod tests {
         assert_eq!(
             route(&Method::GET, "/artifacts/", None).unwrap(),
             Endpoint::Mounts
+        );
+        assert_eq!(
+            route(&Method::GET, "/ui/app.js", None).unwrap(),
+            Endpoint::UiAsset {
+                name: "app.js".into()
+            }
+        );
+        assert_eq!(
+            route(&Method::GET, "/whoami", None).unwrap(),
+            Endpoint::WhoAmI
         );
         assert!(matches!(
             route(&Method::PUT, "/artifacts/m/x", None).unwrap(),

@@ -55,6 +55,9 @@ pub struct Mount {
     pub max_upload_size: u64,
 }
 
+/// A mount and the scopes the caller holds on it.
+pub type MountAccess<'a> = (&'a Mount, Vec<Scope>);
+
 /// The gateway's mounts and policies.
 #[derive(Debug)]
 pub struct Gateway {
@@ -147,6 +150,32 @@ impl Gateway {
                     .is_ok()
             })
             .collect()
+    }
+
+    /// Who the caller is and, for every mount it may use at all, the scopes it holds there
+    /// (mounts it may not touch are left out). A token that matches none is `Unauthenticated`.
+    pub fn capabilities(
+        &self,
+        credential: Option<&str>,
+    ) -> Result<(Principal, Vec<MountAccess<'_>>)> {
+        let who = self.auth.identify(credential)?;
+        let mounts = self
+            .mounts
+            .values()
+            .map(|m| {
+                let scopes = [Scope::Read, Scope::Write, Scope::Delete]
+                    .into_iter()
+                    .filter(|s| {
+                        self.auth
+                            .check(&m.name, m.anonymous_read, *s, credential)
+                            .is_ok()
+                    })
+                    .collect::<Vec<_>>();
+                (m, scopes)
+            })
+            .filter(|(_, scopes)| !scopes.is_empty())
+            .collect();
+        Ok((who, mounts))
     }
 
     pub async fn head(&self, mount: &Mount, path: &ArtifactPath) -> Result<Meta> {

@@ -110,4 +110,8 @@ impl Storage for Metered {
     async fn ready(&self) -> Result<()> {
         self.inner.ready().await
     }
+
+    async fn start(&self) -> Result<()> {
+        self.inner.start().await
+    }
 }

@@ -695,4 +695,8 @@ impl Storage for CachedStorage {
     async fn ready(&self) -> Result<()> {
         self.inner.backend.ready().await
     }
+
+    async fn start(&self) -> Result<()> {
+        self.inner.backend.start().await
+    }
 }
