@@ -184,7 +184,11 @@ fn put_json_replace_and_no_overwrite() {
 
 #[test]
 fn errors_carry_the_servers_message_and_exit_codes() {
-    let Site { data: _data, work, gw } = Site::start(TOKEN);
+    let Site {
+        data: _data,
+        work,
+        gw,
+    } = Site::start(TOKEN);
     let file = work.path().join("a.jar");
     std::fs::write(&file, b"jar").unwrap();
 

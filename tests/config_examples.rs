@@ -185,8 +185,8 @@ fn example_documents_the_real_defaults() {
         "config/example.toml's [limits] must show the defaults"
     );
     assert_eq!(example.log.format, minimal.log.format);
-    let jobs = example
-        .mounts
+    let mounts = &example.mounts;
+    let jobs = mounts
         .iter()
         .find(|m| m.name == "jobs")
         .expect("a `jobs` mount");
@@ -194,8 +194,7 @@ fn example_documents_the_real_defaults() {
         (jobs.anonymous_read, jobs.max_upload_size),
         (m.anonymous_read, m.max_upload_size)
     );
-    let s3 = example
-        .mounts
+    let s3 = mounts
         .iter()
         .find_map(|m| m.s3.as_ref())
         .expect("an s3 mount");
@@ -209,11 +208,8 @@ fn example_documents_the_real_defaults() {
     )
     .unwrap();
     let d = with_cache.mounts[0].cache.as_ref().unwrap();
-    let e = example
-        .mounts
-        .iter()
-        .find_map(|m| m.cache.as_ref())
-        .expect("a mount with [mounts.cache]");
+    let e = mounts.iter().find_map(|m| m.cache.as_ref());
+    let e = e.expect("a mount with [mounts.cache]");
     assert_eq!(
         (e.max_size, e.disk_full_backoff),
         (d.max_size, d.disk_full_backoff),

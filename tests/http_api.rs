@@ -916,11 +916,14 @@ async fn a_body_failing_midway_fails_the_response() {
 #[tokio::test]
 async fn whoami_says_what_the_caller_may_do() {
     let e = env();
-    let v = e
-        .req("GET", "/whoami")
-        .expect(200, "anonymous")
-        .await
-        .json();
+    let whoami = |token: Option<&str>| {
+        let req = e.req("GET", "/whoami");
+        match token {
+            Some(t) => req.auth(t),
+            None => req,
+        }
+    };
+    let v = whoami(None).expect(200, "anonymous").await.json();
     assert_eq!(v["authenticated"], false);
     assert_eq!(v["token"], Value::Null);
     assert_eq!(v["mounts"].as_array().unwrap().len(), 1, "{v}");
@@ -930,12 +933,7 @@ async fn whoami_says_what_the_caller_may_do() {
     assert_eq!(v["mounts"][0]["anonymous_read"], true);
     assert_eq!(v["mounts"][0]["max_upload_size"], 1 << 20);
 
-    let reader = e
-        .req("GET", "/whoami")
-        .auth(READER)
-        .expect(200, "reader")
-        .await
-        .json();
+    let reader = whoami(Some(READER)).expect(200, "reader").await.json();
     assert_eq!(reader["token"], "reader");
     let access: Vec<_> = reader["mounts"]
         .as_array()
@@ -958,12 +956,7 @@ async fn whoami_says_what_the_caller_may_do() {
         ]
     );
 
-    let admin = e
-        .req("GET", "/whoami")
-        .auth(ADMIN)
-        .expect(200, "admin")
-        .await
-        .json();
+    let admin = whoami(Some(ADMIN)).expect(200, "admin").await.json();
     assert_eq!(admin["authenticated"], true);
     assert!(admin["mounts"]
         .as_array()
@@ -971,9 +964,7 @@ async fn whoami_says_what_the_caller_may_do() {
         .iter()
         .all(|m| m["read"] == true && m["write"] == true && m["delete"] == true));
 
-    let wrong = e
-        .req("GET", "/whoami")
-        .auth("nope")
+    let wrong = whoami(Some("nope"))
         .expect(401, "a token that matches none")
         .await;
     assert_eq!(wrong.error_code(), "unauthenticated");

@@ -33,7 +33,11 @@ fn curl_put(
 
 #[test]
 fn curl_upload_download_range_conditional() {
-    let Site { data: _data, work, gw } = Site::start(TOKEN);
+    let Site {
+        data: _data,
+        work,
+        gw,
+    } = Site::start(TOKEN);
     let src = work.path().join("wc.jar");
     let sha = common::write_pattern_file(&src, 3 << 20);
     let url = gw.artifact("default", "jobs/wordcount/1.4.2/wordcount.jar");
@@ -147,7 +151,9 @@ fn wget_downloads_and_resumes() {
 
 #[test]
 fn python_requests_roundtrip() {
-    let Site { data: _data, gw, .. } = Site::start(TOKEN);
+    let Site {
+        data: _data, gw, ..
+    } = Site::start(TOKEN);
     let script = r#"
 import hashlib, os, sys, requests
 base, token = sys.argv[1], sys.argv[2]
@@ -209,7 +215,11 @@ fn tls_with_generated_certificate_http1_and_http2() {
 
 #[test]
 fn one_gib_round_trip_keeps_sha256() {
-    let Site { data: _data, work, gw } = Site::start(TOKEN);
+    let Site {
+        data: _data,
+        work,
+        gw,
+    } = Site::start(TOKEN);
     let src = work.path().join("huge.jar");
     let sha = common::write_pattern_file(&src, 1 << 30);
     let url = gw.artifact("default", "huge/huge.jar");
@@ -289,7 +299,9 @@ fn graceful_shutdown_lets_transfers_finish() {
 
 #[test]
 fn oversized_headers_are_refused() {
-    let Site { data: _data, gw, .. } = Site::start(TOKEN);
+    let Site {
+        data: _data, gw, ..
+    } = Site::start(TOKEN);
     let big = "x".repeat(64 * 1024);
     let (_, out, _) = run(curl().args([
         "-o",
@@ -342,29 +354,41 @@ fn starts_with_no_config_and_stops_on_a_bad_one() {
     let (_, out, _) = run(curl().arg(format!("{}/artifacts/", gw.url)));
     assert!(out.contains("\"default\""), "{out}");
     drop(gw);
-    // A bad config stops start-up with one line naming the key.
+    // A bad config stops start-up with one line naming the key, and exit 2.
     let cfg = data.path().join("bad.toml");
     std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\n[[mounts]]\nname = \"a\"\nurl = \"file:///tmp/x\"\nanonymous_reads = true\n").unwrap();
     let (code, _, err) =
         run(Command::new(common::bin()).args(["serve", "--config", cfg.to_str().unwrap()]));
-    assert_eq!(code, 1);
+    assert_eq!(
+        code, 2,
+        "a configuration error exits 2 (serve --help): {err}"
+    );
     assert!(
         err.contains("anonymous_reads") && err.lines().count() == 1,
         "{err}"
     );
     let (code, _, err) =
         run(Command::new(common::bin()).args(["serve", "--config", "/nonexistent.toml"]));
-    assert_eq!(code, 1);
+    assert_eq!(
+        code, 2,
+        "a configuration error exits 2 (serve --help): {err}"
+    );
     assert!(err.contains("/nonexistent.toml"), "{err}");
     std::fs::write(&cfg, "[[mounts]]\nname = \"a\"\nurl = \"s4://bucket\"\n").unwrap();
     let (code, _, err) =
         run(Command::new(common::bin()).args(["serve", "--config", cfg.to_str().unwrap()]));
-    assert_eq!(code, 1);
+    assert_eq!(
+        code, 2,
+        "a configuration error exits 2 (serve --help): {err}"
+    );
     assert!(err.contains("mounts[\"a\"].url"), "{err}");
     std::fs::write(&cfg, "[[mounts]]\nname = \"a\"\nurl = \"file:///tmp/x\"\n[[tokens]]\nname = \"t\"\nsecret = { env = \"AG_MISSING_SECRET_VAR\" }\nscopes = [\"read\"]\n").unwrap();
     let (code, _, err) =
         run(Command::new(common::bin()).args(["serve", "--config", cfg.to_str().unwrap()]));
-    assert_eq!(code, 1);
+    assert_eq!(
+        code, 2,
+        "a configuration error exits 2 (serve --help): {err}"
+    );
     assert!(
         err.contains("AG_MISSING_SECRET_VAR") && err.contains("tokens[\"t\"]"),
         "{err}"
