@@ -37,7 +37,7 @@ if [[ ! -f "$built/.done" ]]; then
         "apache-flink-libraries-$FLINK_IMAGE_VERSION/deps/opt/flink-python-$FLINK_IMAGE_VERSION.jar"
     cp="$built/flink/flink-dist-$FLINK_IMAGE_VERSION.jar:$built/flink/flink-table-api-java-uber-$FLINK_IMAGE_VERSION.jar"
     javac --release 11 -nowarn -d "$built/classes-udf" "$HERE/jobs/StringUdfs.java"
-    javac --release 11 -nowarn -cp "$cp:$built/classes-udf" -d "$built/classes-wc" "$HERE/jobs/WordCount.java"
+    javac --release 11 -nowarn -cp "$cp" -d "$built/classes-wc" "$HERE/jobs/WordCount.java"
     javac --release 11 -nowarn -cp "$cp" -d "$built/classes-sql" "$HERE/jobs/SqlRunner.java"
     jar --create --file "$built/string-udfs.jar" -C "$built/classes-udf" .
     jar --create --file "$built/wordcount.jar" --main-class org.apache.flink.streaming.examples.wordcount.WordCount -C "$built/classes-wc" .

@@ -195,11 +195,11 @@ if [[ -n "$SOCK" ]]; then
         if [[ "$have" == "ag.podman-id=$id" ]]; then
             continue
         fi
-        tar="$WORK/import-$(echo "$img" | tr '/:' '__').tar"
-        podman save --format docker-archive -o "$tar" "$img" >/dev/null 2>&1 || die "podman save $img failed"
-        ctr -a "$SOCK" -n k8s.io images import "$tar" >/dev/null || die "ctr images import $img failed"
+        # Streamed: no archive on disk (the image would be stored three times meanwhile).
+        podman save --format docker-archive "$img" 2>"$WORK/save.err" \
+            | ctr -a "$SOCK" -n k8s.io images import - >/dev/null \
+            || die "podman save $img | ctr images import failed: $(cat "$WORK/save.err")"
         ctr -a "$SOCK" -n k8s.io images label "$img" "ag.podman-id=$id" >/dev/null || die "ctr images label $img failed"
-        rm -f "$tar"
         echo "imported $img"
     done
     echo "imported into $SOCK"

@@ -3,14 +3,14 @@
  * this entry class). Counts the words of a few built-in lines in BATCH mode, so the job reaches
  * FINISHED on its own, and prints one "wordcount-result <word>=<count>" line per word to the
  * TaskManager's stdout (the pod log the test reads). Every word goes through
- * artifactgateway.udfs.StringUdfs, which lives in a separate jar (string-udfs.jar): the job
- * fails with NoClassDefFoundError on the TaskManagers unless that jar is on the job's class path.
+ * artifactgateway.udfs.StringUdfs when that class is on the job's class path — it lives in a
+ * separate jar (string-udfs.jar), which application-jar.yaml adds with pipeline.classpaths and
+ * which marks each word with "~" — and is only lower-cased otherwise (session-job.yaml runs this
+ * jar alone). So the output says whether the UDF jar was loaded on the TaskManagers.
  *
  * Compiled by tests/k8s/build-jobs.sh against Flink 1.18.1.
  */
 package org.apache.flink.streaming.examples.wordcount;
-
-import artifactgateway.udfs.StringUdfs;
 
 import org.apache.flink.api.common.RuntimeExecutionMode;
 import org.apache.flink.api.common.functions.FlatMapFunction;
@@ -19,6 +19,9 @@ import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.util.Collector;
+
+import java.lang.reflect.Method;
+import java.util.Locale;
 
 public final class WordCount {
     private WordCount() {}
@@ -43,13 +46,26 @@ public final class WordCount {
         env.execute("artifact-gateway word count");
     }
 
-    /** Splits a line into words normalised by the UDF jar, emitting (word, 1). */
+    /** Splits a line into words (normalised by the UDF jar when present), emitting (word, 1). */
     public static final class Tokenizer implements FlatMapFunction<String, Tuple2<String, Integer>> {
+        private transient Method udf;
+        private transient boolean looked;
+
         @Override
-        public void flatMap(String line, Collector<Tuple2<String, Integer>> out) {
+        public void flatMap(String line, Collector<Tuple2<String, Integer>> out) throws Exception {
+            if (!looked) {
+                looked = true;
+                try {
+                    udf = Class.forName("artifactgateway.udfs.StringUdfs", true, WordCount.class.getClassLoader())
+                            .getMethod("normalize", String.class);
+                } catch (ClassNotFoundException e) {
+                    udf = null;
+                }
+            }
             for (String word : line.split("\\W+")) {
                 if (!word.isEmpty()) {
-                    out.collect(Tuple2.of(StringUdfs.normalize(word), 1));
+                    String w = udf != null ? (String) udf.invoke(null, word) : word.toLowerCase(Locale.ROOT);
+                    out.collect(Tuple2.of(w, 1));
                 }
             }
         }
