@@ -3,7 +3,7 @@
 //! `ARTIFACT_GATEWAY_*` environment variable; flags and variables override the config file.
 //!
 //! Owns: argument parsing, output, and the one mapping from error kinds to exit codes
-//! ([`exit_code`]). The work itself lives in `service::fetch` and `client`.
+//! ([`exit_code`]). The work itself lives in `fetch` and `client`.
 
 mod admin;
 mod fetch;
@@ -22,7 +22,7 @@ use crate::http::AppState;
 use crate::server::Server;
 use crate::service::Gateway;
 
-/// The exit codes, shown in `--help` of every client command.
+/// The exit codes of the client commands, shown in their `--help` and the top-level one.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
@@ -33,6 +33,14 @@ Exit codes:
   4  integrity: SHA-256 mismatch against the pinned or served digest; no file is left behind
   5  unavailable: network error, timeout, stalled transfer or 5xx, still failing at the deadline
      (fetch retries these with exponential backoff until --deadline)";
+
+/// The exit codes of `serve`, shown in its `--help` and the top-level one.
+pub const SERVE_EXIT_CODES_HELP: &str = "\
+Exit codes of serve:
+  0  stopped cleanly (SIGTERM or SIGINT, after the shutdown grace period)
+  1  failed to start or to serve: address in use, a backend refused at start-up, ...
+  2  configuration error: unreadable or invalid config file, unknown key, bad mount URL,
+     missing secret, unreadable TLS certificate";
 
 /// Exit code: success.
 pub const EXIT_OK: i32 = 0;
@@ -58,8 +66,17 @@ pub fn exit_code(kind: ErrorKind) -> i32 {
     }
 }
 
+/// The exit code of a `serve` that failed: configuration errors are told apart from failures
+/// to start or serve (see [`SERVE_EXIT_CODES_HELP`]).
+pub fn serve_exit_code(kind: ErrorKind) -> i32 {
+    match kind {
+        ErrorKind::InvalidInput | ErrorKind::InvalidPath => EXIT_USAGE,
+        _ => EXIT_LOCAL,
+    }
+}
+
 #[derive(Debug, Parser)]
-#[command(name = "artifact-gateway", version, about = "Serve and fetch Flink job artifacts over HTTP(S)", after_help = EXIT_CODES_HELP)]
+#[command(name = "artifact-gateway", version, about = "Serve and fetch Flink job artifacts over HTTP(S)", after_help = format!("{EXIT_CODES_HELP}\n\n{SERVE_EXIT_CODES_HELP}"))]
 pub struct Cli {
     /// Log format: text (default) or json.
     #[arg(long, global = true, env = "ARTIFACT_GATEWAY_LOG_FORMAT", value_enum)]
@@ -72,6 +89,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP artifact server.
+    #[command(after_help = SERVE_EXIT_CODES_HELP)]
     Serve(ServeArgs),
     /// Download artifacts into a directory, verified and atomically (the init-container command).
     #[command(after_help = EXIT_CODES_HELP)]
@@ -276,7 +294,7 @@ pub async fn run(cli: Cli) -> i32 {
             Ok(()) => EXIT_OK,
             Err(e) => {
                 eprintln!("artifact-gateway: {e}");
-                1
+                serve_exit_code(e.kind())
             }
         },
         Command::Fetch(args) => fetch::run(args).await,
@@ -295,6 +313,12 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>) -> Result<()> {
     );
     let env_token = std::env::var("ARTIFACT_GATEWAY_TOKEN").ok();
     let gateway = Arc::new(Gateway::from_config(&config, env_token.as_deref()).await?);
+    // Opening a store writes nothing; the server's housekeeping runs once, here.
+    for m in gateway.mounts() {
+        m.storage.start().await.map_err(|e| {
+            crate::error::Error::new(e.kind(), format!("mounts[{:?}]: {}", m.name, e.message()))
+        })?;
+    }
     let state = AppState::new(gateway.clone());
     let server = Server::bind(
         config.listen,

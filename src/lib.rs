@@ -2,9 +2,13 @@
 //! HDFS over plain HTTP(S).
 //!
 //! Layers, with dependencies pointing one way only:
-//! `http` (routes → handlers → render) → `service` (mounts, auth, deadlines) → `storage`
-//! (trait + backends). `cli` and `client` sit beside `http` as another entry point. `config`,
-//! `error` and `secret` are shared leaves.
+//! - the server: `http` (routes → handlers → render) → `service` (mounts, auth, deadlines) →
+//!   `storage` (trait + backends);
+//! - the init container: `cli` → `fetch` (plan, sources, disk landing) → `storage`, with
+//!   `client` adding the gateway's HTTP API as one more fetch source;
+//! - `config` (typed configuration, which names each backend's options from `storage`) feeds
+//!   `server` and `service`;
+//! - `error`, `secret` and `retry` are leaves every layer may use.
 
 #![forbid(unsafe_code)]
 
@@ -12,7 +16,9 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod http;
+pub mod retry;
 pub mod secret;
 pub mod server;
 pub mod service;

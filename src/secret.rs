@@ -1,5 +1,6 @@
 //! [`Secret`]: a credential read from an environment variable or a file, never from argv,
-//! never printed. Used by config (tokens) and by backend options (cloud credentials).
+//! never printed. Used by config (tokens) and by backend options (cloud credentials). Also
+//! [`redact_url`], the one way a URL that may carry credentials is shown in a message.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -56,4 +57,15 @@ impl fmt::Debug for Secret {
             Secret::Value(_) => f.write_str("<redacted>"),
         }
     }
+}
+
+/// A URL for messages: no user info, no query (it may carry a signature).
+pub fn redact_url(url: &url::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    if u.query().is_some() {
+        u.set_query(Some("…"));
+    }
+    u.to_string()
 }

@@ -45,11 +45,9 @@ impl Server {
         state: Arc<AppState>,
     ) -> Result<Server> {
         let tls = tls.map(load_tls).transpose()?;
+        // Not a configuration error: the address may just be in use right now.
         let listener = TcpListener::bind(addr).await.map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                format!("cannot listen on {addr}: {e}"),
-            )
+            Error::new(ErrorKind::Internal, format!("cannot listen on {addr}: {e}"))
         })?;
         Ok(Server {
             listener,

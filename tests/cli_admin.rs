@@ -347,3 +347,45 @@ fn ls_follows_pagination() {
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), n);
 }
+
+/// `serve` exits as its `--help` says: 2 for a configuration error, 1 for a failure to start.
+#[test]
+fn serve_exit_codes_match_its_help() {
+    let serve = |args: &[&str]| {
+        let mut c = Command::new(common::bin());
+        c.env_remove("ARTIFACT_GATEWAY_TOKEN");
+        run(c.arg("serve").args(args))
+    };
+    for help in [vec!["--help"], vec!["serve", "--help"]] {
+        let (code, out, err) = run(Command::new(common::bin()).args(&help));
+        assert_eq!(code, 0, "{help:?}: {err}");
+        assert!(
+            out.contains("Exit codes of serve:")
+                && out.contains("1  failed to start")
+                && out.contains("2  configuration error"),
+            "{help:?}: {out}"
+        );
+    }
+
+    let work = common::tempdir();
+    let (code, _, err) = serve(&["--config", "/nonexistent/gateway.toml"]);
+    assert_eq!(
+        code, 2,
+        "a missing config file is a configuration error: {err}"
+    );
+    assert!(err.contains("/nonexistent/gateway.toml"), "{err}");
+
+    let bad = work.path().join("bad.toml");
+    std::fs::write(&bad, "listen = \"127.0.0.1:0\"\nno_such_key = 1\n").unwrap();
+    let (code, _, err) = serve(&["--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "an unknown key is a configuration error: {err}");
+    assert!(err.contains("no_such_key"), "{err}");
+
+    // The port is taken: not a configuration error, exit 1.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let data = work.path().join("data");
+    let (code, _, err) = serve(&["--data", data.to_str().unwrap(), "--listen", &addr]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot listen on"), "{err}");
+}

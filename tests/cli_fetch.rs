@@ -295,13 +295,10 @@ fn a_present_file_with_the_right_digest_is_not_downloaded_again() {
         .unwrap()
         .modified()
         .unwrap();
-    assert_eq!(
-        count(
-            &env.access("jobs/keep.jar", |h| count(h, "GET") == 1),
-            "GET"
-        ),
-        1
-    );
+    let hits = env.access("jobs/keep.jar", |h| count(h, "GET") == 1);
+    assert_eq!(count(&hits, "GET"), 1);
+    let get = hits.iter().find(|v| v["method"] == "GET").unwrap();
+    assert_eq!(get["principal"], "anonymous", "no token was sent: {get}");
     env.clear_access();
 
     std::thread::sleep(Duration::from_millis(20));
@@ -473,6 +470,15 @@ fn a_wrong_token_fails_with_a_clear_message_and_a_token_file_is_used() {
     let (code, _, err) = fetch(&dest, &["--token-file", token_file.to_str().unwrap(), &url]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read(dest.join("t.jar")).unwrap(), b"token test");
+
+    // The access log names who asked: the token (by its name) once it was accepted, nobody
+    // for the refused attempts.
+    let hits = env.access("jobs/t.jar", |h| h.iter().any(|v| v["status"] == 200));
+    assert!(hits.iter().any(|v| v["status"] == 401), "{hits:?}");
+    for v in &hits {
+        let who = (v["status"] != 401).then_some("token:ARTIFACT_GATEWAY_TOKEN");
+        assert_eq!(v["principal"].as_str(), who, "{v}");
+    }
 }
 
 #[test]

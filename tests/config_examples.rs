@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use artifact_gateway::config::{Config, LogFormat, Scope};
+use artifact_gateway::config::{Config, LogFormat};
 use artifact_gateway::secret::Secret;
+use artifact_gateway::service::auth::Scope;
 use artifact_gateway::storage::registry::BackendSpec;
 use bytesize::ByteSize;
 
@@ -201,6 +202,24 @@ fn example_documents_the_real_defaults() {
         (s3.part_size, s3.upload_concurrency),
         (Some(16 * 1024 * 1024), Some(4))
     );
+    // [mounts.cache]: the example's values are the parser's defaults.
+    let with_cache = Config::from_toml(
+        "[[mounts]]\nname = \"a\"\nurl = \"s3://b/p\"\n[mounts.cache]\ndir = \"/c\"\n",
+    )
+    .unwrap();
+    let d = with_cache.mounts[0].cache.as_ref().unwrap();
+    let e = example
+        .mounts
+        .iter()
+        .find_map(|m| m.cache.as_ref())
+        .expect("a mount with [mounts.cache]");
+    assert_eq!(
+        (e.max_size, e.disk_full_backoff),
+        (d.max_size, d.disk_full_backoff),
+        "config/example.toml's [mounts.cache] must show the defaults"
+    );
+    assert_eq!(d.max_size, ByteSize::gib(10));
+    assert_eq!(d.disk_full_backoff, Duration::from_secs(30));
 }
 
 #[test]

@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use artifact_gateway::config::{Scope, TokenConfig};
+use artifact_gateway::config::TokenConfig;
 use artifact_gateway::http::{self, AppState};
 use artifact_gateway::secret::Secret;
+use artifact_gateway::service::auth::Scope;
 use artifact_gateway::service::{Authorizer, Gateway, Mount};
 use artifact_gateway::storage::local::LocalStorage;
 use artifact_gateway::storage::{
@@ -176,15 +177,68 @@ async fn send(e: &Env, method: &str, uri: &str, headers: &[(&str, &str)], body: 
     }
 }
 
-async fn put_admin(e: &Env, path: &str, body: &[u8]) -> Resp {
-    send(
-        e,
-        "PUT",
-        &format!("/artifacts/default/{path}"),
-        &[("authorization", &format!("Bearer {ADMIN}"))],
-        body,
-    )
-    .await
+/// A request being built: `e.on("GET", "x.jar").header("range", "bytes=0-9").send().await`.
+struct Req<'a> {
+    e: &'a Env,
+    method: &'static str,
+    uri: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Req<'_> {
+    fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    fn auth(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    fn body(mut self, body: &[u8]) -> Self {
+        self.body = body.to_vec();
+        self
+    }
+
+    async fn send(self) -> Resp {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        send(self.e, self.method, &self.uri, &headers, &self.body).await
+    }
+
+    /// Sends, and asserts the status (`why` names the case).
+    async fn expect(self, status: u16, why: &str) -> Resp {
+        let r = self.send().await;
+        assert_eq!(r.status, status, "{why}");
+        r
+    }
+}
+
+impl Env {
+    /// `METHOD URI`, anonymous, no body.
+    fn req(&self, method: &'static str, uri: &str) -> Req<'_> {
+        Req {
+            e: self,
+            method,
+            uri: uri.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// `METHOD /artifacts/default/PATH`, anonymous, no body.
+    fn on(&self, method: &'static str, path: &str) -> Req<'_> {
+        self.req(method, &format!("/artifacts/default/{path}"))
+    }
+
+    /// `PUT /artifacts/default/PATH` with the admin token.
+    fn put(&self, path: &str, body: &[u8]) -> Req<'_> {
+        self.on("PUT", path).auth(ADMIN).body(body)
+    }
 }
 
 fn data(n: usize) -> Vec<u8> {
@@ -195,17 +249,12 @@ fn data(n: usize) -> Vec<u8> {
 async fn get_and_head_carry_all_headers() {
     let e = env();
     let body = data(1000);
-    let put = put_admin(&e, "jobs/wc/1.0/wc.jar", &body).await;
-    assert_eq!(put.status, 201);
-    let r = send(
-        &e,
-        "GET",
-        "/artifacts/default/jobs/wc/1.0/wc.jar",
-        &[("accept-encoding", "gzip, br")],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 200);
+    let put = e.put("jobs/wc/1.0/wc.jar", &body).expect(201, "PUT").await;
+    let r = e
+        .on("GET", "jobs/wc/1.0/wc.jar")
+        .header("accept-encoding", "gzip, br")
+        .expect(200, "GET")
+        .await;
     assert_eq!(r.body.as_ref(), body.as_slice());
     assert_eq!(r.h("content-length"), Some("1000"));
     assert_eq!(r.h("content-type"), Some("application/java-archive"));
@@ -222,15 +271,7 @@ async fn get_and_head_carry_all_headers() {
         Sha256::of(&body).to_digest_field()
     );
     assert_eq!(put.h("etag"), Some(etag));
-    let head = send(
-        &e,
-        "HEAD",
-        "/artifacts/default/jobs/wc/1.0/wc.jar",
-        &[],
-        b"",
-    )
-    .await;
-    assert_eq!(head.status, 200);
+    let head = e.on("HEAD", "jobs/wc/1.0/wc.jar").expect(200, "HEAD").await;
     assert!(head.body.is_empty());
     for h in [
         "content-length",
@@ -248,20 +289,8 @@ async fn get_and_head_carry_all_headers() {
 async fn ranges() {
     let e = env();
     let body = data(1000);
-    put_admin(&e, "r.bin", &body).await;
-    let get = |range: &'static str| {
-        let e = &e;
-        async move {
-            send(
-                e,
-                "GET",
-                "/artifacts/default/r.bin",
-                &[("range", range)],
-                b"",
-            )
-            .await
-        }
-    };
+    e.put("r.bin", &body).expect(201, "PUT").await;
+    let get = |range: &str| e.on("GET", "r.bin").header("range", range).send();
     let r = get("bytes=10-19").await;
     assert_eq!(r.status, 206);
     assert_eq!(r.h("content-range"), Some("bytes 10-19/1000"));
@@ -294,136 +323,115 @@ async fn ranges() {
         (200, 1000),
         "a malformed Range is ignored"
     );
-    let head = send(
-        &e,
-        "HEAD",
-        "/artifacts/default/r.bin",
-        &[("range", "bytes=0-9")],
-        b"",
-    )
-    .await;
+    let head = e
+        .on("HEAD", "r.bin")
+        .header("range", "bytes=0-9")
+        .send()
+        .await;
     assert_eq!((head.status, head.h("content-length")), (206, Some("10")));
 }
 
 #[tokio::test]
 async fn conditional_requests() {
     let e = env();
-    let put = put_admin(&e, "c.jar", b"hello").await;
+    let put = e.put("c.jar", b"hello").expect(201, "PUT").await;
     let etag = put.h("etag").unwrap().to_string();
-    let lm = send(&e, "HEAD", "/artifacts/default/c.jar", &[], b"")
-        .await
-        .h("last-modified")
-        .unwrap()
-        .to_string();
+    let head = e.on("HEAD", "c.jar").expect(200, "HEAD").await;
+    let lm = head.h("last-modified").unwrap().to_string();
     let future = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3600));
-    let past = "Thu, 01 Jan 2015 00:00:00 GMT";
-    let g = |h: Vec<(&'static str, String)>| {
-        let e = &e;
-        async move {
-            let hs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            send(e, "GET", "/artifacts/default/c.jar", &hs, b"").await
+    let past = "Thu, 01 Jan 2015 00:00:00 GMT".to_string();
+    let other = "\"other\"".to_string();
+    // (why, conditions, status): RFC 9110 §13.2.2 precedence included.
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, u16);
+    let cases: Vec<Case> = vec![
+        (
+            "the current ETag",
+            vec![("if-none-match", etag.clone())],
+            304,
+        ),
+        (
+            "weak comparison",
+            vec![("if-none-match", format!("\"x\", W/{etag}"))],
+            304,
+        ),
+        ("any version", vec![("if-none-match", "*".into())], 304),
+        ("another ETag", vec![("if-none-match", other.clone())], 200),
+        ("not modified", vec![("if-modified-since", lm.clone())], 304),
+        (
+            "modified since",
+            vec![("if-modified-since", past.clone())],
+            200,
+        ),
+        (
+            "If-None-Match wins",
+            vec![
+                ("if-none-match", other.clone()),
+                ("if-modified-since", future.clone()),
+            ],
+            200,
+        ),
+        ("If-Match another", vec![("if-match", other.clone())], 412),
+        ("If-Match current", vec![("if-match", etag.clone())], 200),
+        (
+            "If-Match compares strongly",
+            vec![("if-match", format!("W/{etag}"))],
+            412,
+        ),
+        ("modified", vec![("if-unmodified-since", past.clone())], 412),
+        (
+            "unmodified",
+            vec![("if-unmodified-since", future.clone())],
+            200,
+        ),
+        (
+            "If-Match wins",
+            vec![("if-match", etag.clone()), ("if-unmodified-since", past)],
+            200,
+        ),
+    ];
+    for (why, conditions, status) in cases {
+        let mut req = e.on("GET", "c.jar");
+        for (name, value) in conditions {
+            req = req.header(name, value);
         }
-    };
-    let r = g(vec![("if-none-match", etag.clone())]).await;
-    assert_eq!(r.status, 304);
-    assert_eq!(r.h("etag"), Some(etag.as_str()));
-    assert!(r.body.is_empty());
-    assert_eq!(
-        g(vec![("if-none-match", format!("\"x\", W/{etag}"))])
-            .await
-            .status,
-        304,
-        "weak comparison"
-    );
-    assert_eq!(g(vec![("if-none-match", "*".into())]).await.status, 304);
-    assert_eq!(
-        g(vec![("if-none-match", "\"other\"".into())]).await.status,
-        200
-    );
-    assert_eq!(g(vec![("if-modified-since", lm.clone())]).await.status, 304);
-    assert_eq!(
-        g(vec![("if-modified-since", past.into())]).await.status,
-        200
-    );
-    assert_eq!(
-        g(vec![
-            ("if-none-match", "\"other\"".into()),
-            ("if-modified-since", future.clone())
-        ])
-        .await
-        .status,
-        200,
-        "If-None-Match wins"
-    );
-    let r = g(vec![("if-match", "\"other\"".into())]).await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (412, "precondition_failed")
-    );
-    assert_eq!(g(vec![("if-match", etag.clone())]).await.status, 200);
-    assert_eq!(
-        g(vec![("if-match", format!("W/{etag}"))]).await.status,
-        412,
-        "If-Match compares strongly"
-    );
-    assert_eq!(
-        g(vec![("if-unmodified-since", past.into())]).await.status,
-        412
-    );
-    assert_eq!(
-        g(vec![("if-unmodified-since", future.clone())])
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        g(vec![
-            ("if-match", etag.clone()),
-            ("if-unmodified-since", past.into())
-        ])
-        .await
-        .status,
-        200,
-        "If-Match wins"
-    );
-    let r = g(vec![
-        ("range", "bytes=0-1".into()),
-        ("if-range", etag.clone()),
-    ])
-    .await;
-    assert_eq!((r.status, r.body.as_ref()), (206, &b"he"[..]));
-    let r = g(vec![
-        ("range", "bytes=0-1".into()),
-        ("if-range", "\"stale\"".into()),
-    ])
-    .await;
-    assert_eq!((r.status, r.body.as_ref()), (200, &b"hello"[..]));
-    let r = g(vec![
-        ("range", "bytes=0-1".into()),
-        ("if-range", lm.clone()),
-    ])
-    .await;
-    assert_eq!(r.status, 206);
+        let r = req.expect(status, why).await;
+        match status {
+            304 => {
+                assert_eq!(r.h("etag"), Some(etag.as_str()), "{why}");
+                assert!(r.body.is_empty(), "{why}");
+            }
+            412 => {
+                assert_eq!(r.error_code(), "precondition_failed", "{why}");
+                assert_eq!(r.json()["error"]["path"], "c.jar", "{why}");
+            }
+            _ => assert_eq!(r.body.as_ref(), b"hello", "{why}"),
+        }
+    }
+    for (if_range, status, body) in [
+        (etag.as_str(), 206, &b"he"[..]),
+        ("\"stale\"", 200, &b"hello"[..]),
+        (lm.as_str(), 206, &b"he"[..]),
+    ] {
+        let r = e
+            .on("GET", "c.jar")
+            .header("range", "bytes=0-1")
+            .header("if-range", if_range)
+            .send()
+            .await;
+        assert_eq!((r.status, r.body.as_ref()), (status, body), "{if_range}");
+    }
 }
 
 #[tokio::test]
 async fn uploads() {
     let e = env();
     let body = data(5000);
-    let auth = format!("Bearer {ADMIN}");
     let sha = Sha256::of(&body);
-    let r = send(
-        &e,
-        "PUT",
-        "/artifacts/default/u/a.jar",
-        &[
-            ("authorization", &auth),
-            ("x-checksum-sha256", &sha.to_hex()),
-        ],
-        &body,
-    )
-    .await;
-    assert_eq!(r.status, 201);
+    let r = e
+        .put("u/a.jar", &body)
+        .header("x-checksum-sha256", sha.to_hex())
+        .expect(201, "created")
+        .await;
     assert_eq!(r.h("location"), Some("/artifacts/default/u/a.jar"));
     assert_eq!(r.h("repr-digest"), Some(sha.to_digest_field().as_str()));
     let j = r.json();
@@ -436,19 +444,11 @@ async fn uploads() {
         (Some(5000), Some(sha.to_hex().as_str()), Some(true))
     );
     let etag = r.h("etag").unwrap().to_string();
-    // Replace: 200.
-    let r = send(
-        &e,
-        "PUT",
-        "/artifacts/default/u/a.jar",
-        &[
-            ("authorization", &auth),
-            ("content-digest", &sha.to_digest_field()),
-        ],
-        &body,
-    )
-    .await;
-    assert_eq!(r.status, 200);
+    let r = e
+        .put("u/a.jar", &body)
+        .header("content-digest", sha.to_digest_field())
+        .expect(200, "replaced")
+        .await;
     assert_eq!(r.json()["created"], Value::Bool(false));
     let etag2 = r.h("etag").unwrap().to_string();
     // Digest mismatch in each header form: 400, nothing stored.
@@ -458,228 +458,116 @@ async fn uploads() {
         ("content-digest", wrong.to_digest_field()),
         ("repr-digest", wrong.to_digest_field()),
     ] {
-        let r = send(
-            &e,
-            "PUT",
-            "/artifacts/default/u/new.jar",
-            &[("authorization", &auth), (h, &v)],
-            &body,
-        )
-        .await;
-        assert_eq!(
-            (r.status, r.error_code().as_str()),
-            (400, "digest_mismatch"),
-            "{h}"
-        );
-        assert_eq!(
-            send(&e, "HEAD", "/artifacts/default/u/new.jar", &[], b"")
-                .await
-                .status,
-            404
-        );
+        let r = e.put("u/new.jar", &body).header(h, v).expect(400, h).await;
+        assert_eq!(r.error_code(), "digest_mismatch", "{h}");
+        e.on("HEAD", "u/new.jar").expect(404, h).await;
     }
     for (h, v) in [
         ("x-checksum-sha256", "zz"),
         ("content-digest", "sha-256=:notbase64:"),
         ("repr-digest", "sha-256=abc"),
     ] {
-        let r = send(
-            &e,
-            "PUT",
-            "/artifacts/default/u/new.jar",
-            &[("authorization", &auth), (h, v)],
-            &body,
-        )
-        .await;
-        assert_eq!(
-            (r.status, r.error_code().as_str()),
-            (400, "invalid_input"),
-            "{h}: {v}"
-        );
+        let r = e.put("u/new.jar", &body).header(h, v).expect(400, v).await;
+        assert_eq!(r.error_code(), "invalid_input", "{h}: {v}");
     }
-    let r = send(
-        &e,
-        "PUT",
-        "/artifacts/default/u/new.jar",
-        &[
-            ("authorization", &auth),
-            ("x-checksum-sha256", &sha.to_hex()),
-            ("content-digest", &wrong.to_digest_field()),
-        ],
-        &body,
-    )
-    .await;
-    assert_eq!(r.status, 400, "two disagreeing digests");
-    // Create-only and guarded replace.
-    let r = send(
-        &e,
-        "PUT",
-        "/artifacts/default/u/a.jar",
-        &[("authorization", &auth), ("if-none-match", "*")],
-        b"x",
-    )
-    .await;
-    assert_eq!(r.status, 412);
-    let r = send(
-        &e,
-        "PUT",
-        "/artifacts/default/u/b.jar",
-        &[("authorization", &auth), ("if-none-match", "*")],
-        b"x",
-    )
-    .await;
-    assert_eq!(r.status, 201);
-    let r = send(
-        &e,
-        "PUT",
-        "/artifacts/default/u/a.jar",
-        &[("authorization", &auth), ("if-match", &etag)],
-        b"stale",
-    )
-    .await;
-    assert_eq!(r.status, 412, "stale If-Match");
-    let r = send(
-        &e,
-        "PUT",
-        "/artifacts/default/u/a.jar",
-        &[("authorization", &auth), ("if-match", &etag2)],
-        b"fresh",
-    )
-    .await;
-    assert_eq!(r.status, 200);
-    let r = send(
-        &e,
-        "PUT",
-        "/artifacts/default/u/missing.jar",
-        &[("authorization", &auth), ("if-match", "*")],
-        b"x",
-    )
-    .await;
-    assert_eq!(r.status, 412, "If-Match: * needs an existing artifact");
-    assert_eq!(
-        send(&e, "GET", "/artifacts/default/u/a.jar", &[], b"")
-            .await
-            .body
-            .as_ref(),
-        b"fresh"
-    );
+    e.put("u/new.jar", &body)
+        .header("x-checksum-sha256", sha.to_hex())
+        .header("content-digest", wrong.to_digest_field())
+        .expect(400, "two disagreeing digests")
+        .await;
+    // Create-only and guarded replace: (why, path, condition, body, status).
+    for (why, path, (name, value), content, status) in [
+        ("exists", "u/a.jar", ("if-none-match", "*"), &b"x"[..], 412),
+        (
+            "create-only",
+            "u/b.jar",
+            ("if-none-match", "*"),
+            &b"x"[..],
+            201,
+        ),
+        (
+            "stale If-Match",
+            "u/a.jar",
+            ("if-match", etag.as_str()),
+            &b"stale"[..],
+            412,
+        ),
+        (
+            "current If-Match",
+            "u/a.jar",
+            ("if-match", etag2.as_str()),
+            &b"fresh"[..],
+            200,
+        ),
+        (
+            "If-Match: * needs an existing artifact",
+            "u/missing.jar",
+            ("if-match", "*"),
+            &b"x"[..],
+            412,
+        ),
+    ] {
+        e.put(path, content)
+            .header(name, value)
+            .expect(status, why)
+            .await;
+    }
+    assert_eq!(e.on("GET", "u/a.jar").send().await.body.as_ref(), b"fresh");
     // Size limit: refused from Content-Length before storage is touched.
     let before = e.calls.load(Ordering::SeqCst);
     let big = vec![0u8; (1 << 20) + 1];
-    let r = send(
-        &e,
-        "PUT",
-        "/artifacts/default/u/big.jar",
-        &[
-            ("authorization", &auth),
-            ("content-length", &big.len().to_string()),
-        ],
-        &big,
-    )
-    .await;
-    assert_eq!((r.status, r.error_code().as_str()), (413, "too_large"));
+    let r = e
+        .put("u/big.jar", &big)
+        .header("content-length", big.len().to_string())
+        .expect(413, "declared too large")
+        .await;
+    assert_eq!(r.error_code(), "too_large");
     assert_eq!(e.calls.load(Ordering::SeqCst), before);
     // Without Content-Length the streamed limit still holds and nothing is stored.
-    let r = send(
-        &e,
-        "PUT",
-        "/artifacts/default/u/big.jar",
-        &[("authorization", &auth)],
-        &big,
-    )
-    .await;
-    assert_eq!(r.status, 413);
-    assert_eq!(
-        send(&e, "HEAD", "/artifacts/default/u/big.jar", &[], b"")
-            .await
-            .status,
-        404
-    );
+    e.put("u/big.jar", &big)
+        .expect(413, "streamed too large")
+        .await;
+    e.on("HEAD", "u/big.jar")
+        .expect(404, "nothing stored")
+        .await;
     // An explicit content type is kept; a form type from curl --data-binary is not.
-    send(
-        &e,
-        "PUT",
-        "/artifacts/default/u/q.sql",
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ],
-        b"SELECT 1",
-    )
-    .await;
-    assert_eq!(
-        send(&e, "HEAD", "/artifacts/default/u/q.sql", &[], b"")
-            .await
-            .h("content-type"),
-        Some("application/sql")
-    );
-    send(
-        &e,
-        "PUT",
-        "/artifacts/default/u/notes",
-        &[("authorization", &auth), ("content-type", "text/markdown")],
-        b"# hi",
-    )
-    .await;
-    assert_eq!(
-        send(&e, "HEAD", "/artifacts/default/u/notes", &[], b"")
-            .await
-            .h("content-type"),
-        Some("text/markdown")
-    );
+    for (path, content, sent, kept) in [
+        (
+            "u/q.sql",
+            &b"SELECT 1"[..],
+            "application/x-www-form-urlencoded",
+            "application/sql",
+        ),
+        ("u/notes", &b"# hi"[..], "text/markdown", "text/markdown"),
+    ] {
+        e.put(path, content)
+            .header("content-type", sent)
+            .expect(201, sent)
+            .await;
+        let r = e.on("HEAD", path).expect(200, path).await;
+        assert_eq!(r.h("content-type"), Some(kept), "{sent}");
+    }
 }
 
 #[tokio::test]
 async fn deletes() {
     let e = env();
-    put_admin(&e, "d.jar", b"x").await;
-    let auth = format!("Bearer {ADMIN}");
-    let r = send(
-        &e,
-        "DELETE",
-        "/artifacts/default/d.jar",
-        &[("authorization", &auth)],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
-    assert_eq!(
-        send(&e, "GET", "/artifacts/default/d.jar", &[], b"")
-            .await
-            .status,
-        404
-    );
-    let r = send(
-        &e,
-        "DELETE",
-        "/artifacts/default/d.jar",
-        &[("authorization", &auth)],
-        b"",
-    )
-    .await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
-    let put = put_admin(&e, "d.jar", b"y").await;
-    let r = send(
-        &e,
-        "DELETE",
-        "/artifacts/default/d.jar",
-        &[("authorization", &auth), ("if-match", "\"zzz\"")],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 412);
-    let r = send(
-        &e,
-        "DELETE",
-        "/artifacts/default/d.jar",
-        &[
-            ("authorization", &auth),
-            ("if-match", put.h("etag").unwrap()),
-        ],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 204);
+    e.put("d.jar", b"x").expect(201, "PUT").await;
+    let delete = || e.on("DELETE", "d.jar").auth(ADMIN);
+    delete().expect(204, "deleted").await;
+    e.on("GET", "d.jar").expect(404, "gone").await;
+    let r = delete().expect(404, "deleting a missing artifact").await;
+    assert_eq!(r.error_code(), "not_found");
+    let put = e.put("d.jar", b"y").expect(201, "PUT again").await;
+    let r = delete()
+        .header("if-match", "\"zzz\"")
+        .expect(412, "stale If-Match")
+        .await;
+    assert_eq!(r.error_code(), "precondition_failed");
+    delete()
+        .header("if-match", put.h("etag").unwrap())
+        .expect(204, "current If-Match")
+        .await;
 }
 
 #[tokio::test]
@@ -687,25 +575,18 @@ async fn listings() {
     let e = env();
     for p in ["l/b.jar", "l/a.jar", "l/sub/c.jar", "l/%3Cscript%3E.jar"] {
         let decoded = p.replace("%3C", "<").replace("%3E", ">");
-        assert_eq!(put_admin(&e, p, decoded.as_bytes()).await.status, 201);
+        e.put(p, decoded.as_bytes()).expect(201, p).await;
     }
-    let r = send(
-        &e,
-        "GET",
-        "/artifacts/default/l/",
-        &[("accept", "application/json")],
-        b"",
-    )
-    .await;
-    assert_eq!(r.status, 200);
+    let r = e
+        .on("GET", "l/")
+        .header("accept", "application/json")
+        .expect(200, "JSON listing")
+        .await;
     let j = r.json();
-    let names: Vec<&str> = j["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["<script>.jar", "a.jar", "b.jar", "sub"]);
+    assert_eq!(
+        names(&j["entries"]),
+        ["<script>.jar", "a.jar", "b.jar", "sub"]
+    );
     let a = &j["entries"][1];
     assert_eq!(a["size"], 7);
     assert_eq!(
@@ -716,30 +597,23 @@ async fn listings() {
     assert!(a["etag"].is_string() && a["last_modified"].is_string());
     assert_eq!(j["entries"][3]["is_dir"], true);
     // Pagination.
-    let r = send(&e, "GET", "/artifacts/default/l/?limit=2", &[], b"")
-        .await
-        .json();
+    let r = e.on("GET", "l/?limit=2").send().await.json();
     assert_eq!(r["entries"].as_array().unwrap().len(), 2);
     let next = r["next_after"].as_str().unwrap().to_string();
-    let uri = format!("/artifacts/default/l/?limit=2&after={}", url_encode(&next));
-    let r2 = send(&e, "GET", &uri, &[], b"").await.json();
-    let n2: Vec<&str> = r2["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
+    let r2 = e
+        .on("GET", &format!("l/?limit=2&after={}", url_encode(&next)))
+        .send()
+        .await
+        .json();
+    let n2 = names(&r2["entries"]);
     assert_eq!(n2, ["b.jar", "sub"]);
     assert!(r2["next_after"].is_null());
     // HTML for browsers, escaped.
-    let r = send(
-        &e,
-        "GET",
-        "/artifacts/default/l/",
-        &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
-        b"",
-    )
-    .await;
+    let r = e
+        .on("GET", "l/")
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await;
     assert_eq!(r.h("content-type"), Some("text/html; charset=utf-8"));
     let html = String::from_utf8(r.body.to_vec()).unwrap();
     assert!(
@@ -751,46 +625,24 @@ async fn listings() {
         "names are escaped"
     );
     // Missing directory, root, mounts.
-    assert_eq!(
-        send(&e, "GET", "/artifacts/default/nope/", &[], b"")
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        send(&e, "GET", "/artifacts/default/", &[], b"")
-            .await
-            .status,
-        200
-    );
-    let m = send(&e, "GET", "/artifacts/", &[], b"").await.json();
-    let mounts: Vec<&str> = m["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["name"].as_str().unwrap())
-        .collect();
+    e.on("GET", "nope/").expect(404, "missing directory").await;
+    e.on("GET", "").expect(200, "the mount's root").await;
+    let m = e.req("GET", "/artifacts/").send().await.json();
+    let mounts = names(&m["mounts"]);
     assert_eq!(
         mounts,
         ["default"],
         "anonymous callers see only anonymous mounts"
     );
-    let m = send(
-        &e,
-        "GET",
-        "/artifacts/",
-        &[("authorization", &format!("Bearer {READER}"))],
-        b"",
-    )
-    .await
-    .json();
+    let m = e.req("GET", "/artifacts/").auth(READER).send().await.json();
     assert_eq!(m["mounts"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        send(&e, "GET", "/artifacts/default/l/?limit=0", &[], b"")
-            .await
-            .status,
-        400
-    );
+    e.on("GET", "l/?limit=0").expect(400, "limit=0").await;
+}
+
+/// The `name` of every object in a JSON array.
+fn names(list: &Value) -> Vec<&str> {
+    let list = list.as_array().expect("an array");
+    list.iter().map(|x| x["name"].as_str().unwrap()).collect()
 }
 
 fn url_encode(s: &str) -> String {
@@ -909,8 +761,11 @@ async fn access_control() {
 #[tokio::test]
 async fn writes_disabled_without_a_write_token() {
     let e = env_with(false);
-    let r = send(&e, "PUT", "/artifacts/default/x.jar", &[], b"x").await;
-    assert_eq!(r.status, 403);
+    let r = e
+        .on("PUT", "x.jar")
+        .body(b"x")
+        .expect(403, "no write token")
+        .await;
     let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
     assert!(
         msg.contains("ARTIFACT_GATEWAY_TOKEN") && msg.contains("[[tokens]]"),
@@ -922,7 +777,7 @@ async fn writes_disabled_without_a_write_token() {
 #[tokio::test]
 async fn bad_paths_never_reach_storage() {
     let e = env();
-    put_admin(&e, "ok.jar", b"x").await;
+    e.put("ok.jar", b"x").expect(201, "PUT").await;
     let before = e.calls.load(Ordering::SeqCst);
     let auth = format!("Bearer {ADMIN}");
     let bad = [
@@ -968,59 +823,57 @@ async fn symlinks_cannot_leave_the_mount() {
         e.dir.path().join("file-escape.txt"),
     )
     .unwrap();
-    let r = send(&e, "GET", "/artifacts/default/escape/secret.txt", &[], b"").await;
-    assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_path"));
-    assert_eq!(
-        send(&e, "GET", "/artifacts/default/file-escape.txt", &[], b"")
-            .await
-            .status,
-        400
-    );
-    let r = put_admin(&e, "escape/planted.jar", b"x").await;
-    assert_eq!(r.status, 400);
+    let r = e
+        .on("GET", "escape/secret.txt")
+        .expect(400, "dir link")
+        .await;
+    assert_eq!(r.error_code(), "invalid_path");
+    e.on("GET", "file-escape.txt")
+        .expect(400, "file link")
+        .await;
+    e.put("escape/planted.jar", b"x").expect(400, "PUT").await;
     assert!(
         !outside.path().join("planted.jar").exists(),
         "nothing written outside the mount"
     );
     // A symlink that stays inside the mount is fine.
-    put_admin(&e, "real/in.jar", b"inside").await;
+    e.put("real/in.jar", b"inside").expect(201, "PUT").await;
     std::os::unix::fs::symlink(e.dir.path().join("real"), e.dir.path().join("alias")).unwrap();
-    assert_eq!(
-        send(&e, "GET", "/artifacts/default/alias/in.jar", &[], b"")
-            .await
-            .body
-            .as_ref(),
-        b"inside"
-    );
+    let r = e.on("GET", "alias/in.jar").expect(200, "inner link").await;
+    assert_eq!(r.body.as_ref(), b"inside");
 }
 
 #[tokio::test]
 async fn methods_health_ready_metrics() {
     let e = env();
-    let r = send(&e, "POST", "/artifacts/default/x.jar", &[], b"").await;
-    assert_eq!(r.status, 405);
-    assert_eq!(r.h("allow"), Some("GET, HEAD, PUT, DELETE"));
-    assert_eq!(
-        send(&e, "GET", "/nope", &[], b"").await.error_code(),
-        "not_found"
-    );
-    assert_eq!(send(&e, "GET", "/healthz", &[], b"").await.status, 200);
-    let r = send(&e, "GET", "/readyz", &[], b"").await;
-    assert_eq!(
-        (r.status, r.json()["status"].as_str()),
-        (200, Some("ready"))
-    );
-    put_admin(&e, "m.jar", b"metrics").await;
-    let m = String::from_utf8(send(&e, "GET", "/metrics", &[], b"").await.body.to_vec()).unwrap();
+    for (method, uri, allow) in [
+        ("POST", "/artifacts/default/x.jar", "GET, HEAD, PUT, DELETE"),
+        ("PUT", "/artifacts/default/dir/", "GET, HEAD"),
+        ("DELETE", "/healthz", "GET, HEAD"),
+    ] {
+        let r = e.req(method, uri).expect(405, uri).await;
+        assert_eq!(r.h("allow"), Some(allow), "{method} {uri}");
+        assert_eq!(r.error_code(), "unsupported", "{method} {uri}");
+    }
+    let r = e.req("GET", "/nope").expect(404, "no such endpoint").await;
+    assert_eq!(r.error_code(), "not_found");
+    e.req("GET", "/healthz").expect(200, "healthz").await;
+    let r = e.req("GET", "/readyz").expect(200, "ready").await;
+    assert_eq!(r.json()["status"], "ready");
+    assert!(r.json().get("failing").is_none(), "nothing failing");
+    e.put("m.jar", b"metrics").expect(201, "PUT").await;
+    let m = e.req("GET", "/metrics").send().await;
+    let m = String::from_utf8(m.body.to_vec()).unwrap();
     assert!(
         m.contains("artifact_gateway_http_requests_total{method=\"PUT\",status=\"201\"} 1"),
         "{m}"
     );
     // A mount whose storage is gone makes /readyz fail, naming it.
     std::fs::remove_dir_all(e.private_dir.path()).unwrap();
-    let r = send(&e, "GET", "/readyz", &[], b"").await;
-    assert_eq!(r.status, 503);
+    let r = e.req("GET", "/readyz").expect(503, "not ready").await;
     let j = r.json();
+    assert_eq!(j["status"], "not_ready");
+    assert_eq!(j["mounts"]["default"]["ready"], true);
     assert_eq!(j["failing"], serde_json::json!(["private"]));
     assert_eq!(j["mounts"]["private"]["ready"], false);
 }

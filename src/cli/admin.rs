@@ -5,56 +5,34 @@ use bytesize::ByteSize;
 use serde::Serialize;
 
 use super::{exit_code, AdminArgs, LsArgs, PutArgs, RmArgs, StatArgs, EXIT_OK, EXIT_USAGE};
-use crate::client::gateway::{GatewayClient, ListEntry, PutParams, Target};
+use crate::client::gateway::{GatewayClient, ListEntry, MountInfo, PutParams, Target};
 use crate::error::{Error, ErrorKind, Result};
 
 pub async fn put(args: PutArgs) -> i32 {
-    let setup = || -> Result<(GatewayClient, Target)> {
-        match std::fs::metadata(&args.file) {
-            Ok(md) if md.is_file() => {}
-            Ok(_) => {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    format!("{} is not a regular file", args.file.display()),
-                ))
-            }
-            Err(e) => {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    format!("{}: {e}", args.file.display()),
-                ))
-            }
-        }
-        Ok((client(&args.admin)?, Target::parse(&args.target, true)?))
-    };
-    let (gw, target) = match setup() {
+    if let Err(e) = regular_file(&args.file) {
+        return usage("put", &args.admin, &e);
+    }
+    let (gw, target) = match setup("put", &args.admin, &args.target) {
         Ok(x) => x,
-        Err(e) => return usage("put", &args.admin, &e),
+        Err(code) => return code,
     };
     let params = PutParams {
         no_overwrite: args.no_overwrite,
         content_type: args.content_type.clone(),
     };
-    match gw.put_file(&args.file, &target, &params).await {
-        Ok(r) => {
-            if args.admin.json {
-                print_json(&r);
-            } else {
-                println!(
-                    "{} {}/{}: {}, sha256 {}, etag \"{}\", {}",
-                    if r.created { "created" } else { "replaced" },
-                    target.mount,
-                    r.path,
-                    ByteSize(r.size),
-                    r.sha256.as_deref().unwrap_or("-"),
-                    r.etag,
-                    r.content_type.as_deref().unwrap_or("-"),
-                );
-            }
-            EXIT_OK
-        }
-        Err(e) => failed("put", &args.admin, &e),
-    }
+    let result = gw.put_file(&args.file, &target, &params).await;
+    answer("put", &args.admin, result, |r| {
+        println!(
+            "{} {}/{}: {}, sha256 {}, etag \"{}\", {}",
+            if r.created { "created" } else { "replaced" },
+            target.mount,
+            r.path,
+            ByteSize(r.size),
+            r.sha256.as_deref().unwrap_or("-"),
+            r.etag,
+            r.content_type.as_deref().unwrap_or("-"),
+        );
+    })
 }
 
 pub async fn ls(args: LsArgs) -> i32 {
@@ -63,97 +41,124 @@ pub async fn ls(args: LsArgs) -> i32 {
         Err(e) => return usage("ls", &args.admin, &e),
     };
     let Some(raw) = args.target.as_deref() else {
-        return match gw.mounts().await {
-            Ok(mounts) => {
-                if args.admin.json {
-                    print_json(&serde_json::json!({ "mounts": mounts }));
-                } else {
-                    for m in mounts {
-                        println!("{}/", m.name);
-                    }
-                }
-                EXIT_OK
+        let result = gw.mounts().await.map(|mounts| Mounts { mounts });
+        return answer("ls", &args.admin, result, |m| {
+            for m in &m.mounts {
+                println!("{}/", m.name);
             }
-            Err(e) => failed("ls", &args.admin, &e),
-        };
+        });
     };
     let target = match Target::parse(raw, false) {
         Ok(t) => t,
         Err(e) => return usage("ls", &args.admin, &e),
     };
-    match gw.list(&target).await {
-        Ok(listing) => {
-            if args.admin.json {
-                print_json(&listing);
-            } else {
-                print_table(&listing.entries);
-            }
-            EXIT_OK
-        }
-        Err(e) => failed("ls", &args.admin, &e),
-    }
+    let result = gw.list(&target).await;
+    answer("ls", &args.admin, result, |l| print_table(&l.entries))
 }
 
 pub async fn stat(args: StatArgs) -> i32 {
-    let setup = || -> Result<(GatewayClient, Target)> {
-        Ok((client(&args.admin)?, Target::parse(&args.target, true)?))
-    };
-    let (gw, target) = match setup() {
+    let (gw, target) = match setup("stat", &args.admin, &args.target) {
         Ok(x) => x,
-        Err(e) => return usage("stat", &args.admin, &e),
+        Err(code) => return code,
     };
-    match gw.stat(&target).await {
-        Ok(s) => {
-            if args.admin.json {
-                print_json(&s);
-            } else {
-                let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-                println!("path:          {}/{}", s.mount, s.path);
-                println!(
-                    "size:          {}",
-                    s.size
-                        .map(|n| format!("{n} ({})", ByteSize(n)))
-                        .unwrap_or_else(|| "-".into())
-                );
-                println!("sha256:        {}", dash(&s.sha256));
-                println!(
-                    "etag:          {}",
-                    s.etag
-                        .as_ref()
-                        .map(|e| format!("\"{e}\""))
-                        .unwrap_or_else(|| "-".into())
-                );
-                println!("last modified: {}", dash(&s.last_modified));
-                println!("content type:  {}", dash(&s.content_type));
-            }
-            EXIT_OK
-        }
-        Err(e) => failed("stat", &args.admin, &e),
-    }
+    let result = gw.stat(&target).await;
+    answer("stat", &args.admin, result, |s| {
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        println!("path:          {}/{}", s.mount, s.path);
+        println!(
+            "size:          {}",
+            s.size
+                .map(|n| format!("{n} ({})", ByteSize(n)))
+                .unwrap_or_else(|| "-".into())
+        );
+        println!("sha256:        {}", dash(&s.sha256));
+        println!(
+            "etag:          {}",
+            s.etag
+                .as_ref()
+                .map(|e| format!("\"{e}\""))
+                .unwrap_or_else(|| "-".into())
+        );
+        println!("last modified: {}", dash(&s.last_modified));
+        println!("content type:  {}", dash(&s.content_type));
+    })
 }
 
 pub async fn rm(args: RmArgs) -> i32 {
-    let setup = || -> Result<(GatewayClient, Target)> {
-        Ok((client(&args.admin)?, Target::parse(&args.target, true)?))
-    };
-    let (gw, target) = match setup() {
+    let (gw, target) = match setup("rm", &args.admin, &args.target) {
         Ok(x) => x,
-        Err(e) => return usage("rm", &args.admin, &e),
+        Err(code) => return code,
     };
-    match gw.delete(&target, args.force).await {
-        Ok(existed) => {
-            if args.admin.json {
-                print_json(
-                    &serde_json::json!({ "mount": target.mount, "path": target.path.as_str(), "deleted": existed }),
-                );
-            } else if existed {
-                println!("deleted {target}");
+    let result = gw.delete(&target, args.force).await.map(|deleted| Deleted {
+        mount: target.mount.clone(),
+        path: target.path.to_string(),
+        deleted,
+    });
+    answer("rm", &args.admin, result, |d| {
+        if d.deleted {
+            println!("deleted {target}");
+        } else {
+            println!("not found (nothing to delete): {target}");
+        }
+    })
+}
+
+/// `ls` without a target, as JSON.
+#[derive(Serialize)]
+struct Mounts {
+    mounts: Vec<MountInfo>,
+}
+
+/// `rm`, as JSON.
+#[derive(Serialize)]
+struct Deleted {
+    mount: String,
+    path: String,
+    deleted: bool,
+}
+
+/// The client and the target (`MOUNT/PATH`); a usage error is reported and its code returned.
+fn setup(
+    cmd: &str,
+    args: &AdminArgs,
+    raw: &str,
+) -> std::result::Result<(GatewayClient, Target), i32> {
+    let made = client(args).and_then(|gw| Ok((gw, Target::parse(raw, true)?)));
+    made.map_err(|e| usage(cmd, args, &e))
+}
+
+/// Prints a command's answer (JSON with `--json`, otherwise as `human` writes it) and returns
+/// exit 0, or reports the failure and returns its exit code.
+fn answer<T: Serialize>(
+    cmd: &str,
+    args: &AdminArgs,
+    result: Result<T>,
+    human: impl FnOnce(&T),
+) -> i32 {
+    match result {
+        Ok(value) => {
+            if args.json {
+                print_json(&value);
             } else {
-                println!("not found (nothing to delete): {target}");
+                human(&value);
             }
             EXIT_OK
         }
-        Err(e) => failed("rm", &args.admin, &e),
+        Err(e) => failed(cmd, args, &e),
+    }
+}
+
+fn regular_file(file: &std::path::Path) -> Result<()> {
+    match std::fs::metadata(file) {
+        Ok(md) if md.is_file() => Ok(()),
+        Ok(_) => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{} is not a regular file", file.display()),
+        )),
+        Err(e) => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{}: {e}", file.display()),
+        )),
     }
 }
 

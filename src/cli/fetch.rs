@@ -1,5 +1,5 @@
 //! `artifact-gateway fetch`: turns flags and a manifest into a plan, resolves each source (the
-//! gateway over HTTP, or a store through the registry), runs `service::fetch`, and reports:
+//! gateway over HTTP, or a store through the registry), runs `fetch`, and reports:
 //! progress bars on a terminal, one line per artifact otherwise, then a summary line.
 
 use std::collections::HashMap;
@@ -11,12 +11,13 @@ use bytesize::ByteSize;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{exit_code, FetchArgs, ProgressMode, EXIT_OK, EXIT_USAGE};
-use crate::client::source::HttpSource;
+use crate::client::http_source::HttpSource;
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::fetch::{
+use crate::fetch::{
     self, plan, Action, FetchOptions, ItemReport, Job, Manifest, ManifestEntry, Observer, Source,
     StorageSource, Verified,
 };
+use crate::secret::redact_url;
 
 const PREFIX: &str = "artifact-gateway fetch";
 
@@ -107,7 +108,7 @@ async fn prepare(args: &FetchArgs) -> Result<Vec<Job>> {
             _ => Arc::new(StorageSource::open(&artifact.source).await.map_err(|e| {
                 Error::new(
                     e.kind(),
-                    format!("source {}: {}", plan::redact(&artifact.source), e),
+                    format!("source {}: {}", redact_url(&artifact.source), e),
                 )
             })?),
         };

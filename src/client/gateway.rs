@@ -10,7 +10,7 @@ use url::Url;
 
 use super::{header, status_error, HttpClient};
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::fetch::disk::hash_file;
+use crate::storage::digest::hash_file;
 use crate::storage::path::encode_url_segment;
 use crate::storage::{ArtifactPath, Sha256};
 
@@ -163,6 +163,12 @@ impl GatewayClient {
         url
     }
 
+    /// `METHOD` on one artifact, without a body.
+    async fn send(&self, method: Method, target: &Target, what: &str) -> Result<reqwest::Response> {
+        let req = self.http.request(method, self.url(target, false));
+        self.http.send(req, what).await
+    }
+
     /// Uploads a file: a first streaming pass computes its SHA-256, sent as
     /// `X-Checksum-Sha256`; the second pass streams the body (never read whole). The server
     /// refuses a body whose digest differs, so a file changing in between cannot be stored.
@@ -293,13 +299,7 @@ impl GatewayClient {
     /// One artifact's metadata (a HEAD).
     pub async fn stat(&self, target: &Target) -> Result<Stat> {
         let what = format!("stat {target}");
-        let resp = self
-            .http
-            .send(
-                self.http.request(Method::HEAD, self.url(target, false)),
-                &what,
-            )
-            .await?;
+        let resp = self.send(Method::HEAD, target, &what).await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -334,13 +334,7 @@ impl GatewayClient {
     /// Deletes an artifact. `Ok(false)` when it did not exist and `missing_ok` is set.
     pub async fn delete(&self, target: &Target, missing_ok: bool) -> Result<bool> {
         let what = format!("rm {target}");
-        let resp = self
-            .http
-            .send(
-                self.http.request(Method::DELETE, self.url(target, false)),
-                &what,
-            )
-            .await?;
+        let resp = self.send(Method::DELETE, target, &what).await?;
         if resp.status().is_success() {
             return Ok(true);
         }

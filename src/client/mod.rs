@@ -7,7 +7,7 @@
 //! below imports it.
 
 pub mod gateway;
-pub mod source;
+pub mod http_source;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -13,8 +13,12 @@ use bytesize::ByteSize;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::secret::Secret;
-use crate::storage::registry::{BackendOptions, BackendSpec, HdfsOptions, OssOptions, S3Options};
+pub use crate::service::auth::TokenConfig;
+use crate::storage::cache::CacheOptions;
+use crate::storage::hdfs::HdfsOptions;
+use crate::storage::oss::OssOptions;
+use crate::storage::registry::{BackendOptions, BackendSpec};
+use crate::storage::s3::S3Options;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -46,35 +50,35 @@ pub struct TlsConfig {
     pub key_file: PathBuf,
 }
 
+/// `[limits]`; a key left out takes its default from [`Limits::default`].
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest request head (request line + headers). Default 16 KiB; over it: 431.
-    #[serde(default = "default_header_bytes")]
     pub max_header_bytes: ByteSize,
     /// Time a client gets to send a request head. Default 30 s.
-    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// A connection with no bytes moving either way for this long is closed. Default 120 s.
-    #[serde(default = "default_idle", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish. Default 30 s.
-    #[serde(default = "default_grace", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     /// Deadline for one backend operation (with its retries) before the client gets 504.
     /// Bodies already streaming are not cut by it. Default 30 s.
-    #[serde(default = "default_backend_timeout", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub backend_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_header_bytes: default_header_bytes(),
-            header_read_timeout: default_header_timeout(),
-            idle_timeout: default_idle(),
-            shutdown_grace: default_grace(),
-            backend_timeout: default_backend_timeout(),
+            max_header_bytes: ByteSize::kib(16),
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            shutdown_grace: Duration::from_secs(30),
+            backend_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -116,6 +120,8 @@ pub struct MountConfig {
     pub s3: Option<S3Options>,
     pub oss: Option<OssOptions>,
     pub hdfs: Option<HdfsOptions>,
+    /// A read-through disk cache in front of the backend (`[mounts.cache]`). Default: none.
+    pub cache: Option<CacheOptions>,
 }
 
 impl MountConfig {
@@ -132,39 +138,6 @@ impl MountConfig {
             )
         })
     }
-}
-
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Read,
-    Write,
-    Delete,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Write => "write",
-            Scope::Delete => "delete",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenConfig {
-    /// A label for logs (the token itself is never logged).
-    pub name: String,
-    /// `{ env = "VAR" }` or `{ file = "/run/secrets/token" }`.
-    pub secret: Secret,
-    /// Any of `read`, `write`, `delete`.
-    pub scopes: Vec<Scope>,
-    /// Mount names, or `["*"]` (the default) for all.
-    #[serde(default = "all_mounts")]
-    pub mounts: Vec<String>,
 }
 
 impl Config {
@@ -196,6 +169,7 @@ impl Config {
                 s3: None,
                 oss: None,
                 hdfs: None,
+                cache: None,
             }],
             tokens: Vec::new(),
         })
@@ -260,6 +234,24 @@ impl Config {
                 return invalid(format!("mounts[{:?}].name: defined twice", m.name));
             }
             m.backend()?;
+            if let Some(c) = &m.cache {
+                if c.max_size.as_u64() == 0 {
+                    return invalid(format!(
+                        "mounts[{:?}].cache.max_size: must be more than 0",
+                        m.name
+                    ));
+                }
+                if let Some(other) = self.mounts.iter().find(|o| {
+                    o.name != m.name && o.cache.as_ref().is_some_and(|oc| oc.dir == c.dir)
+                }) {
+                    return invalid(format!(
+                        "mounts[{:?}].cache.dir: {} is also the cache of mount {:?}; give each mount its own",
+                        m.name,
+                        c.dir.display(),
+                        other.name
+                    ));
+                }
+            }
         }
         for t in &self.tokens {
             if t.scopes.is_empty() {
@@ -284,26 +276,8 @@ impl Config {
 fn default_listen() -> SocketAddr {
     "127.0.0.1:8080".parse().expect("valid")
 }
-fn default_header_bytes() -> ByteSize {
-    ByteSize::kib(16)
-}
-fn default_header_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_idle() -> Duration {
-    Duration::from_secs(120)
-}
-fn default_grace() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_backend_timeout() -> Duration {
-    Duration::from_secs(30)
-}
 fn default_max_upload() -> ByteSize {
     ByteSize::gib(10)
-}
-fn all_mounts() -> Vec<String> {
-    vec!["*".into()]
 }
 
 #[cfg(test)]

@@ -29,7 +29,11 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
 
 /// `{"error":{"code":"…","message":"…","mount":…,"path":…}}` with the matching status.
 pub fn render(err: &Error) -> http::Response<Body> {
-    let status = status_of(err.kind());
+    render_as(status_of(err.kind()), err)
+}
+
+/// The error body under a status the request decided rather than the error's kind (405).
+pub fn render_as(status: StatusCode, err: &Error) -> http::Response<Body> {
     let mut detail = json!({ "code": err.kind().code(), "message": err.message() });
     if let Some(m) = err.mount() {
         detail["mount"] = json!(m);

@@ -1,106 +1,91 @@
-//! Thin handlers: authorize through the service, evaluate conditions, call storage, return an
-//! [`Outcome`]. No status codes or header formatting here beyond reading request headers.
+//! Thin handlers on a mount the caller was authorized for (`super::dispatch` does that, once):
+//! evaluate the request's conditions, call the service, return an [`Outcome`]. No status codes and no response headers here: they read
+//! request headers only, and [`super::render`] decides every status.
 
-use http::{header, HeaderMap, Method, StatusCode};
+use http::{header, HeaderMap, Method};
 use serde_json::json;
 
 use super::conditional::{self, Precondition, RangeDecision};
 use super::listing;
 use super::render::Outcome;
-use crate::config::Scope;
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::Gateway;
+use crate::service::{Gateway, Mount, Plan, Read};
 use crate::storage::{
     ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256,
 };
 
-/// Attempts at a consistent read when the artifact changes between HEAD and GET.
-const READ_ATTEMPTS: usize = 3;
-
 pub async fn get(
+    m: &Mount,
     gw: &Gateway,
-    cred: Option<&str>,
     method: &Method,
     headers: &HeaderMap,
-    mount: &str,
     path: &ArtifactPath,
     head: bool,
 ) -> Result<Outcome> {
-    let (m, _who) = gw.authorize(mount, Scope::Read, cred)?;
     if !head && !headers.contains_key(header::RANGE) {
         // The common case (the Flink operator's plain GET): one storage call; the conditions are
         // evaluated on the metadata of the very stream being served.
         let res = gw.get(m, path, GetOptions::default()).await?;
-        return match conditional::evaluate(method, headers, Some(&res.meta)) {
-            Precondition::Proceed => Ok(Outcome::Full {
-                meta: res.meta,
-                body: Some(res.body),
-            }),
-            Precondition::NotModified => Ok(Outcome::NotModified { meta: res.meta }),
-            Precondition::Failed => Err(precondition_failed(path)),
-        };
+        return Ok(
+            match conditional::evaluate(method, headers, Some(&res.meta)) {
+                Precondition::Proceed => Outcome::Full {
+                    meta: res.meta,
+                    body: Some(res.body),
+                },
+                Precondition::NotModified => Outcome::NotModified { meta: res.meta },
+                Precondition::Failed => precondition_failed(path),
+            },
+        );
     }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let meta = gw.head(m, path).await?;
-        match conditional::evaluate(method, headers, Some(&meta)) {
-            Precondition::Proceed => {}
-            Precondition::NotModified => return Ok(Outcome::NotModified { meta }),
-            Precondition::Failed => return Err(precondition_failed(path)),
-        }
-        let decision = conditional::range(headers, &meta);
-        let range = match decision {
-            RangeDecision::Unsatisfiable => return Ok(Outcome::Unsatisfiable { size: meta.size }),
-            RangeDecision::Partial(r) => Some(r),
-            RangeDecision::Full => None,
-        };
-        if head {
-            return Ok(match range {
-                Some(range) => Outcome::Partial {
+    let read = gw
+        .read_consistent(m, path, |meta| {
+            match conditional::evaluate(method, headers, Some(&meta)) {
+                Precondition::Proceed => {}
+                Precondition::NotModified => return Plan::Answer(Outcome::NotModified { meta }),
+                Precondition::Failed => return Plan::Answer(precondition_failed(path)),
+            }
+            match (conditional::range(headers, &meta), head) {
+                (RangeDecision::Unsatisfiable, _) => {
+                    Plan::Answer(Outcome::Unsatisfiable { size: meta.size })
+                }
+                (RangeDecision::Partial(range), true) => Plan::Answer(Outcome::Partial {
                     meta,
                     range,
                     body: None,
-                },
-                None => Outcome::Full { meta, body: None },
-            });
-        }
-        // Pin the version whose headers we computed: a concurrent replace is retried, never mixed.
-        let opts = GetOptions {
-            range: range.clone(),
-            if_match: Some(meta.etag.clone()),
-        };
-        match gw.get(m, path, opts).await {
-            Ok(res) => {
-                return Ok(match range {
-                    Some(_) => Outcome::Partial {
-                        meta: res.meta,
-                        range: res.range,
-                        body: Some(res.body),
-                    },
-                    None => Outcome::Full {
-                        meta: res.meta,
-                        body: Some(res.body),
-                    },
-                })
+                }),
+                (RangeDecision::Full, true) => Plan::Answer(Outcome::Full { meta, body: None }),
+                (RangeDecision::Partial(range), false) => Plan::Read(Some(range)),
+                (RangeDecision::Full, false) => Plan::Read(None),
             }
-            Err(e) if e.kind() == ErrorKind::PreconditionFailed && attempt < READ_ATTEMPTS => {
-                continue
-            }
-            Err(e) => return Err(e),
-        }
-    }
+        })
+        .await?;
+    Ok(match read {
+        Read::Answered(outcome) => outcome,
+        Read::Body {
+            result,
+            ranged: true,
+        } => Outcome::Partial {
+            meta: result.meta,
+            range: result.range,
+            body: Some(result.body),
+        },
+        Read::Body {
+            result,
+            ranged: false,
+        } => Outcome::Full {
+            meta: result.meta,
+            body: Some(result.body),
+        },
+    })
 }
 
 pub async fn put(
+    m: &Mount,
     gw: &Gateway,
-    cred: Option<&str>,
     headers: &HeaderMap,
-    mount: &str,
     path: &ArtifactPath,
     body: ByteStream,
 ) -> Result<Outcome> {
-    let (m, _who) = gw.authorize(mount, Scope::Write, cred)?;
     let declared = declared_digest(headers)?;
     if let Some(len) = content_length(headers)? {
         if len > m.max_upload_size {
@@ -111,10 +96,12 @@ pub async fn put(
                     m.max_upload_size
                 ),
             )
-            .with_mount(mount));
+            .with_mount(&m.name));
         }
     }
-    let mode = put_mode(gw, m, headers, path).await?;
+    let Some(mode) = put_mode(gw, m, headers, path).await? else {
+        return Ok(precondition_failed(path));
+    };
     let content_type = header_str(headers, header::CONTENT_TYPE)?
         .map(|s| s.trim().to_string())
         .filter(|ct| {
@@ -130,7 +117,7 @@ pub async fn put(
         max_size: None,
     };
     let res = gw.put(m, path, body, opts).await?;
-    let location = listing::url_path(mount, path, false);
+    let location = listing::url_path(&m.name, path, false);
     Ok(Outcome::Stored {
         meta: res.meta,
         created: res.created,
@@ -139,17 +126,15 @@ pub async fn put(
 }
 
 pub async fn delete(
+    m: &Mount,
     gw: &Gateway,
-    cred: Option<&str>,
     headers: &HeaderMap,
-    mount: &str,
     path: &ArtifactPath,
 ) -> Result<Outcome> {
-    let (m, _who) = gw.authorize(mount, Scope::Delete, cred)?;
     if headers.contains_key(header::IF_MATCH) || headers.contains_key(header::IF_UNMODIFIED_SINCE) {
         let meta = gw.head(m, path).await?;
         if conditional::evaluate(&Method::DELETE, headers, Some(&meta)) != Precondition::Proceed {
-            return Err(precondition_failed(path));
+            return Ok(precondition_failed(path));
         }
     }
     gw.delete(m, path).await?;
@@ -157,15 +142,14 @@ pub async fn delete(
 }
 
 pub async fn list(
+    m: &Mount,
     gw: &Gateway,
-    cred: Option<&str>,
     headers: &HeaderMap,
-    mount: &str,
     dir: &ArtifactPath,
     limit: usize,
     after: Option<String>,
 ) -> Result<Outcome> {
-    let (m, _who) = gw.authorize(mount, Scope::Read, cred)?;
+    let mount = m.name.as_str();
     let first_page = after.is_none();
     let page = gw.list(m, dir, ListOptions { limit, after }).await?;
     if page.entries.is_empty() && first_page && !dir.is_root() {
@@ -176,10 +160,7 @@ pub async fn list(
     if wants_html(headers) {
         return Ok(Outcome::Html(listing::html_page(mount, dir, &page, limit)));
     }
-    Ok(Outcome::Json {
-        status: StatusCode::OK,
-        value: listing::json_page(mount, dir, &page),
-    })
+    Ok(Outcome::Json(listing::json_page(mount, dir, &page)))
 }
 
 pub fn mounts(gw: &Gateway, cred: Option<&str>) -> Outcome {
@@ -188,49 +169,11 @@ pub fn mounts(gw: &Gateway, cred: Option<&str>) -> Outcome {
         .into_iter()
         .map(|m| json!({ "name": m.name, "url": listing::url_path(&m.name, &ArtifactPath::root(), true) }))
         .collect();
-    Outcome::Json {
-        status: StatusCode::OK,
-        value: json!({ "mounts": mounts }),
-    }
+    Outcome::Json(json!({ "mounts": mounts }))
 }
 
-pub async fn readyz(gw: &Gateway) -> Outcome {
-    let results = gw.readiness().await;
-    let mut all_ok = true;
-    let mut detail = serde_json::Map::new();
-    for (name, r) in results {
-        match r {
-            Ok(()) => {
-                detail.insert(name, json!({ "ready": true }));
-            }
-            Err(e) => {
-                all_ok = false;
-                detail.insert(
-                    name,
-                    json!({ "ready": false, "code": e.kind().code(), "message": e.message() }),
-                );
-            }
-        }
-    }
-    let failing: Vec<String> = detail
-        .iter()
-        .filter(|(_, v)| v["ready"] == json!(false))
-        .map(|(k, _)| k.clone())
-        .collect();
-    let status = if all_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let mut value =
-        json!({ "status": if all_ok { "ready" } else { "not_ready" }, "mounts": detail });
-    if !all_ok {
-        value["failing"] = json!(failing);
-    }
-    Outcome::Json { status, value }
-}
-
-/// Reads the bearer token. No header: `None`. Another scheme or a broken value: 401.
+/// Reads the bearer token. No header: `None`. Another scheme or a broken value: an
+/// `Unauthenticated` error.
 pub fn bearer(headers: &HeaderMap) -> Result<Option<String>> {
     let Some(v) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
@@ -252,7 +195,7 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<String>> {
 }
 
 /// The SHA-256 a client declared, from `Content-Digest`, `Repr-Digest` or `X-Checksum-Sha256`.
-/// Several that disagree, or a malformed one, are a 400.
+/// Several that disagree, or a malformed one, are `InvalidInput`.
 pub fn declared_digest(headers: &HeaderMap) -> Result<Option<Sha256>> {
     let mut found: Option<Sha256> = None;
     let mut add = |d: Sha256| -> Result<()> {
@@ -283,12 +226,14 @@ pub fn declared_digest(headers: &HeaderMap) -> Result<Option<Sha256>> {
     Ok(found)
 }
 
+/// How a PUT may replace what is there, from `If-None-Match` / `If-Match`; `None` when the
+/// precondition already fails against the current version.
 async fn put_mode(
     gw: &Gateway,
-    m: &crate::service::Mount,
+    m: &Mount,
     headers: &HeaderMap,
     path: &ArtifactPath,
-) -> Result<PutMode> {
+) -> Result<Option<PutMode>> {
     if let Some(v) = header_str(headers, header::IF_NONE_MATCH)? {
         if v.trim() != "*" {
             return Err(Error::new(
@@ -302,10 +247,10 @@ async fn put_mode(
                 "If-Match and If-None-Match cannot be combined",
             ));
         }
-        return Ok(PutMode::Create);
+        return Ok(Some(PutMode::Create));
     }
     let Some(v) = header_str(headers, header::IF_MATCH)? else {
-        return Ok(PutMode::Overwrite);
+        return Ok(Some(PutMode::Overwrite));
     };
     let v = v.trim();
     let tags: Vec<&str> = v.split(',').map(str::trim).collect();
@@ -320,20 +265,20 @@ async fn put_mode(
                     "If-Match must be `*` or a quoted strong entity tag",
                 )
             })?;
-        return Ok(PutMode::Update {
+        return Ok(Some(PutMode::Update {
             etag: etag.to_string(),
-        });
+        }));
     }
     // `*` or a list: resolve against the current version, then guard on it.
     let current = match gw.head(m, path).await {
         Ok(meta) => meta,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(precondition_failed(path)),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     if conditional::evaluate(&Method::PUT, headers, Some(&current)) != Precondition::Proceed {
-        return Err(precondition_failed(path));
+        return Ok(None);
     }
-    Ok(PutMode::Update { etag: current.etag })
+    Ok(Some(PutMode::Update { etag: current.etag }))
 }
 
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>> {
@@ -370,10 +315,6 @@ fn prefix(e: Error, header: &str) -> Error {
     Error::new(e.kind(), format!("{header}: {}", e.message()))
 }
 
-fn precondition_failed(path: &ArtifactPath) -> Error {
-    Error::new(
-        ErrorKind::PreconditionFailed,
-        "a precondition (If-Match, If-None-Match, If-Unmodified-Since) failed",
-    )
-    .with_path(path.as_str())
+fn precondition_failed(path: &ArtifactPath) -> Outcome {
+    Outcome::PreconditionFailed { path: path.clone() }
 }

@@ -61,6 +61,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The HTTP counters plus the storage layer's (backend bytes, cache).
+    pub fn with_storage(storage: &crate::storage::metrics::StorageMetrics) -> Metrics {
+        let mut m = Metrics::default();
+        storage.register(&mut m.registry);
+        m
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

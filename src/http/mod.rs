@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use self::body::Body;
@@ -28,7 +28,7 @@ use self::metrics::{Metrics, RequestLabels};
 use self::render::Outcome;
 use self::routes::Endpoint;
 use crate::error::{Error, Result};
-use crate::service::Gateway;
+use crate::service::{Gateway, Mount, Principal, Scope};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -41,10 +41,8 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(gateway: Arc<Gateway>) -> Arc<AppState> {
-        Arc::new(AppState {
-            gateway,
-            metrics: Metrics::default(),
-        })
+        let metrics = Metrics::with_storage(gateway.storage_metrics());
+        Arc::new(AppState { gateway, metrics })
     }
 }
 
@@ -60,26 +58,15 @@ where
     let path = req.uri().path().to_string();
     state.metrics.in_flight.inc();
 
-    let result = dispatch(&state, req).await;
+    let mut who = None;
+    let result = dispatch(&state, req, &mut who).await;
     let mut resp = match result {
         Ok(outcome) => render::render(outcome),
         Err(e) => {
-            if e.kind() == crate::error::ErrorKind::Unsupported
-                && e.message().starts_with(routes::METHOD_NOT_ALLOWED_PREFIX)
-            {
-                let allow = e.message()[routes::METHOD_NOT_ALLOWED_PREFIX.len()..].to_string();
-                let mut r = error::render(&e);
-                *r.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
-                if let Ok(v) = HeaderValue::from_str(&allow) {
-                    r.headers_mut().insert(header::ALLOW, v);
-                }
-                r
-            } else {
-                if error::status_of(e.kind()).is_server_error() {
-                    tracing::warn!(request_id = %request_id, error = ?e, "request failed");
-                }
-                error::render(&e)
+            if error::status_of(e.kind()).is_server_error() {
+                tracing::warn!(request_id = %request_id, error = ?e, "request failed");
             }
+            error::render(&e)
         }
     };
     resp.headers_mut().insert(
@@ -107,6 +94,7 @@ where
         request_id,
         method,
         path,
+        principal: who.map(|p| p.to_string()),
         status: status.as_u16(),
         started,
         bytes: 0,
@@ -116,7 +104,12 @@ where
     Response::from_parts(parts, http_body_util::BodyExt::boxed_unsync(logged))
 }
 
-async fn dispatch<B>(state: &AppState, req: Request<B>) -> Result<Outcome>
+/// Routes a request to its handler, authorizing it first; `who` learns the caller once known.
+async fn dispatch<B>(
+    state: &AppState,
+    req: Request<B>,
+    who: &mut Option<Principal>,
+) -> Result<Outcome>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: std::fmt::Display + Send + 'static,
@@ -125,11 +118,9 @@ where
     let gw = &state.gateway;
     let headers = req.headers();
     match endpoint {
-        Endpoint::Healthz => Ok(Outcome::Json {
-            status: http::StatusCode::OK,
-            value: serde_json::json!({ "status": "ok" }),
-        }),
-        Endpoint::Readyz => Ok(handlers::readyz(gw).await),
+        Endpoint::MethodNotAllowed { allow } => Ok(Outcome::MethodNotAllowed { allow }),
+        Endpoint::Healthz => Ok(Outcome::Json(serde_json::json!({ "status": "ok" }))),
+        Endpoint::Readyz => Ok(Outcome::Readiness(gw.readiness().await)),
         Endpoint::Metrics => Ok(Outcome::Metrics(state.metrics.encode())),
         Endpoint::Mounts => {
             let cred = handlers::bearer(headers)?;
@@ -141,40 +132,39 @@ where
             limit,
             after,
         } => {
-            let cred = handlers::bearer(headers)?;
-            handlers::list(gw, cred.as_deref(), headers, &mount, &dir, limit, after).await
+            let m = authorize(gw, headers, &mount, Scope::Read, who)?;
+            handlers::list(m, gw, headers, &dir, limit, after).await
         }
         Endpoint::Get { mount, path, head } => {
-            let cred = handlers::bearer(headers)?;
-            handlers::get(
-                gw,
-                cred.as_deref(),
-                req.method(),
-                headers,
-                &mount,
-                &path,
-                head,
-            )
-            .await
+            let m = authorize(gw, headers, &mount, Scope::Read, who)?;
+            handlers::get(m, gw, req.method(), headers, &path, head).await
         }
         Endpoint::Delete { mount, path } => {
-            let cred = handlers::bearer(headers)?;
-            handlers::delete(gw, cred.as_deref(), headers, &mount, &path).await
+            let m = authorize(gw, headers, &mount, Scope::Delete, who)?;
+            handlers::delete(m, gw, headers, &path).await
         }
         Endpoint::Put { mount, path } => {
-            let cred = handlers::bearer(req.headers())?;
+            let m = authorize(gw, headers, &mount, Scope::Write, who)?;
             let (parts, body) = req.into_parts();
-            handlers::put(
-                gw,
-                cred.as_deref(),
-                &parts.headers,
-                &mount,
-                &path,
-                body::request_stream(body),
-            )
-            .await
+            let body = body::request_stream(body);
+            handlers::put(m, gw, &parts.headers, &path, body).await
         }
     }
+}
+
+/// Finds the mount and checks the bearer token (if any) may use `scope` on it; records who the
+/// caller is for the access log.
+fn authorize<'g>(
+    gw: &'g Gateway,
+    headers: &HeaderMap,
+    mount: &str,
+    scope: Scope,
+    who: &mut Option<Principal>,
+) -> Result<&'g Mount> {
+    let cred = handlers::bearer(headers)?;
+    let (m, principal) = gw.authorize(mount, scope, cred.as_deref())?;
+    *who = Some(principal);
+    Ok(m)
 }
 
 /// Counts the body as it is sent and writes the access log line (and metrics) when the
@@ -187,6 +177,8 @@ struct AccessLog {
     request_id: String,
     method: Method,
     path: String,
+    /// `anonymous` or `token:<name>`, once the request was authorized.
+    principal: Option<String>,
     status: u16,
     started: Instant,
     bytes: u64,
@@ -249,6 +241,7 @@ impl Drop for AccessLog {
             request_id = %self.request_id,
             method = %self.method,
             path = %self.path,
+            principal = self.principal.as_deref(),
             status = self.status,
             bytes = self.bytes,
             complete,

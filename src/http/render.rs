@@ -1,13 +1,18 @@
 //! Decide, then render: handlers return an [`Outcome`], and [`render`] alone turns it into a
-//! status, headers and body.
+//! status, headers and body. Errors that leave a handler get theirs from [`error::status_of`],
+//! the one mapping of an error kind to a status.
 
 use std::ops::Range;
 
 use http::{header, HeaderValue, Response, StatusCode};
 
+use serde_json::json;
+
 use super::body::{self, Body};
 use super::conditional::quoted_etag;
-use crate::storage::{ByteStream, Meta};
+use super::error;
+use crate::error::{Error, ErrorKind, Result};
+use crate::storage::{ArtifactPath, ByteStream, Meta};
 
 /// A handler's typed result.
 pub enum Outcome {
@@ -34,11 +39,15 @@ pub enum Outcome {
     },
     /// 204 after a delete.
     Deleted,
-    /// Any JSON document.
-    Json {
-        status: StatusCode,
-        value: serde_json::Value,
-    },
+    /// 412: a condition of the request (If-Match, If-None-Match, If-Unmodified-Since) is false
+    /// for the current version.
+    PreconditionFailed { path: ArtifactPath },
+    /// 405 with `Allow`.
+    MethodNotAllowed { allow: &'static str },
+    /// 200 with every mount ready, 503 naming the failing ones otherwise.
+    Readiness(Vec<(String, Result<()>)>),
+    /// 200 with a JSON document.
+    Json(serde_json::Value),
     /// An HTML page (listings for browsers).
     Html(String),
     /// Prometheus text exposition.
@@ -74,8 +83,8 @@ pub fn render(outcome: Outcome) -> Response<Body> {
             resp
         }
         Outcome::Unsatisfiable { size } => {
-            let mut resp = super::error::render(&crate::error::Error::new(
-                crate::error::ErrorKind::RangeNotSatisfiable,
+            let mut resp = error::render(&Error::new(
+                ErrorKind::RangeNotSatisfiable,
                 format!("the range is outside the artifact ({size} bytes)"),
             ));
             set(&mut resp, header::CONTENT_RANGE, &format!("bytes */{size}"));
@@ -113,13 +122,24 @@ pub fn render(outcome: Outcome) -> Response<Body> {
             *resp.status_mut() = StatusCode::NO_CONTENT;
             resp
         }
-        Outcome::Json { status, value } => {
-            let mut resp = Response::new(body::json(&value));
-            *resp.status_mut() = status;
-            set(&mut resp, header::CONTENT_TYPE, "application/json");
-            set(&mut resp, header::CACHE_CONTROL, "no-store");
+        Outcome::PreconditionFailed { path } => error::render(
+            &Error::new(
+                ErrorKind::PreconditionFailed,
+                "a precondition (If-Match, If-None-Match, If-Unmodified-Since) failed",
+            )
+            .with_path(path.as_str()),
+        ),
+        Outcome::MethodNotAllowed { allow } => {
+            let e = Error::new(
+                ErrorKind::Unsupported,
+                format!("method not allowed; use {allow}"),
+            );
+            let mut resp = error::render_as(StatusCode::METHOD_NOT_ALLOWED, &e);
+            set(&mut resp, header::ALLOW, allow);
             resp
         }
+        Outcome::Readiness(mounts) => readiness(mounts),
+        Outcome::Json(value) => json(StatusCode::OK, &value),
         Outcome::Html(page) => {
             let mut resp = Response::new(body::full(page));
             set(&mut resp, header::CONTENT_TYPE, "text/html; charset=utf-8");
@@ -135,6 +155,42 @@ pub fn render(outcome: Outcome) -> Response<Body> {
             );
             resp
         }
+    }
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(body::json(value));
+    *resp.status_mut() = status;
+    set(&mut resp, header::CONTENT_TYPE, "application/json");
+    set(&mut resp, header::CACHE_CONTROL, "no-store");
+    resp
+}
+
+/// `{"status":"ready"|"not_ready","mounts":{NAME:{"ready":…}},"failing":[…]}`: 200 when every
+/// mount is ready, 503 otherwise (so a Kubernetes readiness probe takes the pod out).
+fn readiness(mounts: Vec<(String, Result<()>)>) -> Response<Body> {
+    let mut detail = serde_json::Map::new();
+    let mut failing = Vec::new();
+    for (name, r) in mounts {
+        let state = match r {
+            Ok(()) => json!({ "ready": true }),
+            Err(e) => {
+                failing.push(name.clone());
+                json!({ "ready": false, "code": e.kind().code(), "message": e.message() })
+            }
+        };
+        detail.insert(name, state);
+    }
+    if failing.is_empty() {
+        json(
+            StatusCode::OK,
+            &json!({ "status": "ready", "mounts": detail }),
+        )
+    } else {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "status": "not_ready", "mounts": detail, "failing": failing }),
+        )
     }
 }
 

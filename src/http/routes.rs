@@ -37,6 +37,10 @@ pub enum Endpoint {
         mount: String,
         path: ArtifactPath,
     },
+    /// A known path asked with a method it does not take; `allow` lists those it does.
+    MethodNotAllowed {
+        allow: &'static str,
+    },
 }
 
 pub const DEFAULT_LIST_LIMIT: usize = 1000;
@@ -48,7 +52,7 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoin
         if method == Method::GET || method == Method::HEAD {
             Ok(ep)
         } else {
-            Err(method_not_allowed("GET, HEAD"))
+            Ok(Endpoint::MethodNotAllowed { allow: "GET, HEAD" })
         }
     };
     match path {
@@ -73,7 +77,7 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoin
     let artifact = ArtifactPath::from_url_path(raw_path)?;
     if is_dir {
         if method != Method::GET && method != Method::HEAD {
-            return Err(method_not_allowed("GET, HEAD"));
+            return Ok(Endpoint::MethodNotAllowed { allow: "GET, HEAD" });
         }
         let (limit, after) = list_query(query)?;
         return Ok(Endpoint::List {
@@ -102,7 +106,9 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoin
             mount,
             path: artifact,
         }),
-        _ => Err(method_not_allowed("GET, HEAD, PUT, DELETE")),
+        _ => Ok(Endpoint::MethodNotAllowed {
+            allow: "GET, HEAD, PUT, DELETE",
+        }),
     }
 }
 
@@ -128,16 +134,6 @@ fn list_query(query: Option<&str>) -> Result<(usize, Option<String>)> {
         }
     }
     Ok((limit, after))
-}
-
-/// Marker message; the handler adds the `Allow` header.
-pub const METHOD_NOT_ALLOWED_PREFIX: &str = "method not allowed; use ";
-
-fn method_not_allowed(allow: &str) -> Error {
-    Error::new(
-        ErrorKind::Unsupported,
-        format!("{METHOD_NOT_ALLOWED_PREFIX}{allow}"),
-    )
 }
 
 #[cfg(test)]
@@ -204,16 +200,18 @@ mod tests {
             );
         }
         assert_eq!(
-            route(&Method::POST, "/artifacts/m/x", None)
-                .unwrap_err()
-                .kind(),
-            ErrorKind::Unsupported
+            route(&Method::POST, "/artifacts/m/x", None).unwrap(),
+            Endpoint::MethodNotAllowed {
+                allow: "GET, HEAD, PUT, DELETE"
+            }
         );
         assert_eq!(
-            route(&Method::PUT, "/artifacts/m/dir/", None)
-                .unwrap_err()
-                .kind(),
-            ErrorKind::Unsupported
+            route(&Method::PUT, "/artifacts/m/dir/", None).unwrap(),
+            Endpoint::MethodNotAllowed { allow: "GET, HEAD" }
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/healthz", None).unwrap(),
+            Endpoint::MethodNotAllowed { allow: "GET, HEAD" }
         );
         assert_eq!(
             route(&Method::GET, "/nope", None).unwrap_err().kind(),

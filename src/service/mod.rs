@@ -1,26 +1,50 @@
-//! The artifact service: mounts, access decisions, and the use-cases the HTTP layer and the
-//! CLI share (head, get, put, delete, list, readiness), with backend deadlines and retries, and
-//! [`fetch`], the init-container download use-case.
+//! The artifact service: mounts, access decisions, and the server's use-cases (head, get, put,
+//! delete, list, readiness), with backend deadlines and retries. The init-container download
+//! lives beside it in `crate::fetch`, on the same storage layer.
 //!
 //! Owns: which mount a request goes to, whether the caller may do it, and how long a backend
 //! may take. Must never import `http`: it speaks in [`crate::error::Error`] kinds.
 
 pub mod auth;
-pub mod fetch;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, Scope};
+use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
+use crate::retry::{within, Backoff};
+use crate::storage::metrics::StorageMetrics;
 use crate::storage::{
     registry, ArtifactPath, ByteStream, GetOptions, GetResult, ListOptions, ListPage, Meta,
     PutOptions, PutResult, Storage,
 };
 
-pub use auth::{Authorizer, Principal};
+pub use auth::{Authorizer, Principal, Scope};
+
+/// Who a late answer is blamed on.
+const BACKEND: &str = "the backend";
+
+/// Attempts at a consistent read when the artifact changes between its metadata and its body.
+pub const READ_ATTEMPTS: usize = 3;
+
+/// What a [`Gateway::read_consistent`] caller decides from an artifact's metadata.
+pub enum Plan<T> {
+    /// No body is needed: this is the answer.
+    Answer(T),
+    /// Read the body of this version: all of it (`None`) or one range.
+    Read(Option<Range<u64>>),
+}
+
+/// The result of [`Gateway::read_consistent`].
+pub enum Read<T> {
+    /// The caller answered from the metadata.
+    Answered(T),
+    /// The body of the version the caller decided on; `ranged` when a range was asked for.
+    Body { result: GetResult, ranged: bool },
+}
 
 /// One mount: a name, its storage, and its policy.
 #[derive(Debug, Clone)]
@@ -37,17 +61,21 @@ pub struct Gateway {
     mounts: BTreeMap<String, Mount>,
     auth: Authorizer,
     backend_timeout: Duration,
+    storage_metrics: StorageMetrics,
 }
 
 impl Gateway {
     /// Builds every mount's storage and resolves every secret; any failure stops start-up.
     pub async fn from_config(config: &Config, env_token: Option<&str>) -> Result<Gateway> {
         let mut mounts = BTreeMap::new();
+        let storage_metrics = StorageMetrics::default();
         for m in &config.mounts {
             let spec = m.backend()?;
-            let storage = registry::build(&spec).await.map_err(|e| {
-                Error::new(e.kind(), format!("mounts[{:?}]: {}", m.name, e.message()))
-            })?;
+            let storage = registry::build_mount(&spec, &m.name, m.cache.as_ref(), &storage_metrics)
+                .await
+                .map_err(|e| {
+                    Error::new(e.kind(), format!("mounts[{:?}]: {}", m.name, e.message()))
+                })?;
             mounts.insert(
                 m.name.clone(),
                 Mount {
@@ -63,6 +91,7 @@ impl Gateway {
             mounts,
             auth,
             backend_timeout: config.limits.backend_timeout,
+            storage_metrics,
         })
     }
 
@@ -72,7 +101,19 @@ impl Gateway {
             mounts: mounts.into_iter().map(|m| (m.name.clone(), m)).collect(),
             auth,
             backend_timeout,
+            storage_metrics: StorageMetrics::default(),
         }
+    }
+
+    /// A gateway over ready-made storages that report to `metrics` (tests, embedding).
+    pub fn with_metrics(mut self, metrics: StorageMetrics) -> Gateway {
+        self.storage_metrics = metrics;
+        self
+    }
+
+    /// The storage layer's counters (backend bytes, cache), for `/metrics`.
+    pub fn storage_metrics(&self) -> &StorageMetrics {
+        &self.storage_metrics
     }
 
     pub fn mounts(&self) -> impl Iterator<Item = &Mount> {
@@ -113,23 +154,46 @@ impl Gateway {
     }
 
     /// Opens a read. The deadline covers opening; the body then streams without one.
-    pub async fn get(
-        &self,
-        mount: &Mount,
-        path: &ArtifactPath,
-        opts: GetOptions,
-    ) -> Result<GetResult> {
-        self.idempotent(mount, || mount.storage.get(path, opts.clone()))
+    pub async fn get(&self, m: &Mount, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult> {
+        self.idempotent(m, || m.storage.get(path, opts.clone()))
             .await
     }
 
-    pub async fn list(
+    /// Reads one consistent version of an artifact. `decide` sees the current metadata and
+    /// either answers without the body ([`Plan::Answer`]) or asks for the body, whole or one
+    /// range ([`Plan::Read`]); the read is then pinned to that version (`If-Match` on its ETag),
+    /// so headers computed from the metadata always describe the bytes served. A version
+    /// replaced between the two calls is read again, up to [`READ_ATTEMPTS`] times.
+    pub async fn read_consistent<T>(
         &self,
         mount: &Mount,
-        dir: &ArtifactPath,
-        opts: ListOptions,
-    ) -> Result<ListPage> {
-        self.idempotent(mount, || mount.storage.list(dir, opts.clone()))
+        path: &ArtifactPath,
+        mut decide: impl FnMut(Meta) -> Plan<T>,
+    ) -> Result<Read<T>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let meta = self.head(mount, path).await?;
+            let etag = meta.etag.clone();
+            let range = match decide(meta) {
+                Plan::Answer(answer) => return Ok(Read::Answered(answer)),
+                Plan::Read(range) => range,
+            };
+            let ranged = range.is_some();
+            let opts = GetOptions {
+                range,
+                if_match: Some(etag),
+            };
+            match self.get(mount, path, opts).await {
+                Ok(result) => return Ok(Read::Body { result, ranged }),
+                Err(e) if e.kind() == ErrorKind::PreconditionFailed && attempt < READ_ATTEMPTS => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub async fn list(&self, m: &Mount, dir: &ArtifactPath, opts: ListOptions) -> Result<ListPage> {
+        self.idempotent(m, || m.storage.list(dir, opts.clone()))
             .await
     }
 
@@ -154,7 +218,7 @@ impl Gateway {
     }
 
     pub async fn delete(&self, mount: &Mount, path: &ArtifactPath) -> Result<()> {
-        with_deadline(self.backend_timeout, mount.storage.delete(path))
+        within(self.backend_timeout, BACKEND, mount.storage.delete(path))
             .await
             .map_err(|e| e.with_mount(&mount.name))
     }
@@ -162,49 +226,39 @@ impl Gateway {
     /// Every mount's readiness, in name order.
     pub async fn readiness(&self) -> Vec<(String, Result<()>)> {
         let checks = self.mounts.values().map(|m| async move {
-            let r = with_deadline(
-                self.backend_timeout.min(Duration::from_secs(5)),
-                m.storage.ready(),
-            )
-            .await;
+            let limit = self.backend_timeout.min(Duration::from_secs(5));
+            let r = within(limit, BACKEND, m.storage.ready()).await;
             (m.name.clone(), r.map_err(|e| e.with_mount(&m.name)))
         });
         futures::future::join_all(checks).await
     }
 
-    /// Runs an idempotent backend call with retries on transient errors (exponential backoff
-    /// from 100 ms) until it succeeds, fails for good, or the deadline passes.
+    /// Runs an idempotent backend call with retries on transient errors ([`Backoff`] from
+    /// 100 ms, at most 5 s apart) until it succeeds, fails for good, or the deadline passes.
     async fn idempotent<T, F, Fut>(&self, mount: &Mount, mut op: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         let deadline = tokio::time::Instant::now() + self.backend_timeout;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(
+            Duration::from_millis(100),
+            Duration::from_secs(5),
+            deadline,
+            ErrorKind::is_transient,
+        );
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let result = with_deadline(left, op()).await;
-            match result {
-                Err(e)
-                    if e.kind().is_transient()
-                        && tokio::time::Instant::now() + backoff < deadline =>
-                {
-                    tracing::warn!(mount = %mount.name, error = %e, retry_in = ?backoff, "transient backend error, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+            let e = match within(backoff.remaining(), BACKEND, op()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            match backoff.after(e) {
+                Ok((wait, e)) => {
+                    tracing::warn!(mount = %mount.name, error = %e, retry_in = ?wait, "transient backend error, retrying");
+                    tokio::time::sleep(wait).await;
                 }
-                other => return other.map_err(|e| e.with_mount(&mount.name)),
+                Err(e) => return Err(e.with_mount(&mount.name)),
             }
         }
-    }
-}
-
-async fn with_deadline<T>(limit: Duration, fut: impl Future<Output = Result<T>>) -> Result<T> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            format!("the backend did not answer within {limit:?}"),
-        )),
     }
 }

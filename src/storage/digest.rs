@@ -2,9 +2,13 @@
 //!
 //! Owns the [`Sha256`] value type, its textual forms (hex for `X-Checksum-Sha256` and manifests,
 //! RFC 9530 `sha-256=:<base64>:` for `Repr-Digest`/`Content-Digest`) and [`Hasher`], which
-//! counts and hashes bytes as they stream past.
+//! counts and hashes bytes as they stream past, and [`hash_file`] for a file on local disk (the
+//! CLI's upload and `fetch`'s check of a file already in place).
 
 use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
 
 use base64::Engine;
 use sha2::Digest;
@@ -135,6 +139,47 @@ impl Hasher {
     pub fn finish(self) -> (Sha256, u64) {
         (Sha256(self.inner.finalize().into()), self.len)
     }
+
+    /// Hashes everything `reader` yields (blocking reads of up to 1 MiB); returns how many bytes
+    /// that was.
+    pub fn update_from(&mut self, mut reader: impl Read) -> std::io::Result<u64> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => {
+                    self.update(&buf[..n]);
+                    total += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// SHA-256 and length of a local file, or of its first `limit` bytes, read on a blocking
+/// thread. A file that cannot be read is `Internal`: the machine's problem, not a missing
+/// artifact.
+pub async fn hash_file(path: &Path, limit: Option<u64>) -> Result<(Sha256, u64)> {
+    let path = path.to_path_buf();
+    super::blocking::blocking(move || {
+        let fail = |what: &str, e: std::io::Error| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot {what} {}: {e}", path.display()),
+            )
+            .with_source(e)
+        };
+        let file = File::open(&path).map_err(|e| fail("open", e))?;
+        let mut hasher = Hasher::new();
+        hasher
+            .update_from(file.take(limit.unwrap_or(u64::MAX)))
+            .map_err(|e| fail("read", e))?;
+        Ok(hasher.finish())
+    })
+    .await
 }
 
 /// Checks a computed digest against the one the client declared.

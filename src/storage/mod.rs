@@ -16,10 +16,15 @@
 //! - `delete` of a missing artifact is [`ErrorKind::NotFound`].
 //! - `list` returns one level, sorted by name, paginated with `after`.
 
+pub mod blocking;
+pub mod cache;
 pub mod digest;
 pub mod errors;
+pub mod etag;
 pub mod hdfs;
 pub mod local;
+pub mod metered;
+pub mod metrics;
 pub mod object_store;
 pub mod opendal;
 pub mod oss;
@@ -101,6 +106,25 @@ pub struct GetResult {
     pub body: ByteStream,
 }
 
+impl GetResult {
+    /// A result whose body yields exactly the bytes of `range` (see [`exact_length`]); an
+    /// empty range needs no body at all.
+    pub fn new(meta: Meta, range: Range<u64>, body: ByteStream) -> GetResult {
+        let len = range.end.saturating_sub(range.start);
+        let body = if len == 0 {
+            Box::pin(futures::stream::empty())
+        } else {
+            exact_length(body, len, &meta.path)
+        };
+        GetResult { meta, range, body }
+    }
+
+    /// The empty read of an empty range: no request for bytes is needed.
+    pub fn empty(meta: Meta, range: Range<u64>) -> GetResult {
+        GetResult::new(meta, range, Box::pin(futures::stream::empty()))
+    }
+}
+
 impl fmt::Debug for GetResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GetResult")
@@ -122,6 +146,24 @@ pub enum PutMode {
     Update { etag: String },
 }
 
+impl PutMode {
+    /// The one put precondition, shared by every backend (the counterpart of
+    /// [`GetOptions::check`]): `current` is the ETag of the stored artifact, `None` when there
+    /// is none. Backends that can push the condition down to the store still call it first, so
+    /// the refusal reads the same everywhere.
+    pub fn check(&self, path: &ArtifactPath, current: Option<&str>) -> Result<()> {
+        match (self, current) {
+            (PutMode::Overwrite, _) | (PutMode::Create, None) => Ok(()),
+            (PutMode::Create, Some(_)) => Err(errors::exists(path)),
+            (PutMode::Update { .. }, None) => Err(errors::nothing_to_replace(path)),
+            (PutMode::Update { etag }, Some(now)) if now != etag => {
+                Err(errors::etag_mismatch(path))
+            }
+            (PutMode::Update { .. }, Some(_)) => Ok(()),
+        }
+    }
+}
+
 /// Options for [`Storage::put`].
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {
@@ -139,6 +181,16 @@ pub struct PutResult {
     pub meta: Meta,
     /// `true` when nothing existed under the path before.
     pub created: bool,
+}
+
+/// How an adapter cuts a large upload into parts: memory per upload is about
+/// `part_size * (concurrency + 1)`, whatever the body's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadTuning {
+    /// Bytes per part; bodies up to this size are one request.
+    pub part_size: usize,
+    /// Parts in flight per upload.
+    pub concurrency: usize,
 }
 
 /// Options for [`Storage::list`].
@@ -171,12 +223,58 @@ pub struct Entry {
     pub sha256: Option<Sha256>,
 }
 
+impl Entry {
+    /// A directory (a common prefix): a name and nothing else.
+    pub fn dir(name: impl Into<String>) -> Entry {
+        Entry {
+            name: name.into(),
+            is_dir: true,
+            size: None,
+            last_modified: None,
+            etag: None,
+            sha256: None,
+        }
+    }
+
+    /// An artifact. Listings of stores that keep the digest apart from the object pass `None`
+    /// rather than pay a request per entry.
+    pub fn file(
+        name: impl Into<String>,
+        size: u64,
+        last_modified: Option<SystemTime>,
+        etag: Option<String>,
+        sha256: Option<Sha256>,
+    ) -> Entry {
+        Entry {
+            name: name.into(),
+            is_dir: false,
+            size: Some(size),
+            last_modified,
+            etag,
+            sha256,
+        }
+    }
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
     pub entries: Vec<Entry>,
     /// Pass as `after` to get the next page; `None` on the last page.
     pub next_after: Option<String>,
+}
+
+impl ListPage {
+    /// A page of `entries`; when `more` follow, the next page starts after the last of them.
+    pub fn new(entries: Vec<Entry>, more: bool) -> ListPage {
+        let next_after = more
+            .then(|| entries.last().map(|e| e.name.clone()))
+            .flatten();
+        ListPage {
+            entries,
+            next_after,
+        }
+    }
 }
 
 /// What a backend supports; tests select on it and unsupported calls fail with
@@ -193,6 +291,17 @@ pub struct Capabilities {
     pub atomic_update: bool,
     /// The SHA-256 and content type recorded at put come back on head/get.
     pub stores_digest: bool,
+}
+
+impl Capabilities {
+    /// Everything, natively (the local backend); others name what they lack.
+    pub const ALL: Capabilities = Capabilities {
+        range_read: true,
+        pinned_read: true,
+        atomic_create: true,
+        atomic_update: true,
+        stores_digest: true,
+    };
 }
 
 /// The storage trait every backend implements.
@@ -221,6 +330,13 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
 
     /// A cheap check that the backend is reachable and usable.
     async fn ready(&self) -> Result<()>;
+
+    /// Housekeeping a server runs once at start-up (removing uploads a crash left behind,
+    /// creating a missing data directory). Opening a store never writes: a store that is only
+    /// read (`fetch`, a read-only mount) is never started, and works without it.
+    async fn start(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Wraps a body so it yields exactly `expected` bytes: a short or long stream ends with an

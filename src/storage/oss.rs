@@ -22,14 +22,33 @@ use std::time::Duration;
 use ::opendal::services::Oss;
 use ::opendal::{HttpTransporter, Operator};
 use opendal_http_transport_reqwest::ReqwestTransport;
+use serde::Deserialize;
 
-use super::opendal::{OpendalStorage, WriteTuning};
-use super::registry::OssOptions;
+use super::opendal::{OpendalStorage, DEFAULT_TUNING};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Options of the Aliyun OSS backend (`[mounts.oss]`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OssOptions {
+    /// e.g. `https://oss-cn-hangzhou.aliyuncs.com`. Required.
+    pub endpoint: Option<String>,
+    /// Default: `ALIBABA_CLOUD_ACCESS_KEY_ID` / `OSS_ACCESS_KEY_ID`.
+    pub access_key_id: Option<Secret>,
+    /// Default: `ALIBABA_CLOUD_ACCESS_KEY_SECRET` / `OSS_ACCESS_KEY_SECRET`.
+    pub access_key_secret: Option<Secret>,
+    /// An STS security token (default: `ALIBABA_CLOUD_SECURITY_TOKEN` / `OSS_SESSION_TOKEN`,
+    /// from the same family as the key pair).
+    pub security_token: Option<Secret>,
+    /// `virtual` (default, `https://bucket.endpoint/key`, what Aliyun OSS expects), `path`
+    /// (`https://endpoint/bucket/key`, for test servers and proxies) or `cname` (the endpoint
+    /// is a custom domain bound to the bucket).
+    pub addressing_style: Option<String>,
+}
 
 /// Builds the storage of `oss://bucket/prefix`.
 pub fn build(bucket: &str, prefix: &str, options: &OssOptions) -> Result<OpendalStorage> {
@@ -91,12 +110,7 @@ pub fn build(bucket: &str, prefix: &str, options: &OssOptions) -> Result<Opendal
     } else {
         format!("oss://{bucket}/{prefix}")
     };
-    Ok(OpendalStorage::new(
-        op,
-        "OSS",
-        describe,
-        WriteTuning::default(),
-    ))
+    Ok(OpendalStorage::new(op, "OSS", describe, DEFAULT_TUNING))
 }
 
 struct Credentials {
@@ -165,33 +179,32 @@ fn invalid(why: &str) -> Error {
 mod tests {
     use super::*;
 
+    const ENDPOINT: &str = "https://oss-cn-hangzhou.aliyuncs.com";
+
+    /// The message of the error `build` refuses `options` with.
+    fn refusal(options: OssOptions) -> String {
+        build("b", "p", &options).unwrap_err().message().to_string()
+    }
+
     #[test]
     fn options_are_checked() {
-        let none = OssOptions::default();
-        assert!(build("b", "p", &none)
-            .unwrap_err()
-            .message()
-            .contains("endpoint"));
+        assert!(refusal(OssOptions::default()).contains("endpoint"));
+        let at_endpoint = || OssOptions {
+            endpoint: Some(ENDPOINT.into()),
+            ..Default::default()
+        };
         let bad_style = OssOptions {
-            endpoint: Some("https://oss-cn-hangzhou.aliyuncs.com".into()),
             addressing_style: Some("sideways".into()),
-            ..Default::default()
+            ..at_endpoint()
         };
-        assert!(build("b", "p", &bad_style)
-            .unwrap_err()
-            .message()
-            .contains("addressing_style"));
+        assert!(refusal(bad_style).contains("addressing_style"));
         let half = OssOptions {
-            endpoint: Some("https://oss-cn-hangzhou.aliyuncs.com".into()),
             access_key_id: Some(Secret::Value("id".into())),
-            ..Default::default()
+            ..at_endpoint()
         };
-        assert!(build("b", "p", &half)
-            .unwrap_err()
-            .message()
-            .contains("together"));
+        assert!(refusal(half).contains("together"));
         let ok = OssOptions {
-            endpoint: Some("https://oss-cn-hangzhou.aliyuncs.com".into()),
+            endpoint: Some(ENDPOINT.into()),
             access_key_id: Some(Secret::Value("id".into())),
             access_key_secret: Some(Secret::Value("secret".into())),
             security_token: Some(Secret::Value("sts".into())),

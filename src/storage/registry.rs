@@ -6,91 +6,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde::Deserialize;
 use url::Url;
 
+pub use super::hdfs::HdfsOptions;
 use super::local::LocalStorage;
+pub use super::oss::OssOptions;
+pub use super::s3::S3Options;
 use super::{hdfs, oss, s3, Storage};
 use crate::error::{Error, ErrorKind, Result};
-use crate::secret::Secret;
-
-/// Options of the S3 backend (`[mounts.s3]`). Anything unset falls back to the library's own
-/// credential chain: `AWS_*` environment variables, web identity (IRSA), instance metadata.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct S3Options {
-    /// Region; default `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`.
-    pub region: Option<String>,
-    /// Endpoint of an S3-compatible store (MinIO, OSS's S3 endpoint, …); default AWS.
-    pub endpoint: Option<String>,
-    /// `true`: `https://bucket.endpoint/key`; `false` (default when `endpoint` is set): path style.
-    pub virtual_hosted_style: Option<bool>,
-    /// Allow a plain-http endpoint. Default: true when `endpoint` starts with `http://`.
-    pub allow_http: Option<bool>,
-    /// Access key id (`{ env = "…" }` or `{ file = "…" }`); set together with
-    /// `secret_access_key`. Unset: the credential chain above.
-    pub access_key_id: Option<Secret>,
-    /// Secret access key; set together with `access_key_id`.
-    pub secret_access_key: Option<Secret>,
-    /// Session token of temporary credentials (optional, with the two keys above).
-    pub session_token: Option<Secret>,
-    /// Part size of multipart uploads (bytes, at least 5 MiB); default 16 MiB. Bodies up to
-    /// this size are one PUT. Memory per upload is about `part_size * (upload_concurrency + 1)`.
-    pub part_size: Option<u64>,
-    /// Parts in flight per upload; default 4.
-    pub upload_concurrency: Option<usize>,
-    /// Time to establish a connection (TCP + TLS); default 5 s.
-    #[serde(default, with = "humantime_serde")]
-    pub connect_timeout: Option<Duration>,
-    /// Longest wait for the next bytes of a response (a stall detector, not a limit on a
-    /// whole transfer); default 20 s.
-    #[serde(default, with = "humantime_serde")]
-    pub read_timeout: Option<Duration>,
-    /// Retries of one request on connection errors and 5xx answers; default 3.
-    pub max_retries: Option<usize>,
-    /// No retry starts after this long from the first attempt; default 10 s, so a request and
-    /// its retries end well inside the gateway's backend deadline (`limits.backend_timeout`).
-    #[serde(default, with = "humantime_serde")]
-    pub retry_timeout: Option<Duration>,
-}
-
-/// Options of the Aliyun OSS backend (`[mounts.oss]`).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct OssOptions {
-    /// e.g. `https://oss-cn-hangzhou.aliyuncs.com`. Required.
-    pub endpoint: Option<String>,
-    /// Default: `ALIBABA_CLOUD_ACCESS_KEY_ID` / `OSS_ACCESS_KEY_ID`.
-    pub access_key_id: Option<Secret>,
-    /// Default: `ALIBABA_CLOUD_ACCESS_KEY_SECRET` / `OSS_ACCESS_KEY_SECRET`.
-    pub access_key_secret: Option<Secret>,
-    /// An STS security token (default: `ALIBABA_CLOUD_SECURITY_TOKEN` / `OSS_SESSION_TOKEN`,
-    /// from the same family as the key pair).
-    pub security_token: Option<Secret>,
-    /// `virtual` (default, `https://bucket.endpoint/key`, what Aliyun OSS expects), `path`
-    /// (`https://endpoint/bucket/key`, for test servers and proxies) or `cname` (the endpoint
-    /// is a custom domain bound to the bucket).
-    pub addressing_style: Option<String>,
-}
-
-/// Options of the HDFS backend (`[mounts.hdfs]`). The namenode (or an HA nameservice, resolved
-/// through `dfs.ha.namenodes.<ns>` in `config` or in `$HADOOP_CONF_DIR`) and the root prefix
-/// come from the URL: `hdfs://namenode:8020/prefix`, `hdfs://nameservice/prefix`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HdfsOptions {
-    /// The user to act as; default `HADOOP_USER_NAME`, else the process user.
-    pub user: Option<String>,
-    /// Extra client configuration (`dfs.*`, e.g. an HA nameservice's namenodes). Overrides
-    /// `$HADOOP_CONF_DIR`. Unless set here, the gateway bounds the client's own retries so
-    /// failures surface within the service's deadline: `dfs.client.failover.max.attempts = 3`,
-    /// `dfs.client.failover.sleep.base.millis = 100`, `dfs.client.failover.sleep.max.millis =
-    /// 1000`, `dfs.client.socket-timeout = 20000`.
-    #[serde(default)]
-    pub config: std::collections::BTreeMap<String, String>,
-}
 
 /// A fully resolved backend description.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,6 +149,31 @@ pub async fn build(spec: &BackendSpec) -> Result<Arc<dyn Storage>> {
             options,
         } => Ok(Arc::new(hdfs::build(url, prefix, options)?)),
     }
+}
+
+/// Builds a mount's storage with its layers: a [`Metered`](super::metered::Metered) counter of
+/// backend calls and read bytes on every remote backend, and the read-through cache when the
+/// mount configures one.
+pub async fn build_mount(
+    spec: &BackendSpec,
+    mount: &str,
+    cache: Option<&super::cache::CacheOptions>,
+    metrics: &super::metrics::StorageMetrics,
+) -> Result<Arc<dyn Storage>> {
+    let mut storage = build(spec).await?;
+    if !matches!(spec, BackendSpec::Local { .. }) || cache.is_some() {
+        storage = Arc::new(super::metered::Metered::new(
+            storage,
+            mount,
+            metrics.clone(),
+        ));
+    }
+    if let Some(opts) = cache {
+        storage = Arc::new(
+            super::cache::CachedStorage::open(storage, opts, mount, metrics.clone()).await?,
+        );
+    }
+    Ok(storage)
 }
 
 fn bad(raw: &str, why: &str) -> Error {

@@ -3,6 +3,9 @@
 //! give every test its own random prefix.
 #![allow(dead_code)]
 
+pub mod minio;
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -205,4 +208,45 @@ pub fn require_program(name: &str, install_hint: &str) {
         found,
         "`{name}` is not installed: {install_hint} (tests/run.sh installs it)"
     );
+}
+
+/// The sum of every series of metric `name` (OpenMetrics text) whose labels include all of
+/// `labels`; `None` when no such series exists.
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric, label_text) = match series.split_once('{') {
+            Some((m, rest)) => (m, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if metric != name {
+            continue;
+        }
+        if !labels
+            .iter()
+            .all(|(k, v)| label_text.split(',').any(|kv| kv == format!("{k}=\"{v}\"")))
+        {
+            continue;
+        }
+        let v: f64 = value.parse().ok()?;
+        *found.get_or_insert(0.0) += v;
+    }
+    found
+}
+
+/// A metric of a running gateway (see [`metric_sum`]); 0 when the series does not exist yet.
+pub async fn gateway_metric(base_url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = reqwest::get(format!("{base_url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metric_sum(&text, name, labels).unwrap_or(0.0)
 }

@@ -89,6 +89,9 @@ public final class MiniDfs {
             }
         }
 
+        // The datanode's HTTP port, for tests that read its own metrics (JMX BytesRead).
+        ready.println("DATANODE_HTTP http://" + LOOPBACK + ":"
+                + started.getDataNodes().get(0).getInfoPort());
         ready.println("READY hdfs://" + LOOPBACK + ":" + started.getNameNodePort());
         ready.flush();
 

@@ -3,7 +3,8 @@
 # 127.0.0.1 ports and waits until it accepts clients.
 #
 # Usage: tests/servers/hdfs/start.sh STATE_DIR
-# Writes STATE_DIR/hdfs.env (AG_TEST_HDFS_URL=hdfs://127.0.0.1:PORT),
+# Writes STATE_DIR/hdfs.env (AG_TEST_HDFS_URL=hdfs://127.0.0.1:PORT and
+#        AG_TEST_HDFS_DATANODE_HTTP=http://127.0.0.1:PORT, the datanode's web/JMX port),
 #        STATE_DIR/hdfs.pid (kill it to stop everything),
 #        STATE_DIR/hdfs.log (JVM log).
 # Needs tests/servers/hdfs/install.sh to have run.
@@ -96,6 +97,8 @@ done
 [[ "$url" =~ ^hdfs://127\.0\.0\.1:[0-9]+$ ]] || fail "unexpected ready line: $line"
 echo "$line" >>"$log"
 
-printf 'AG_TEST_HDFS_URL=%s\n' "$url" >"$env_file.tmp"
+dn_http="$(grep -m1 '^DATANODE_HTTP ' "$out" | cut -d' ' -f2)"
+[[ "$dn_http" =~ ^http://127\.0\.0\.1:[0-9]+$ ]] || fail "no datanode HTTP address before the ready line"
+printf 'AG_TEST_HDFS_URL=%s\nAG_TEST_HDFS_DATANODE_HTTP=%s\n' "$url" "$dn_http" >"$env_file.tmp"
 mv -f "$env_file.tmp" "$env_file"
 echo "hdfs: ready at $url (pid $sup_pid, state $state_dir)"

@@ -14,18 +14,23 @@
 //! - Transient failures (network, timeouts, 5xx) are retried with exponential backoff until the
 //!   total deadline; everything else fails at once.
 //!
-//! Owns: the plan ([`plan`]), the per-artifact state machine, retries and parallelism. Reads
-//! through the [`Source`] trait; the destination side lives in [`disk`].
+//! A layer beside `service`, on `storage`: it never touches the gateway's mounts or access
+//! rules, and must never import `service`, `http` or `client` (the gateway's HTTP API reaches it
+//! as one more [`Source`], implemented in `client::http_source`).
+//!
+//! Owns: the plan ([`plan`]), parallelism and reports (here), the per-artifact state machine
+//! (`transfer`). Reads through the [`Source`] trait ([`source`]); the destination side lives
+//! in [`disk`].
 
 pub mod disk;
 pub mod plan;
 pub mod source;
+mod transfer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -33,8 +38,6 @@ use crate::storage::Sha256;
 
 pub use plan::{Artifact, Manifest, ManifestEntry};
 pub use source::{Opened, Remote, Resume, Source, StorageSource};
-
-use disk::{PartWriter, Slot};
 
 /// How to fetch.
 #[derive(Debug, Clone)]
@@ -186,7 +189,7 @@ pub async fn fetch(
                 .expect("the semaphore is never closed");
             let name = job.artifact.name.clone();
             let source = job.source.describe();
-            let run = fetch_one(index, &job, &opts, observer.as_ref(), deadline);
+            let run = transfer::fetch_one(index, &job, &opts, observer.as_ref(), deadline);
             let result = match tokio::time::timeout_at(deadline, run).await {
                 Ok(r) => r,
                 Err(_) => Err(Error::new(
@@ -218,308 +221,11 @@ pub async fn fetch(
     reports
 }
 
-/// Exponential backoff with jitter, bounded by the deadline.
-struct Backoff {
-    next: Duration,
-    deadline: Instant,
-    attempts: u32,
-}
-
-impl Backoff {
-    fn new(first: Duration, deadline: Instant) -> Backoff {
-        Backoff {
-            next: first,
-            deadline,
-            attempts: 0,
-        }
-    }
-
-    /// After a failed attempt: `Ok((wait, error))` to try again, or the error (final) when it
-    /// is not worth retrying or the deadline would pass.
-    fn after(&mut self, e: Error) -> std::result::Result<(Duration, Error), Error> {
-        self.attempts += 1;
-        if !is_retryable(e.kind()) {
-            return Err(e);
-        }
-        let jitter = rand::random::<f64>() * 0.25;
-        let wait = self.next.mul_f64(1.0 + jitter);
-        if Instant::now() + wait >= self.deadline {
-            let n = self.attempts;
-            return Err(Error::new(
-                e.kind(),
-                format!(
-                    "{} (gave up after {n} attempt{}: the deadline would pass)",
-                    e.message(),
-                    if n == 1 { "" } else { "s" }
-                ),
-            ));
-        }
-        self.next = (self.next * 2).min(MAX_BACKOFF);
-        Ok((wait, e))
-    }
-}
-
-async fn fetch_one(
-    index: usize,
-    job: &Job,
-    opts: &FetchOptions,
-    observer: &dyn Observer,
-    deadline: Instant,
-) -> Result<Fetched> {
-    let started = Instant::now();
-    let name = job.artifact.name.as_str();
-    let pinned = job.artifact.sha256;
-    let slot = Slot::new(&opts.dest, name);
-    let mut backoff = Backoff::new(opts.initial_backoff, deadline);
-
-    // 1. Keep a file that is already right.
-    if slot.dest_exists().await? {
-        let remote = match pinned {
-            Some(_) => None,
-            None => loop {
-                match timed(opts.open_timeout, job.source.head()).await {
-                    Ok(remote) => break Some(remote),
-                    // A server without HEAD (405/501): nothing to compare, download.
-                    Err(e)
-                        if matches!(e.kind(), ErrorKind::Unsupported | ErrorKind::InvalidInput) =>
-                    {
-                        break None
-                    }
-                    Err(e) => {
-                        let (wait, e) = backoff.after(e)?;
-                        observer.retrying(index, name, &e, wait);
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-            },
-        };
-        let want = match (pinned, &remote) {
-            (Some(p), _) => Some((p, Verified::Pinned)),
-            (None, Some(r)) => r.sha256.map(|d| (d, Verified::Served)),
-            (None, None) => None,
-        };
-        let unchanged = match (&want, &remote) {
-            (
-                None,
-                Some(Remote {
-                    size: Some(size),
-                    last_modified: Some(t),
-                    ..
-                }),
-            ) => disk::same_size_and_mtime(&slot.dest, *size, *t).await,
-            _ => false,
-        };
-        if want.is_some() || unchanged {
-            let (have, size) = disk::hash_file(&slot.dest, None).await?;
-            let verified = match want {
-                Some((want, verified)) if have == want => Some(verified),
-                Some(_) => None,
-                None => Some(Verified::SameVersion),
-            };
-            if let Some(verified) = verified {
-                slot.discard().await?;
-                return Ok(Fetched {
-                    action: Action::UpToDate,
-                    size,
-                    sha256: have,
-                    verified,
-                    attempts: backoff.attempts + 1,
-                    elapsed: started.elapsed(),
-                });
-            }
-        }
-    }
-
-    // 2. Download, resuming when possible.
-    let mut from_scratch = false; // the next attempt ignores any partial file
-    let mut restarted = false; // a resumed download already failed its digest once
-    loop {
-        let attempt = download(index, job, &slot, opts, observer, !from_scratch).await;
-        from_scratch = false;
-        match attempt {
-            Ok((action, size, sha256, verified)) => {
-                return Ok(Fetched {
-                    action,
-                    size,
-                    sha256,
-                    verified,
-                    attempts: backoff.attempts + 1,
-                    elapsed: started.elapsed(),
-                })
-            }
-            Err(Failed {
-                error,
-                resumed: true,
-            }) if error.kind() == ErrorKind::DigestMismatch && !restarted => {
-                // The kept prefix may be what is wrong: once, start over from the first byte.
-                observer.retrying(index, name, &error, Duration::ZERO);
-                restarted = true;
-                from_scratch = true;
-            }
-            Err(Failed { error, .. }) => {
-                let (wait, error) = backoff.after(error)?;
-                observer.retrying(index, name, &error, wait);
-                tokio::time::sleep(wait).await;
-            }
-        }
-    }
-}
-
-/// A failed attempt, and whether it had resumed a partial download.
-struct Failed {
-    error: Error,
-    resumed: bool,
-}
-
-impl From<Error> for Failed {
-    fn from(error: Error) -> Self {
-        Failed {
-            error,
-            resumed: false,
-        }
-    }
-}
-
-async fn download(
-    index: usize,
-    job: &Job,
-    slot: &Slot,
-    opts: &FetchOptions,
-    observer: &dyn Observer,
-    allow_resume: bool,
-) -> std::result::Result<(Action, u64, Sha256, Verified), Failed> {
-    let name = job.artifact.name.as_str();
-    let pinned = job.artifact.sha256;
-    let resume = if allow_resume {
-        slot.partial()
-            .await?
-            .map(|(offset, etag)| Resume { offset, etag })
-    } else {
-        slot.discard().await?;
-        None
-    };
-    let opened = match timed(opts.open_timeout, job.source.open(resume.as_ref())).await {
-        // The partial file is not shorter than the current version: it cannot be continued.
-        Err(e) if e.kind() == ErrorKind::RangeNotSatisfiable && resume.is_some() => {
-            slot.discard().await?;
-            timed(opts.open_timeout, job.source.open(None)).await?
-        }
-        other => other?,
-    };
-    let Opened {
-        remote,
-        offset,
-        mut body,
-    } = opened;
-    let resumed = offset > 0;
-    if let (Some(p), Some(s)) = (pinned, remote.sha256) {
-        if p != s {
-            slot.discard().await?;
-            return Err(Error::new(
-                ErrorKind::DigestMismatch,
-                format!("SHA-256 mismatch for {name}: pinned {p}, but the source serves {s}"),
-            )
-            .into());
-        }
-    }
-    if offset == 0 {
-        slot.store_etag(remote.etag.as_deref()).await?;
-    }
-    observer.started(index, name, remote.size, offset);
-
-    let mut writer = PartWriter::start(&slot.part, offset);
-    let mut received = 0u64;
-    let streamed: Result<()> = loop {
-        match tokio::time::timeout(opts.read_timeout, body.next()).await {
-            Err(_) => {
-                break Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "no data for {} (--read-timeout)",
-                        humantime::format_duration(opts.read_timeout)
-                    ),
-                ))
-            }
-            Ok(None) => break Ok(()),
-            Ok(Some(Err(e))) => break Err(e),
-            Ok(Some(Ok(chunk))) => {
-                let n = chunk.len() as u64;
-                if writer.write(chunk).await.is_err() {
-                    break Ok(()); // the writer stopped; finish() says why
-                }
-                received += n;
-                observer.advanced(index, n);
-            }
-        }
-    };
-    drop(body);
-    let (hasher, _) = writer
-        .finish()
-        .await
-        .map_err(|error| Failed { error, resumed })?;
-    streamed.map_err(|error| Failed { error, resumed })?;
-    let (actual, total) = hasher.finish();
-    if let Some(size) = remote.size {
-        if total != size {
-            if total > size {
-                slot.discard().await?;
-            }
-            return Err(Failed {
-                error: Error::new(
-                    ErrorKind::Aborted,
-                    format!("received {total} bytes of {name}, expected {size}"),
-                ),
-                resumed,
-            });
-        }
-    }
-    if let Some(expected) = pinned.or(remote.sha256) {
-        if expected != actual {
-            slot.discard().await?;
-            let whose = if pinned.is_some() {
-                "pinned"
-            } else {
-                "served by the source"
-            };
-            return Err(Failed {
-                error: Error::new(
-                    ErrorKind::DigestMismatch,
-                    format!("SHA-256 mismatch for {name}: expected {expected} ({whose}), the downloaded bytes hash to {actual}"),
-                ),
-                resumed,
-            });
-        }
-    }
-    slot.commit().await?;
-    if let Some(t) = remote.last_modified {
-        disk::set_mtime(&slot.dest, t).await;
-    }
-    let verified = Verified::of(pinned.is_some(), remote.sha256.is_some());
-    Ok((
-        Action::Downloaded {
-            bytes: received,
-            resumed_from: offset,
-        },
-        total,
-        actual,
-        verified,
-    ))
-}
-
-async fn timed<T>(limit: Duration, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            format!("no answer within {}", humantime::format_duration(limit)),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! The state machine over a real local store (the `file://` path of `fetch`); the HTTP path
     //! is covered against the real binary in `tests/cli_fetch.rs`.
+    use super::disk::Slot;
     use super::*;
     use crate::storage::local::LocalStorage;
     use crate::storage::{ArtifactPath, PutOptions, Storage};

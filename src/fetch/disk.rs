@@ -19,8 +19,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::storage::blocking::blocking;
 use crate::storage::digest::Hasher;
-use crate::storage::Sha256;
 
 const IO_BUF: usize = 1 << 20;
 /// Chunks in flight between the network and the disk writer.
@@ -174,32 +174,6 @@ impl Slot {
     }
 }
 
-/// SHA-256 of a whole file (or its first `limit` bytes), read on a blocking thread.
-pub async fn hash_file(path: &Path, limit: Option<u64>) -> Result<(Sha256, u64)> {
-    let path = path.to_path_buf();
-    blocking(move || {
-        let file = File::open(&path)
-            .map_err(|e| local(&format!("cannot open {}", path.display()), Some(e)))?;
-        let mut reader: Box<dyn Read> = match limit {
-            Some(n) => Box::new(file.take(n)),
-            None => Box::new(file),
-        };
-        let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; IO_BUF];
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .map_err(|e| local(&format!("cannot read {}", path.display()), Some(e)))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        Ok(hasher.finish())
-    })
-    .await
-}
-
 /// A running writer: send chunks, then [`PartWriter::finish`].
 pub struct PartWriter {
     tx: Option<mpsc::Sender<Bytes>>,
@@ -221,21 +195,14 @@ impl PartWriter {
                     .append(true)
                     .open(&part)
                     .map_err(|e| local(&ctx("open"), Some(e)))?;
-                let mut buf = vec![0u8; IO_BUF];
-                let mut left = offset;
-                while left > 0 {
-                    let want = (left as usize).min(buf.len());
-                    let n = f
-                        .read(&mut buf[..want])
-                        .map_err(|e| local(&ctx("read"), Some(e)))?;
-                    if n == 0 {
-                        return Err(local(
-                            &format!("{} is shorter than expected", part.display()),
-                            None,
-                        ));
-                    }
-                    hasher.update(&buf[..n]);
-                    left -= n as u64;
+                let kept = hasher
+                    .update_from((&mut f).take(offset))
+                    .map_err(|e| local(&ctx("read"), Some(e)))?;
+                if kept < offset {
+                    return Err(local(
+                        &format!("{} is shorter than expected", part.display()),
+                        None,
+                    ));
                 }
                 f
             } else {
@@ -292,12 +259,6 @@ async fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("a file task failed: {e}")))?
-}
-
 /// A local file-system failure. Always `Internal`: a missing or read-only destination is the
 /// machine's problem, never "artifact not found".
 fn local(context: &str, err: Option<std::io::Error>) -> Error {
@@ -310,6 +271,8 @@ fn local(context: &str, err: Option<std::io::Error>) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::digest::hash_file;
+    use crate::storage::Sha256;
 
     #[tokio::test]
     async fn writes_resumes_and_commits() {

@@ -9,8 +9,8 @@ use url::Url;
 
 use super::{header, status_error, transport_error, HttpClient};
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::fetch::plan::redact;
-use crate::service::fetch::{Opened, Remote, Resume, Source};
+use crate::fetch::{Opened, Remote, Resume, Source};
+use crate::secret::redact_url;
 use crate::storage::Sha256;
 
 /// One artifact URL.
@@ -23,7 +23,7 @@ pub struct HttpSource {
 
 impl HttpSource {
     pub fn new(client: HttpClient, url: Url) -> HttpSource {
-        let shown = redact(&url);
+        let shown = redact_url(&url);
         HttpSource { client, url, shown }
     }
 }

@@ -7,39 +7,49 @@
 //! Layout under the mount's root:
 //! - artifacts at their own paths;
 //! - `.artifact-gateway/tmp/<uuid>`: uploads in progress (same filesystem, so the final
-//!   `rename` is atomic). Leftovers from a crash are never visible under a final name and are
-//!   removed at start-up once older than an hour;
-//! - `.artifact-gateway/meta/<path>.json`: the sidecar with SHA-256 and content type. It is
-//!   written *before* the data is renamed into place and names the data file's inode, size and
-//!   mtime (which a rename keeps); it is believed only while all three still match, so a file
-//!   replaced by another tool shows no digest rather than a wrong one.
+//!   `rename` is atomic), created by the first write. Leftovers from a crash are never visible
+//!   under a final name and are removed by [`Storage::start`] once older than an hour;
+//! - `.artifact-gateway/meta/<path>.json`: the sidecar record of `sidecar.rs` (SHA-256, content
+//!   type). It is written *before* the data is renamed into place and its validator is the data
+//!   file's ETag (inode, mtime, size, which a rename keeps); it is believed only while that
+//!   still matches, so a file replaced by another tool shows no digest rather than a wrong one.
+//!
+//! Opening writes nothing: a missing root is created by [`Storage::start`], the staging and
+//! metadata directories by the first put. A read-only directory can be opened and read.
 //!
 //! Paths that resolve outside the root through a symlink are refused as `InvalidPath`.
 
+mod fs;
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher as _};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 use tokio_util::io::ReaderStream;
 
-use super::errors::{exists, not_found};
+use self::fs::{
+    escape, etag_of, not_found_or_io, read_small, remove_stale_temp_files, resolve_root, sync_dir,
+    TempGuard,
+};
+use super::blocking::blocking;
+use super::errors::{directory_in_the_way, exists, file_in_the_way, is_a_directory};
 use super::path::RESERVED_SEGMENT;
+use super::sidecar::Record;
 use super::{
-    exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions,
-    GetResult, HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Sha256,
-    Storage,
+    guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult,
+    HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Sha256, Storage,
 };
 use crate::error::{Error, ErrorKind, Result};
 
 const READ_CHUNK: usize = 256 * 1024;
 const LOCK_STRIPES: usize = 64;
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// Artifacts in a directory on local disk.
 #[derive(Debug, Clone)]
@@ -52,52 +62,44 @@ struct Inner {
     root: PathBuf,
     tmp: PathBuf,
     meta: PathBuf,
+    /// Set once the staging directory is known to exist (it is created by the first put).
+    staging_ready: AtomicBool,
     /// Serializes check-then-replace for `PutMode::Update`/`Create` within this process.
     locks: Vec<Mutex<()>>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Sidecar {
-    sha256: String,
-    content_type: Option<String>,
-    size: u64,
-    ino: u64,
-    mtime_ns: i128,
-}
-
 impl LocalStorage {
-    /// Opens (creating if needed) a store rooted at `root`.
+    /// Opens a store rooted at `root`. Writes nothing: a root that does not exist yet is
+    /// created by [`Storage::start`] (reads find nothing until then).
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
-        let root = root.as_ref();
-        std::fs::create_dir_all(root).map_err(|e| {
-            Error::io(
-                &format!("cannot create data directory {}", root.display()),
-                e,
-            )
-        })?;
-        let root = std::fs::canonicalize(root)
-            .map_err(|e| Error::io(&format!("cannot resolve {}", root.display()), e))?;
+        let root = resolve_root(root.as_ref())?;
         let internal = root.join(RESERVED_SEGMENT);
         let tmp = internal.join("tmp");
         let meta = internal.join("meta");
-        for dir in [&tmp, &meta] {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(&format!("cannot create {}", dir.display()), e))?;
-        }
-        remove_stale_temp_files(&tmp, Duration::from_secs(3600));
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         Ok(LocalStorage {
             inner: Arc::new(Inner {
                 root,
                 tmp,
                 meta,
+                staging_ready: AtomicBool::new(false),
                 locks,
             }),
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.inner.root
+    /// A new temporary file name in the staging directory, creating the directory once.
+    async fn staging_name(&self, suffix: &str) -> Result<PathBuf> {
+        if !self.inner.staging_ready.load(Ordering::Relaxed) {
+            tokio::fs::create_dir_all(&self.inner.tmp)
+                .await
+                .map_err(|e| Error::io("cannot create the staging directory", e))?;
+            self.inner.staging_ready.store(true, Ordering::Relaxed);
+        }
+        Ok(self
+            .inner
+            .tmp
+            .join(format!("{}{suffix}", uuid::Uuid::new_v4())))
     }
 
     fn full_path(&self, path: &ArtifactPath) -> PathBuf {
@@ -162,11 +164,7 @@ impl LocalStorage {
             if e.kind() == std::io::ErrorKind::NotADirectory
                 || e.kind() == std::io::ErrorKind::AlreadyExists
             {
-                Error::new(
-                    ErrorKind::PreconditionFailed,
-                    "a parent of this path is a file",
-                )
-                .with_path(path.as_str())
+                file_in_the_way(path)
             } else {
                 Error::io("cannot create parent directories", e).with_path(path.as_str())
             }
@@ -199,16 +197,10 @@ impl LocalStorage {
             )
         };
         if !md.is_file() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                "no artifact at this path (it is a directory)",
-            )
-            .with_path(path.as_str()));
+            return Err(is_a_directory(path));
         }
-        let sidecar = std::fs::read(self.sidecar_path(path))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-            .filter(|s| s.size == md.len() && s.ino == md.ino() && s.mtime_ns == mtime_ns(&md));
+        let sidecar = read_small(&self.sidecar_path(path))
+            .and_then(|b| Record::matching(&b, md.len(), &etag_of(&md)));
         Ok((meta_from(path, &md, sidecar), file))
     }
 
@@ -219,29 +211,24 @@ impl LocalStorage {
     }
 
     async fn meta_of(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Meta {
-        let sidecar = self.read_sidecar(path, md).await;
+        let file = self.sidecar_path(path);
+        let sidecar = tokio::task::spawn_blocking(move || read_small(&file))
+            .await
+            .ok()
+            .flatten();
+        let sidecar = sidecar.and_then(|b| Record::matching(&b, md.len(), &etag_of(md)));
         meta_from(path, md, sidecar)
     }
 
-    async fn read_sidecar(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Option<Sidecar> {
-        let bytes = tokio::fs::read(self.sidecar_path(path)).await.ok()?;
-        let s: Sidecar = serde_json::from_slice(&bytes).ok()?;
-        (s.size == md.len() && s.ino == md.ino() && s.mtime_ns == mtime_ns(md)).then_some(s)
-    }
-
-    async fn write_sidecar(&self, path: &ArtifactPath, sidecar: &Sidecar) -> Result<()> {
+    async fn write_sidecar(&self, path: &ArtifactPath, sidecar: &Record) -> Result<()> {
         let target = self.sidecar_path(path);
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
                 .map_err(|e| Error::io("cannot create metadata directory", e))?;
         }
-        let tmp = self
-            .inner
-            .tmp
-            .join(format!("{}.meta", uuid::Uuid::new_v4()));
-        let json = serde_json::to_vec(sidecar).expect("sidecar serializes");
-        tokio::fs::write(&tmp, json)
+        let tmp = self.staging_name(".meta").await?;
+        tokio::fs::write(&tmp, sidecar.to_json())
             .await
             .map_err(|e| Error::io("cannot write metadata", e))?;
         tokio::fs::rename(&tmp, &target)
@@ -257,7 +244,7 @@ impl LocalStorage {
         body: ByteStream,
         opts: &PutOptions,
     ) -> Result<(PathBuf, Sha256)> {
-        let tmp = self.inner.tmp.join(uuid::Uuid::new_v4().to_string());
+        let tmp = self.staging_name("").await?;
         let guard = TempGuard(Some(tmp.clone()));
         let mut file = tokio::fs::File::create(&tmp)
             .await
@@ -290,16 +277,10 @@ impl Storage for LocalStorage {
         format!("local:{}", self.inner.root.display())
     }
 
+    /// Everything; `atomic_update` is atomic against other requests to this process (a
+    /// striped lock), a second process writing the same directory is not coordinated with.
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            range_read: true,
-            pinned_read: true,
-            atomic_create: true,
-            // Atomic against other requests to this process (a striped lock); a second process
-            // writing the same directory is not coordinated with.
-            atomic_update: true,
-            stores_digest: true,
-        }
+        Capabilities::ALL
     }
 
     async fn head(&self, path: &ArtifactPath) -> Result<Meta> {
@@ -332,11 +313,7 @@ impl Storage for LocalStorage {
             futures::StreamExt::map(ReaderStream::with_capacity(reader, READ_CHUNK), |r| {
                 r.map_err(|e| Error::io("read failed", e))
             });
-        Ok(GetResult {
-            body: exact_length(Box::pin(stream), len, path),
-            meta,
-            range,
-        })
+        Ok(GetResult::new(meta, range, Box::pin(stream)))
     }
 
     async fn put(
@@ -356,53 +333,29 @@ impl Storage for LocalStorage {
         let staged_md = tokio::fs::metadata(&tmp)
             .await
             .map_err(|e| Error::io("cannot stat the upload", e))?;
-        let sidecar = Sidecar {
-            sha256: sha.to_hex(),
-            content_type: Some(content_type),
-            size: staged_md.len(),
-            ino: staged_md.ino(),
-            mtime_ns: mtime_ns(&staged_md),
-        };
+        let sidecar = Record::new(
+            sha,
+            Some(content_type),
+            staged_md.len(),
+            etag_of(&staged_md),
+        );
 
         let _lock = self.lock_for(path).lock().await;
         let existing = tokio::fs::symlink_metadata(&target).await.ok();
-        if let Some(md) = &existing {
-            if md.is_dir() {
-                return Err(Error::new(
-                    ErrorKind::PreconditionFailed,
-                    "a directory exists at this path",
-                )
-                .with_path(path.as_str()));
-            }
+        if existing.as_ref().is_some_and(|md| md.is_dir()) {
+            return Err(directory_in_the_way(path));
         }
-        match &opts.mode {
-            PutMode::Overwrite => {}
-            PutMode::Create => {
-                if existing.is_some() {
-                    return Err(exists(path));
-                }
-            }
-            PutMode::Update { etag } => match &existing {
-                None => {
-                    return Err(
-                        Error::new(ErrorKind::PreconditionFailed, "no artifact to replace")
-                            .with_path(path.as_str()),
-                    )
-                }
-                Some(_) => {
-                    let md = tokio::fs::metadata(&target)
-                        .await
-                        .map_err(|e| not_found_or_io(e, path))?;
-                    if &etag_of(&md) != etag {
-                        return Err(Error::new(
-                            ErrorKind::PreconditionFailed,
-                            "the artifact's ETag does not match If-Match",
-                        )
-                        .with_path(path.as_str()));
-                    }
-                }
-            },
-        }
+        // The ETag is what a symlink inside the root points at, as reads report it.
+        let current = match (&opts.mode, &existing) {
+            (PutMode::Update { .. }, Some(_)) => Some(etag_of(
+                &tokio::fs::metadata(&target)
+                    .await
+                    .map_err(|e| not_found_or_io(e, path))?,
+            )),
+            (_, Some(_)) => Some(String::new()),
+            (_, None) => None,
+        };
+        opts.mode.check(path, current.as_deref())?;
         self.write_sidecar(path, &sidecar).await?;
         if opts.mode == PutMode::Create {
             // A hard link fails atomically if the name exists, even against other processes.
@@ -435,11 +388,7 @@ impl Storage for LocalStorage {
             .await
             .map_err(|e| not_found_or_io(e, path))?;
         if md.is_dir() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                "no artifact at this path (it is a directory)",
-            )
-            .with_path(path.as_str()));
+            return Err(is_a_directory(path));
         }
         let _lock = self.lock_for(path).lock().await;
         // Remove the name itself (a symlink inside the root is removed, not its target).
@@ -496,14 +445,7 @@ impl Storage for LocalStorage {
         let mut entries = Vec::with_capacity(names.len());
         for (name, is_dir) in names {
             if is_dir {
-                entries.push(Entry {
-                    name,
-                    is_dir: true,
-                    size: None,
-                    last_modified: None,
-                    etag: None,
-                    sha256: None,
-                });
+                entries.push(Entry::dir(name));
                 continue;
             }
             let child = dir.child(&name)?;
@@ -511,127 +453,64 @@ impl Storage for LocalStorage {
                 continue;
             };
             let meta = self.meta_of(&child, &md).await;
-            entries.push(Entry {
+            entries.push(Entry::file(
                 name,
-                is_dir: false,
-                size: Some(meta.size),
-                last_modified: Some(meta.last_modified),
-                etag: Some(meta.etag),
-                sha256: meta.sha256,
-            });
+                meta.size,
+                Some(meta.last_modified),
+                Some(meta.etag),
+                meta.sha256,
+            ));
         }
-        let next_after = if truncated {
-            entries.last().map(|e| e.name.clone())
-        } else {
-            None
-        };
-        Ok(ListPage {
-            entries,
-            next_after,
-        })
+        Ok(ListPage::new(entries, truncated))
     }
 
     async fn ready(&self) -> Result<()> {
-        let md = tokio::fs::metadata(&self.inner.tmp)
+        let md = tokio::fs::metadata(&self.inner.root)
             .await
             .map_err(|e| Error::io("the data directory is not usable", e))?;
         if !md.is_dir() {
             return Err(Error::new(
                 ErrorKind::Internal,
-                "the data directory's staging area is not a directory",
+                "the data directory is not a directory",
             ));
         }
         Ok(())
     }
-}
 
-/// Removes a temporary file on drop unless [`TempGuard::keep`] was called.
-struct TempGuard(Option<PathBuf>);
-
-impl TempGuard {
-    fn keep(mut self) -> PathBuf {
-        self.0.take().expect("kept once")
+    /// Creates a missing root and removes uploads a crash left behind (older than an hour).
+    /// On a read-only directory there is nothing to remove and nothing fails.
+    async fn start(&self) -> Result<()> {
+        let root = self.inner.root.clone();
+        let tmp = self.inner.tmp.clone();
+        blocking(move || {
+            if !root.is_dir() {
+                std::fs::create_dir_all(&root).map_err(|e| {
+                    Error::io(
+                        &format!("cannot create data directory {}", root.display()),
+                        e,
+                    )
+                })?;
+            }
+            remove_stale_temp_files(&tmp, STALE_TEMP_AGE);
+            Ok(())
+        })
+        .await
     }
 }
 
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Sidecar>) -> Meta {
+fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Record>) -> Meta {
     Meta {
         path: path.clone(),
         size: md.len(),
         last_modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         etag: etag_of(md),
-        sha256: sidecar
-            .as_ref()
-            .and_then(|s| Sha256::from_hex(&s.sha256).ok()),
+        sha256: sidecar.as_ref().and_then(Record::sha256),
         content_type: Some(
             sidecar
-                .and_then(|s| s.content_type)
+                .as_ref()
+                .and_then(Record::content_type)
+                .map(str::to_string)
                 .unwrap_or_else(|| guess_content_type(path)),
         ),
-    }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("blocking task failed: {e}")))?
-}
-
-fn etag_of(md: &std::fs::Metadata) -> String {
-    format!("{:x}-{:x}-{:x}", md.ino(), mtime_ns(md), md.len())
-}
-
-fn mtime_ns(md: &std::fs::Metadata) -> i128 {
-    md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128
-}
-
-fn not_found_or_io(e: std::io::Error, path: &ArtifactPath) -> Error {
-    if matches!(
-        e.kind(),
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-    ) {
-        not_found(path)
-    } else {
-        Error::io("filesystem error", e).with_path(path.as_str())
-    }
-}
-
-fn escape(path: &ArtifactPath) -> Error {
-    Error::new(
-        ErrorKind::InvalidPath,
-        "the path leaves the mount's root through a symlink",
-    )
-    .with_path(path.as_str())
-}
-
-async fn sync_dir(dir: &Path) {
-    let dir = dir.to_path_buf();
-    let _ =
-        tokio::task::spawn_blocking(move || std::fs::File::open(dir).and_then(|f| f.sync_all()))
-            .await;
-}
-
-fn remove_stale_temp_files(tmp: &Path, older_than: Duration) {
-    let Ok(rd) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    let now = SystemTime::now();
-    for entry in rd.flatten() {
-        let stale = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .map(|m| now.duration_since(m).unwrap_or_default() > older_than)
-            .unwrap_or(false);
-        if stale {
-            let _ = std::fs::remove_file(entry.path());
-        }
     }
 }

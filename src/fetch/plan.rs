@@ -21,6 +21,7 @@ use url::Url;
 
 use super::source::last_segment;
 use crate::error::{Error, ErrorKind, Result};
+use crate::secret::redact_url;
 use crate::storage::Sha256;
 
 /// A manifest document.
@@ -87,7 +88,7 @@ pub fn plan(entries: &[ManifestEntry]) -> Result<Vec<Artifact>> {
         if !source.username().is_empty() || source.password().is_some() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("source {}: credentials do not belong in URLs; use --token-file or the store's environment", redact(&source)),
+                format!("source {}: credentials do not belong in URLs; use --token-file or the store's environment", redact_url(&source)),
             ));
         }
         let name = match &e.name {
@@ -97,7 +98,10 @@ pub fn plan(entries: &[ManifestEntry]) -> Result<Vec<Artifact>> {
         check_file_name(&name).map_err(|why| {
             Error::new(
                 ErrorKind::InvalidInput,
-                format!("artifact name {name:?} (from {}): {why}", redact(&source)),
+                format!(
+                    "artifact name {name:?} (from {}): {why}",
+                    redact_url(&source)
+                ),
             )
         })?;
         if !seen.insert(name.clone()) {
@@ -155,17 +159,6 @@ pub fn check_file_name(name: &str) -> std::result::Result<(), &'static str> {
     } else {
         Ok(())
     }
-}
-
-/// A URL for messages: no user info, no query (it may carry a signature).
-pub fn redact(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    if u.query().is_some() {
-        u.set_query(Some("…"));
-    }
-    u.to_string()
 }
 
 #[cfg(test)]

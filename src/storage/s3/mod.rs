@@ -11,26 +11,69 @@
 //! transfer (a 10 GiB download may take minutes); up to 3 retries with backoff from 100 ms, none
 //! started after 10 s, so one call ends well inside the service's 30 s backend deadline.
 
+mod completion;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use ::object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use ::object_store::{BackoffConfig, ClientOptions, RetryConfig};
+use serde::Deserialize;
 
-use super::object_store::{
-    CompletionConditions, ConditionalCompletionConnector, ObjectStoreStorage, UploadTuning,
-};
-use super::registry::S3Options;
+use self::completion::{CompletionConditions, ConditionalCompletionConnector};
+use super::object_store::{ObjectStoreStorage, DEFAULT_TUNING};
+use super::UploadTuning;
 use crate::error::{Error, ErrorKind, Result};
+use crate::secret::Secret;
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(20);
 const DEFAULT_MAX_RETRIES: usize = 3;
 const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Options of the S3 backend (`[mounts.s3]`). Anything unset falls back to the library's own
+/// credential chain: `AWS_*` environment variables, web identity (IRSA), instance metadata.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct S3Options {
+    /// Region; default `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible store (MinIO, OSS's S3 endpoint, …); default AWS.
+    pub endpoint: Option<String>,
+    /// `true`: `https://bucket.endpoint/key`; `false` (default when `endpoint` is set): path style.
+    pub virtual_hosted_style: Option<bool>,
+    /// Allow a plain-http endpoint. Default: true when `endpoint` starts with `http://`.
+    pub allow_http: Option<bool>,
+    /// Access key id (`{ env = "…" }` or `{ file = "…" }`); set together with
+    /// `secret_access_key`. Unset: the credential chain above.
+    pub access_key_id: Option<Secret>,
+    /// Secret access key; set together with `access_key_id`.
+    pub secret_access_key: Option<Secret>,
+    /// Session token of temporary credentials (optional, with the two keys above).
+    pub session_token: Option<Secret>,
+    /// Part size of multipart uploads (bytes, at least 5 MiB); default 16 MiB. Bodies up to
+    /// this size are one PUT. Memory per upload is about `part_size * (upload_concurrency + 1)`.
+    pub part_size: Option<u64>,
+    /// Parts in flight per upload; default 4.
+    pub upload_concurrency: Option<usize>,
+    /// Time to establish a connection (TCP + TLS); default 5 s.
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for the next bytes of a response (a stall detector, not a limit on a
+    /// whole transfer); default 20 s.
+    #[serde(default, with = "humantime_serde")]
+    pub read_timeout: Option<Duration>,
+    /// Retries of one request on connection errors and 5xx answers; default 3.
+    pub max_retries: Option<usize>,
+    /// No retry starts after this long from the first attempt; default 10 s, so a request and
+    /// its retries end well inside the gateway's backend deadline (`limits.backend_timeout`).
+    #[serde(default, with = "humantime_serde")]
+    pub retry_timeout: Option<Duration>,
+}
+
 /// Builds the storage for `s3://bucket/prefix`.
 pub fn build(bucket: &str, prefix: &str, options: &S3Options) -> Result<ObjectStoreStorage> {
-    // Lets multipart completions carry If-None-Match / If-Match (see `object_store.rs`).
+    // Lets multipart completions carry If-None-Match / If-Match (see `completion.rs`).
     let conditions = Arc::new(CompletionConditions::default());
     let connector = ConditionalCompletionConnector::new(conditions.clone());
     let store = builder(bucket, options)?
@@ -43,7 +86,7 @@ pub fn build(bucket: &str, prefix: &str, options: &S3Options) -> Result<ObjectSt
             )
             .with_source(e)
         })?;
-    let defaults = UploadTuning::default();
+    let defaults = DEFAULT_TUNING;
     let tuning = UploadTuning {
         part_size: match options.part_size {
             Some(n) => usize::try_from(n).map_err(|_| invalid("part_size is too large"))?,
@@ -153,6 +196,15 @@ mod tests {
     use super::*;
     use crate::secret::Secret;
 
+    /// Options with a complete key pair.
+    fn keyed() -> S3Options {
+        S3Options {
+            access_key_id: Some(Secret::Value("id".into())),
+            secret_access_key: Some(Secret::Value("secret".into())),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn half_a_key_pair_is_refused() {
         let opts = S3Options {
@@ -169,9 +221,7 @@ mod tests {
         let opts = S3Options {
             endpoint: Some("http://127.0.0.1:9".into()),
             allow_http: Some(false),
-            access_key_id: Some(Secret::Value("id".into())),
-            secret_access_key: Some(Secret::Value("secret".into())),
-            ..Default::default()
+            ..keyed()
         };
         assert_eq!(
             build("b", "", &opts).unwrap_err().kind(),
@@ -216,9 +266,7 @@ mod tests {
     fn tiny_parts_are_refused() {
         let opts = S3Options {
             part_size: Some(1024),
-            access_key_id: Some(Secret::Value("id".into())),
-            secret_access_key: Some(Secret::Value("secret".into())),
-            ..Default::default()
+            ..keyed()
         };
         assert_eq!(
             build("b", "", &opts).unwrap_err().kind(),

@@ -10,7 +10,7 @@
 //!   for small ones). Nothing is visible under the name until `close` completes the upload; a
 //!   body that fails midway, a digest mismatch and the size limit all `abort` the upload first.
 //!   A put future dropped midway (client gone) aborts from a guard. Memory per upload is bounded
-//!   by the part size: about `chunk * (concurrent + 1)` of body data (8 MiB parts, 2 in flight;
+//!   by the part size: about `part_size * (concurrency + 1)` of body data (8 MiB parts, 2 in flight;
 //!   a 1 GiB upload to the OSS test server peaked at 67 MiB RSS for the whole gateway).
 //! - **Create and guarded update.** `PutMode::Create` is pushed down when the service can refuse
 //!   to overwrite (OSS `x-oss-forbid-overwrite`); otherwise it is check-then-write. opendal's OSS
@@ -36,7 +36,9 @@
 //!   temporary (5xx, connection failures) become `BackendUnavailable` so the service retries
 //!   reads. The operator has no retry or timeout layer: the service owns retries and deadlines.
 
-use std::collections::BTreeMap;
+mod errors;
+mod list;
+
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
@@ -46,32 +48,22 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
-use super::errors::{exists, not_found};
-use super::path::RESERVED_SEGMENT;
+use super::errors::{exists, not_found, reword};
+use super::etag::{quote, unquote};
 use super::sidecar::{self, Record};
 use super::{
-    exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions,
-    GetResult, HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Storage,
+    guess_content_type, ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, HashingBody,
+    ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Storage, UploadTuning,
 };
 use crate::error::{Error, ErrorKind, Result};
 
-/// How uploads are cut and how many parts fly at once.
-#[derive(Debug, Clone, Copy)]
-pub struct WriteTuning {
-    /// Part size of multipart uploads; bodies smaller than this are one PUT.
-    pub chunk: usize,
-    /// Parts uploaded concurrently.
-    pub concurrent: usize,
-}
+pub use errors::map_error;
 
-impl Default for WriteTuning {
-    fn default() -> Self {
-        WriteTuning {
-            chunk: 8 * 1024 * 1024,
-            concurrent: 2,
-        }
-    }
-}
+/// Parts of 8 MiB, 2 in flight, unless the backend says otherwise.
+pub const DEFAULT_TUNING: UploadTuning = UploadTuning {
+    part_size: 8 * 1024 * 1024,
+    concurrency: 2,
+};
 
 /// `Storage` over an opendal operator whose root is the mount's prefix.
 #[derive(Debug, Clone)]
@@ -81,11 +73,16 @@ pub struct OpendalStorage {
     /// Name of the service in error messages (`OSS`).
     service: &'static str,
     cap: Capability,
-    tuning: WriteTuning,
+    tuning: UploadTuning,
 }
 
 impl OpendalStorage {
-    pub fn new(op: Operator, service: &'static str, describe: String, tuning: WriteTuning) -> Self {
+    pub fn new(
+        op: Operator,
+        service: &'static str,
+        describe: String,
+        tuning: UploadTuning,
+    ) -> Self {
         let cap = op.info().capability();
         OpendalStorage {
             op,
@@ -174,24 +171,11 @@ impl OpendalStorage {
     /// Checks the put mode against what is stored now. Returns whether something exists.
     async fn check_mode(&self, path: &ArtifactPath, mode: &PutMode) -> Result<bool> {
         let current = self.stat_opt(path, None).await?;
-        match (mode, &current) {
-            (PutMode::Create, Some(_)) => Err(exists(path)),
-            (PutMode::Update { .. }, None) => Err(Error::new(
-                ErrorKind::PreconditionFailed,
-                "no artifact to replace",
-            )
-            .with_path(path.as_str())),
-            (PutMode::Update { etag }, Some(md))
-                if md.etag().map(unquote) != Some(etag.as_str()) =>
-            {
-                Err(Error::new(
-                    ErrorKind::PreconditionFailed,
-                    "the artifact's ETag does not match If-Match",
-                )
-                .with_path(path.as_str()))
-            }
-            _ => Ok(current.is_some()),
-        }
+        let etag = current
+            .as_ref()
+            .map(|md| md.etag().map(unquote).unwrap_or_default());
+        mode.check(path, etag)?;
+        Ok(current.is_some())
     }
 
     /// Streams the body into an open writer; the caller aborts on error.
@@ -212,44 +196,6 @@ impl OpendalStorage {
                 .map_err(|e| self.err("upload", e, Some(path)))?;
         }
         Ok(())
-    }
-
-    /// Reads one page of at most `page` raw listing entries after `start_after` (a key relative
-    /// to the root). Returns the entries and whether the listing ended.
-    async fn list_page(
-        &self,
-        dir_key: &str,
-        start_after: Option<&str>,
-        page: usize,
-    ) -> Result<(Vec<::opendal::Entry>, bool)> {
-        let list_path = if dir_key.is_empty() { "/" } else { dir_key };
-        let mut fut = self.op.lister_with(list_path).recursive(false).limit(page);
-        if let Some(s) = start_after {
-            fut = fut.start_after(s);
-        }
-        let mut lister = match fut.await {
-            Ok(l) => l,
-            Err(e) if e.kind() == OdKind::NotFound => return Ok((Vec::new(), true)),
-            Err(e) => return Err(self.err("list", e, None)),
-        };
-        let mut out = Vec::with_capacity(page.min(1024));
-        while out.len() < page {
-            match lister.next().await {
-                None => return Ok((out, true)),
-                Some(Ok(entry)) => out.push(entry),
-                Some(Err(e)) if e.kind() == OdKind::NotFound => return Ok((out, true)),
-                Some(Err(e)) => return Err(self.err("list", e, None)),
-            }
-        }
-        Ok((out, false))
-    }
-
-    /// Whether `dir_key` + `name` + `/` has anything under it (one `max-keys=1` list).
-    async fn dir_exists(&self, dir_key: &str, name: &str) -> Result<bool> {
-        let (entries, _) = self
-            .list_page(&format!("{dir_key}{name}/"), None, 1)
-            .await?;
-        Ok(!entries.is_empty())
     }
 }
 
@@ -279,8 +225,7 @@ impl Storage for OpendalStorage {
         let range = opts.range.clone().unwrap_or(0..meta.size);
         let len = range.end - range.start;
         if len == 0 {
-            let body: ByteStream = Box::pin(futures::stream::empty());
-            return Ok(GetResult { meta, range, body });
+            return Ok(GetResult::empty(meta, range));
         }
         let mut fut = self.op.reader_with(path.as_str());
         if self.cap.read_with_if_match && !meta.etag.is_empty() {
@@ -305,11 +250,7 @@ impl Storage for OpendalStorage {
             inner: Box::pin(chunks),
             current: None,
         };
-        Ok(GetResult {
-            body: exact_length(Box::pin(body), len, path),
-            meta,
-            range,
-        })
+        Ok(GetResult::new(meta, range, Box::pin(body)))
     }
 
     async fn put(
@@ -329,8 +270,8 @@ impl Storage for OpendalStorage {
         let writer = self
             .op
             .writer_with(path.as_str())
-            .chunk(self.tuning.chunk)
-            .concurrent(self.tuning.concurrent)
+            .chunk(self.tuning.part_size)
+            .concurrent(self.tuning.concurrency)
             .content_type(&content_type)
             .if_not_exists(push_create)
             .await
@@ -365,13 +306,10 @@ impl Storage for OpendalStorage {
             Err(e) => {
                 let err = self.err("complete upload", e, Some(path));
                 guard.abort().await;
-                return Err(
-                    if opts.mode == PutMode::Create && err.kind() == ErrorKind::PreconditionFailed {
-                        exists(path)
-                    } else {
-                        err
-                    },
-                );
+                return Err(match opts.mode {
+                    PutMode::Create => reword(err, ErrorKind::PreconditionFailed, || exists(path)),
+                    _ => err,
+                });
             }
         };
 
@@ -421,149 +359,12 @@ impl Storage for OpendalStorage {
     }
 
     async fn list(&self, dir: &ArtifactPath, opts: ListOptions) -> Result<ListPage> {
-        let dir_key = dir.as_dir_prefix();
-        let limit = opts.limit.max(1);
-        let after = opts.after.as_deref();
-        // A few spare entries cover the names a page filters out (the reserved directory,
-        // names that are not valid artifact names, a directory named `after` itself).
-        let page = (limit + 8).min(1000);
-        let mut known: BTreeMap<String, Entry> = BTreeMap::new();
-        let mut cursor: Option<String> = after.map(|a| format!("{dir_key}{a}"));
-        let mut last_raw: Option<String> = None;
-        let mut exhausted = false;
-        while known.len() <= limit {
-            let (entries, ended) = self.list_page(&dir_key, cursor.as_deref(), page).await?;
-            for e in &entries {
-                let key = e.path().to_string();
-                if last_raw.as_ref().is_none_or(|l| &key > l) {
-                    last_raw = Some(key.clone());
-                }
-                if let Some(entry) = self.entry_of(dir, &dir_key, e, after) {
-                    known.entry(entry.name.clone()).or_insert(entry);
-                }
-            }
-            if ended {
-                exhausted = true;
-                break;
-            }
-            if last_raw == cursor {
-                // No progress (a directory prefix repeated by the server): stop here.
-                break;
-            }
-            cursor = last_raw.clone();
-        }
-        if !exhausted {
-            if let Some(last) = &last_raw {
-                self.probe_out_of_order_dirs(dir, &dir_key, last, after, limit, &mut known)
-                    .await?;
-            }
-        }
-        let more = known.len() > limit || !exhausted;
-        let entries: Vec<Entry> = known.into_values().take(limit).collect();
-        let next_after = if more {
-            entries.last().map(|e| e.name.clone())
-        } else {
-            None
-        };
-        Ok(ListPage {
-            entries,
-            next_after,
-        })
+        self.list_entries(dir, opts).await
     }
 
     async fn ready(&self) -> Result<()> {
         // One real, signed request: list at most one key under the root.
         self.list_page("", None, 1).await.map(|_| ())
-    }
-}
-
-impl OpendalStorage {
-    /// The listing entry for a raw opendal entry, or `None` when it is hidden or filtered.
-    fn entry_of(
-        &self,
-        dir: &ArtifactPath,
-        dir_key: &str,
-        e: &::opendal::Entry,
-        after: Option<&str>,
-    ) -> Option<Entry> {
-        let rel = e.path().strip_prefix(dir_key)?;
-        let is_dir = rel.ends_with('/');
-        let name = rel.trim_end_matches('/');
-        if name.is_empty()
-            || name.contains('/')
-            || name == RESERVED_SEGMENT
-            || dir.child(name).is_err()
-        {
-            return None;
-        }
-        if after.is_some_and(|a| name <= a) {
-            return None;
-        }
-        if is_dir {
-            return Some(Entry {
-                name: name.to_string(),
-                is_dir: true,
-                size: None,
-                last_modified: None,
-                etag: None,
-                sha256: None,
-            });
-        }
-        let md = e.metadata();
-        Some(Entry {
-            name: name.to_string(),
-            is_dir: false,
-            size: Some(md.content_length()),
-            last_modified: md.last_modified().map(SystemTime::from),
-            etag: md.etag().map(|t| unquote(t).to_string()),
-            sha256: None,
-        })
-    }
-
-    /// Directories whose key sorts after the last listed key but whose name sorts before some
-    /// listed name are exactly the prefixes `d` of the last key's name followed by a character
-    /// below `/`. Probes each one that could land on this page.
-    async fn probe_out_of_order_dirs(
-        &self,
-        dir: &ArtifactPath,
-        dir_key: &str,
-        last_key: &str,
-        after: Option<&str>,
-        limit: usize,
-        known: &mut BTreeMap<String, Entry>,
-    ) -> Result<()> {
-        let Some(rel) = last_key.strip_prefix(dir_key) else {
-            return Ok(());
-        };
-        let last_name = rel.trim_end_matches('/');
-        let cutoff = known.keys().nth(limit).cloned();
-        for (i, b) in last_name.bytes().enumerate() {
-            if i == 0 || b >= b'/' || !last_name.is_char_boundary(i) {
-                continue;
-            }
-            let candidate = &last_name[..i];
-            if after.is_some_and(|a| candidate <= a)
-                || cutoff.as_deref().is_some_and(|c| candidate >= c)
-                || known.get(candidate).is_some_and(|e| e.is_dir)
-                || dir.child(candidate).is_err()
-            {
-                continue;
-            }
-            if self.dir_exists(dir_key, candidate).await? {
-                known.insert(
-                    candidate.to_string(),
-                    Entry {
-                        name: candidate.to_string(),
-                        is_dir: true,
-                        size: None,
-                        last_modified: None,
-                        etag: None,
-                        sha256: None,
-                    },
-                );
-            }
-        }
-        Ok(())
     }
 }
 
@@ -632,131 +433,5 @@ impl Stream for BufferBytes {
                 Poll::Pending => return Poll::Pending,
             }
         }
-    }
-}
-
-/// Maps an opendal error to the crate's kinds. `what` names the operation for the message.
-pub fn map_error(service: &str, what: &str, e: ::opendal::Error) -> Error {
-    let kind = match e.kind() {
-        OdKind::NotFound | OdKind::IsADirectory | OdKind::NotADirectory => ErrorKind::NotFound,
-        OdKind::ConditionNotMatch | OdKind::AlreadyExists | OdKind::Conflict => {
-            ErrorKind::PreconditionFailed
-        }
-        OdKind::PermissionDenied => ErrorKind::BackendAuth,
-        OdKind::RangeNotSatisfied => ErrorKind::RangeNotSatisfiable,
-        OdKind::RateLimited => ErrorKind::BackendUnavailable,
-        OdKind::Unsupported => ErrorKind::Unsupported,
-        OdKind::ConfigInvalid => ErrorKind::InvalidInput,
-        _ => transport_kind(&e).unwrap_or(if e.is_temporary() {
-            ErrorKind::BackendUnavailable
-        } else {
-            ErrorKind::Internal
-        }),
-    };
-    // A refused HEAD has no error body, so no message: say what the status means.
-    let detail = if e.message().is_empty() {
-        format!("{} (no error body)", e.kind())
-    } else {
-        e.message().to_string()
-    };
-    let message = match kind {
-        ErrorKind::BackendAuth => {
-            format!("{service} refused the gateway's credentials during {what}: {detail}")
-        }
-        ErrorKind::BackendUnavailable | ErrorKind::Timeout => format!(
-            "{service} is unavailable during {what}: {}",
-            source_text(&e)
-        ),
-        _ => format!("{service} {what} failed: {detail}"),
-    };
-    Error::new(kind, message).with_source(e)
-}
-
-/// Connection-level failures found in the error's sources.
-fn transport_kind(e: &::opendal::Error) -> Option<ErrorKind> {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(r) = s.downcast_ref::<reqwest::Error>() {
-            return Some(if r.is_timeout() {
-                ErrorKind::Timeout
-            } else {
-                ErrorKind::BackendUnavailable
-            });
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return Some(if io.kind() == std::io::ErrorKind::TimedOut {
-                ErrorKind::Timeout
-            } else {
-                ErrorKind::BackendUnavailable
-            });
-        }
-        src = s.source();
-    }
-    None
-}
-
-/// The message plus its innermost cause (a connection error says more than "send http request").
-fn source_text(e: &::opendal::Error) -> String {
-    let mut last: Option<String> = None;
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        last = Some(s.to_string());
-        src = s.source();
-    }
-    match last {
-        Some(cause) => format!("{}: {cause}", e.message()),
-        None => e.message().to_string(),
-    }
-}
-
-fn unquote(tag: &str) -> &str {
-    let t = tag.strip_prefix("W/").unwrap_or(tag);
-    t.trim_matches('"')
-}
-
-fn quote(tag: &str) -> String {
-    format!("\"{tag}\"")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etags_lose_and_regain_quotes() {
-        assert_eq!(unquote("\"ABC\""), "ABC");
-        assert_eq!(unquote("W/\"ABC\""), "ABC");
-        assert_eq!(unquote("ABC-2"), "ABC-2");
-        assert_eq!(quote("ABC"), "\"ABC\"");
-    }
-
-    #[test]
-    fn error_kinds_map_precisely() {
-        let cases = [
-            (OdKind::NotFound, false, ErrorKind::NotFound),
-            (
-                OdKind::ConditionNotMatch,
-                false,
-                ErrorKind::PreconditionFailed,
-            ),
-            (OdKind::PermissionDenied, false, ErrorKind::BackendAuth),
-            (OdKind::RateLimited, true, ErrorKind::BackendUnavailable),
-            (OdKind::Unexpected, true, ErrorKind::BackendUnavailable),
-            (OdKind::Unexpected, false, ErrorKind::Internal),
-            (
-                OdKind::RangeNotSatisfied,
-                false,
-                ErrorKind::RangeNotSatisfiable,
-            ),
-        ];
-        for (od, temporary, want) in cases {
-            let e = ::opendal::Error::new(od, "x").with_temporary(temporary);
-            assert_eq!(map_error("OSS", "stat", e).kind(), want, "{od:?}");
-        }
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let e = ::opendal::Error::new(OdKind::Unexpected, "send http request").set_source(io);
-        let mapped = map_error("OSS", "stat", e);
-        assert_eq!(mapped.kind(), ErrorKind::BackendUnavailable);
-        assert!(mapped.message().contains("refused"), "{}", mapped.message());
     }
 }

@@ -23,7 +23,8 @@
 //! ## Layout under the root
 //! - artifacts at their own paths;
 //! - `.artifact-gateway/tmp/<uuid>`: uploads in progress, renamed into place once complete and
-//!   verified; removed on failure, and leftovers older than an hour are removed at start-up;
+//!   verified; removed on failure, and leftovers older than an hour are removed in the
+//!   background by [`Storage::start`] (opening the store makes no request);
 //! - `.artifact-gateway/meta/<path>.json`: the sidecar of `sidecar.rs` (SHA-256, content type),
 //!   written *before* the data is renamed into place and keyed by the data file's length and
 //!   modification time, which a rename keeps. A file replaced by another tool shows no digest.
@@ -48,7 +49,9 @@
 //! - Retries: the client's own failover loop is bounded (see [`HdfsOptions::config`]) so a dead
 //!   NameNode fails within seconds; the service retries reads within its deadline.
 
-use std::collections::BTreeMap;
+mod errors;
+mod list;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -56,17 +59,36 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use hdfs_native::client::FileStatus;
-use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
+use hdfs_native::{Client, ClientBuilder, WriteOptions};
+use serde::Deserialize;
 
-use super::errors::{changed, exists, not_found};
-use super::path::RESERVED_SEGMENT;
-use super::registry::HdfsOptions;
+use super::errors::{changed, directory_in_the_way, exists, file_in_the_way, not_found, reword};
 use super::sidecar::{self, Record};
 use super::{
-    exact_length, guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions,
-    GetResult, HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Storage,
+    guess_content_type, ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, HashingBody,
+    ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Storage,
 };
 use crate::error::{Error, ErrorKind, Result};
+
+use errors::is_not_found;
+pub use errors::map_error;
+
+/// Options of the HDFS backend (`[mounts.hdfs]`). The namenode (or an HA nameservice, resolved
+/// through `dfs.ha.namenodes.<ns>` in `config` or in `$HADOOP_CONF_DIR`) and the root prefix
+/// come from the URL: `hdfs://namenode:8020/prefix`, `hdfs://nameservice/prefix`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HdfsOptions {
+    /// The user to act as; default `HADOOP_USER_NAME`, else the process user.
+    pub user: Option<String>,
+    /// Extra client configuration (`dfs.*`, e.g. an HA nameservice's namenodes). Overrides
+    /// `$HADOOP_CONF_DIR`. Unless set here, the gateway bounds the client's own retries so
+    /// failures surface within the service's deadline: `dfs.client.failover.max.attempts = 3`,
+    /// `dfs.client.failover.sleep.base.millis = 100`, `dfs.client.failover.sleep.max.millis =
+    /// 1000`, `dfs.client.socket-timeout = 20000`.
+    #[serde(default)]
+    pub config: std::collections::BTreeMap<String, String>,
+}
 
 /// Client settings the gateway sets unless the mount's `config` does.
 const BOUNDED_RETRIES: [(&str, &str); 4] = [
@@ -77,6 +99,14 @@ const BOUNDED_RETRIES: [(&str, &str); 4] = [
 ];
 
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+/// What HDFS keeps natively (see "Contracts and their limits" above): creates are atomic
+/// (`rename` without overwrite); pinned reads and guarded updates are checked, not atomic.
+const CAPABILITIES: Capabilities = Capabilities {
+    pinned_read: false,
+    atomic_update: false,
+    ..Capabilities::ALL
+};
 
 /// Artifacts under a root directory of an HDFS namespace.
 #[derive(Clone)]
@@ -123,17 +153,15 @@ pub fn build(url: &str, prefix: &str, options: &HdfsOptions) -> Result<HdfsStora
     } else {
         format!("{url}/{prefix}")
     };
-    let storage = HdfsStorage {
+    Ok(HdfsStorage {
         client: Arc::new(client),
         root,
         describe,
-    };
-    storage.spawn_stale_temp_cleanup();
-    Ok(storage)
+    })
 }
 
 impl HdfsStorage {
-    fn abs(&self, rel: &str) -> String {
+    pub(super) fn abs(&self, rel: &str) -> String {
         if rel.is_empty() {
             if self.root.is_empty() {
                 "/".to_string()
@@ -234,26 +262,10 @@ impl HdfsStorage {
     async fn check_mode(&self, path: &ArtifactPath, mode: &PutMode) -> Result<Option<FileStatus>> {
         let current = self.stat_opt(&self.abs(path.as_str()), path).await?;
         if current.as_ref().is_some_and(|s| s.isdir) {
-            return Err(Error::new(
-                ErrorKind::PreconditionFailed,
-                "a directory exists at this path",
-            )
-            .with_path(path.as_str()));
+            return Err(directory_in_the_way(path));
         }
-        match (mode, &current) {
-            (PutMode::Create, Some(_)) => Err(exists(path)),
-            (PutMode::Update { .. }, None) => Err(Error::new(
-                ErrorKind::PreconditionFailed,
-                "no artifact to replace",
-            )
-            .with_path(path.as_str())),
-            (PutMode::Update { etag }, Some(st)) if &validator(st) != etag => Err(Error::new(
-                ErrorKind::PreconditionFailed,
-                "the artifact's ETag does not match If-Match",
-            )
-            .with_path(path.as_str())),
-            _ => Ok(current),
-        }
+        mode.check(path, current.as_ref().map(validator).as_deref())?;
+        Ok(current)
     }
 
     /// Streams the body into a new temporary file and closes it.
@@ -306,13 +318,7 @@ impl Storage for HdfsStorage {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            range_read: true,
-            pinned_read: false,
-            atomic_create: true,
-            atomic_update: false,
-            stores_digest: true,
-        }
+        CAPABILITIES
     }
 
     async fn head(&self, path: &ArtifactPath) -> Result<Meta> {
@@ -330,11 +336,7 @@ impl Storage for HdfsStorage {
             .await
             .map_err(|e| {
                 let err = map_error("open", e).with_path(path.as_str());
-                if err.kind() == ErrorKind::NotFound {
-                    changed(path)
-                } else {
-                    err
-                }
+                reword(err, ErrorKind::NotFound, || changed(path))
             })?;
         if reader.file_length() as u64 != meta.size {
             return Err(changed(path));
@@ -356,11 +358,7 @@ impl Storage for HdfsStorage {
                     .map(move |r| r.map_err(|e| map_error("read", e).with_path(p.clone()))),
             )
         };
-        Ok(GetResult {
-            body: exact_length(body, len, path),
-            meta,
-            range,
-        })
+        Ok(GetResult::new(meta, range, body))
     }
 
     async fn put(
@@ -399,15 +397,7 @@ impl Storage for HdfsStorage {
             .await
             .map_err(|e| {
                 let err = map_error("create parent directories", e).with_path(path.as_str());
-                if err.kind() == ErrorKind::PreconditionFailed {
-                    Error::new(
-                        ErrorKind::PreconditionFailed,
-                        "a parent of this path is a file",
-                    )
-                    .with_path(path.as_str())
-                } else {
-                    err
-                }
+                reword(err, ErrorKind::PreconditionFailed, || file_in_the_way(path))
             })?;
         self.check_mode(path, &opts.mode).await?;
         let content_type = opts
@@ -424,10 +414,9 @@ impl Storage for HdfsStorage {
             .await
             .map_err(|e| {
                 let err = map_error("place the upload", e).with_path(path.as_str());
-                if opts.mode == PutMode::Create && err.kind() == ErrorKind::PreconditionFailed {
-                    exists(path)
-                } else {
-                    err
+                match opts.mode {
+                    PutMode::Create => reword(err, ErrorKind::PreconditionFailed, || exists(path)),
+                    _ => err,
                 }
             })?;
         guard.disarm();
@@ -468,71 +457,7 @@ impl Storage for HdfsStorage {
     }
 
     async fn list(&self, dir: &ArtifactPath, opts: ListOptions) -> Result<ListPage> {
-        let dir_abs = self.abs(dir.as_str());
-        let limit = opts.limit.max(1);
-        let after = opts.after.as_deref();
-        let iter = self.client.list_status_iter(&dir_abs, false);
-        // The best `limit + 1` names in UTF-8 order; the rest is dropped as it streams past.
-        let mut best: BTreeMap<String, FileStatus> = BTreeMap::new();
-        while let Some(item) = iter.next().await {
-            let st = match item {
-                Ok(st) => st,
-                Err(e) if is_not_found(&e) => return Ok(ListPage::default()),
-                Err(e) => return Err(map_error("list", e).with_path(dir.as_str())),
-            };
-            if st.path.trim_end_matches('/') == dir_abs.trim_end_matches('/') {
-                return Ok(ListPage::default()); // `dir` is a file: HDFS lists the file itself
-            }
-            let name = st.path.rsplit('/').next().unwrap_or("").to_string();
-            if name == RESERVED_SEGMENT
-                || dir.child(&name).is_err()
-                || after.is_some_and(|a| name.as_str() <= a)
-            {
-                continue;
-            }
-            if best.len() > limit && best.last_key_value().is_some_and(|(k, _)| &name >= k) {
-                continue;
-            }
-            best.insert(name, st);
-            if best.len() > limit + 1 {
-                best.pop_last();
-            }
-        }
-        let more = best.len() > limit;
-        let entries: Vec<Entry> = best
-            .into_iter()
-            .take(limit)
-            .map(|(name, st)| {
-                if st.isdir {
-                    Entry {
-                        name,
-                        is_dir: true,
-                        size: None,
-                        last_modified: None,
-                        etag: None,
-                        sha256: None,
-                    }
-                } else {
-                    Entry {
-                        name,
-                        is_dir: false,
-                        size: Some(st.length as u64),
-                        last_modified: Some(mtime(&st)),
-                        etag: Some(validator(&st)),
-                        sha256: None,
-                    }
-                }
-            })
-            .collect();
-        let next_after = if more {
-            entries.last().map(|e| e.name.clone())
-        } else {
-            None
-        };
-        Ok(ListPage {
-            entries,
-            next_after,
-        })
+        self.list_page(dir, opts).await
     }
 
     async fn ready(&self) -> Result<()> {
@@ -542,6 +467,11 @@ impl Storage for HdfsStorage {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(map_error("readiness check", e)),
         }
+    }
+
+    async fn start(&self) -> Result<()> {
+        self.spawn_stale_temp_cleanup();
+        Ok(())
     }
 }
 
@@ -590,11 +520,11 @@ fn meta_of(path: &ArtifactPath, st: &FileStatus, side: Option<&[u8]>) -> Meta {
 }
 
 /// The strong validator: modification time (ms) and length.
-fn validator(st: &FileStatus) -> String {
+pub(super) fn validator(st: &FileStatus) -> String {
     format!("{:x}-{:x}", st.modification_time, st.length)
 }
 
-fn mtime(st: &FileStatus) -> SystemTime {
+pub(super) fn mtime(st: &FileStatus) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(st.modification_time)
 }
 
@@ -605,116 +535,9 @@ fn parent_of(abs: &str) -> &str {
     }
 }
 
-fn is_not_found(e: &HdfsError) -> bool {
-    match e {
-        HdfsError::FileNotFound(_) => true,
-        HdfsError::RPCError(class, _) => {
-            class == "java.io.FileNotFoundException"
-                || class == "org.apache.hadoop.fs.ParentNotDirectoryException"
-        }
-        _ => false,
-    }
-}
-
-/// Maps an `hdfs-native` error to the crate's kinds. `what` names the operation.
-pub fn map_error(what: &str, e: HdfsError) -> Error {
-    use std::io::ErrorKind as Io;
-    let kind = match &e {
-        HdfsError::FileNotFound(_) | HdfsError::IsADirectoryError(_) => ErrorKind::NotFound,
-        HdfsError::AlreadyExists(_) => ErrorKind::PreconditionFailed,
-        HdfsError::IOError(io) if io.kind() == Io::TimedOut => ErrorKind::Timeout,
-        HdfsError::IOError(_)
-        | HdfsError::DataTransferError(_)
-        | HdfsError::ChecksumError
-        | HdfsError::BlocksNotFound(_)
-        | HdfsError::OperationFailed(_)
-        | HdfsError::InvalidRPCResponse(_) => ErrorKind::BackendUnavailable,
-        HdfsError::SASLError(_) | HdfsError::GSSAPIError(..) | HdfsError::NoSASLMechanism => {
-            ErrorKind::BackendAuth
-        }
-        HdfsError::RPCError(class, _) | HdfsError::FatalRPCError(class, _) => {
-            match class.rsplit('.').next().unwrap_or("") {
-                "FileNotFoundException" => ErrorKind::NotFound,
-                "FileAlreadyExistsException"
-                | "AlreadyBeingCreatedException"
-                | "ParentNotDirectoryException" => ErrorKind::PreconditionFailed,
-                "AccessControlException"
-                | "AuthorizationException"
-                | "InvalidToken"
-                | "SaslException"
-                | "GSSException" => ErrorKind::BackendAuth,
-                "SafeModeException"
-                | "StandbyException"
-                | "RetriableException"
-                | "ObserverRetryOnActiveException"
-                | "LeaseExpiredException"
-                | "NotReplicatedYetException" => ErrorKind::BackendUnavailable,
-                _ if matches!(e, HdfsError::FatalRPCError(..)) => ErrorKind::BackendUnavailable,
-                _ => ErrorKind::Internal,
-            }
-        }
-        HdfsError::InvalidPath(_) | HdfsError::InvalidArgument(_) | HdfsError::UrlParseError(_) => {
-            ErrorKind::InvalidInput
-        }
-        HdfsError::UnsupportedFeature(_) | HdfsError::UnsupportedErasureCodingPolicy(_) => {
-            ErrorKind::Unsupported
-        }
-        _ => ErrorKind::Internal,
-    };
-    let message = match kind {
-        ErrorKind::BackendAuth => format!("HDFS refused the gateway's user during {what}: {e}"),
-        ErrorKind::BackendUnavailable | ErrorKind::Timeout => {
-            format!("HDFS is unavailable during {what}: {e}")
-        }
-        _ => format!("HDFS {what} failed: {e}"),
-    };
-    Error::new(kind, message).with_source(e)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hadoop_exceptions_map_to_kinds() {
-        let rpc = |c: &str| HdfsError::RPCError(c.to_string(), "m".to_string());
-        let cases = [
-            (rpc("java.io.FileNotFoundException"), ErrorKind::NotFound),
-            (
-                rpc("org.apache.hadoop.security.AccessControlException"),
-                ErrorKind::BackendAuth,
-            ),
-            (
-                rpc("org.apache.hadoop.hdfs.server.namenode.SafeModeException"),
-                ErrorKind::BackendUnavailable,
-            ),
-            (
-                rpc("org.apache.hadoop.ipc.StandbyException"),
-                ErrorKind::BackendUnavailable,
-            ),
-            (
-                rpc("org.apache.hadoop.fs.ParentNotDirectoryException"),
-                ErrorKind::PreconditionFailed,
-            ),
-            (
-                HdfsError::AlreadyExists("x".into()),
-                ErrorKind::PreconditionFailed,
-            ),
-            (
-                HdfsError::IOError(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
-                ErrorKind::BackendUnavailable,
-            ),
-            (
-                HdfsError::IOError(std::io::Error::from(std::io::ErrorKind::TimedOut)),
-                ErrorKind::Timeout,
-            ),
-            (HdfsError::ChecksumError, ErrorKind::BackendUnavailable),
-        ];
-        for (e, want) in cases {
-            let shown = e.to_string();
-            assert_eq!(map_error("op", e).kind(), want, "{shown}");
-        }
-    }
 
     #[test]
     fn paths_and_validators() {

@@ -3,7 +3,7 @@
 //! [`registry`](crate::storage::registry) and [`Storage`] trait as the server.
 //!
 //! The gateway's own HTTP API is another `Source`, implemented beside the HTTP client in
-//! `client::source`; this module never imports the client.
+//! `client::http_source`; this module never imports the client.
 
 use std::fmt;
 use std::sync::Arc;

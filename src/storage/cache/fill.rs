@@ -1,0 +1,440 @@
+//! Fills and readers.
+//!
+//! A *fill* is the one backend read of an object that is not cached yet: a task that writes the
+//! backend's bytes into a temporary file and publishes how far it got. Every read of that
+//! object, the one that started it and all that join later, *follows* the file: it reads what
+//! is written and waits for more, so bytes reach every client as they arrive from the backend.
+//! When the last byte is written the file is fsynced and renamed into the data directory under
+//! its key; only then does it become an entry. A fill that fails (backend error, object changed)
+//! fails every follower and leaves nothing behind. A fill that fails for a local reason (disk
+//! full, I/O error) sends its followers to the backend for the rest of their range, so those
+//! requests still succeed.
+
+use std::fs::File;
+use std::io::Write;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use tokio::sync::{mpsc, watch};
+
+use super::super::{errors, ArtifactPath, ByteStream, GetOptions, Meta, Storage};
+use super::index::{Key, Pin};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Bytes read from a cache file per step: large while few readers run, smaller as more run,
+/// so that the chunks of all readers together (one being read and one being sent each) stay
+/// near `READ_BUDGET` however many clients download at once.
+const READ_CHUNK_MAX: u64 = 1024 * 1024;
+const READ_CHUNK_MIN: u64 = 64 * 1024;
+const READ_BUDGET: u64 = 16 * 1024 * 1024;
+
+/// Readers of cache files now running.
+static READERS: AtomicUsize = AtomicUsize::new(0);
+
+fn read_chunk() -> u64 {
+    let active = READERS.load(Ordering::Relaxed).max(1) as u64;
+    (READ_BUDGET / 2 / active).clamp(READ_CHUNK_MIN, READ_CHUNK_MAX)
+}
+
+/// Counts a running reader while alive.
+struct Active;
+
+impl Active {
+    fn new() -> Active {
+        READERS.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        READERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+/// Backend chunks queued between the network and the disk writer.
+const WRITE_QUEUE: usize = 16;
+/// At most this many bytes are written between two progress notifications.
+const WRITE_BATCH: usize = 1024 * 1024;
+
+/// Why a fill stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// A failure of the cache disk rather than of the backend.
+    pub local: bool,
+    /// ENOSPC or a quota.
+    pub disk_full: bool,
+}
+
+impl Failure {
+    pub fn backend(e: &Error) -> Failure {
+        Failure {
+            kind: e.kind(),
+            message: e.message().to_string(),
+            local: false,
+            disk_full: false,
+        }
+    }
+
+    pub fn local(context: &str, e: &std::io::Error) -> Failure {
+        Failure {
+            kind: ErrorKind::Internal,
+            message: format!("cache: {context}: {e}"),
+            local: true,
+            disk_full: is_disk_full(e),
+        }
+    }
+
+    fn error(&self, path: &ArtifactPath) -> Error {
+        Error::new(self.kind, self.message.clone()).with_path(path.as_str())
+    }
+}
+
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(28) | Some(122))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Creating the temporary file and opening the backend read.
+    Opening,
+    Streaming,
+    /// Every byte is written (the entry may or may not have been kept).
+    Done,
+    Failed(Failure),
+}
+
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub written: u64,
+    pub phase: Phase,
+}
+
+/// One backend read in progress, shared by every reader of the object.
+pub struct Fill {
+    pub key: Key,
+    pub path: ArtifactPath,
+    pub meta: Meta,
+    pub tmp_path: PathBuf,
+    /// Set before the phase leaves `Opening`.
+    pub file: OnceLock<Arc<File>>,
+    pub progress: watch::Sender<Progress>,
+    /// Held by every follower; moves into the entry when the fill completes.
+    pub pin: Pin,
+    pub started: Instant,
+}
+
+impl Fill {
+    pub fn new(key: Key, path: ArtifactPath, meta: Meta, tmp_path: PathBuf) -> Fill {
+        Fill {
+            key,
+            path,
+            meta,
+            tmp_path,
+            file: OnceLock::new(),
+            progress: watch::Sender::new(Progress {
+                written: 0,
+                phase: Phase::Opening,
+            }),
+            pin: Arc::new(()),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        self.progress.send_modify(|p| p.phase = phase);
+    }
+
+    /// Waits until the fill has opened its backend read (or failed).
+    pub async fn opened(&self) -> std::result::Result<u64, Failure> {
+        let mut rx = self.progress.subscribe();
+        let p = rx
+            .wait_for(|p| p.phase != Phase::Opening)
+            .await
+            .map(|p| p.clone());
+        match p {
+            Ok(Progress {
+                phase: Phase::Failed(f),
+                ..
+            }) => Err(f),
+            Ok(p) => Ok(p.written),
+            Err(_) => Err(Failure {
+                kind: ErrorKind::Internal,
+                message: "cache: the fill ended without a result".into(),
+                local: true,
+                disk_full: false,
+            }),
+        }
+    }
+}
+
+/// Streams the backend body into the fill's file. Returns the bytes written, or why it stopped.
+/// The caller has opened the backend read and set the file.
+pub async fn copy_body(
+    fill: &Arc<Fill>,
+    mut body: ByteStream,
+) -> std::result::Result<u64, Failure> {
+    let file = fill.file.get().expect("the fill's file is set").clone();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let writer_fill = fill.clone();
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+        let mut written = 0u64;
+        let mut f: &File = &file;
+        while let Some(first) = rx.blocking_recv() {
+            // Write what has arrived (up to WRITE_BATCH) before waking the readers once.
+            let mut n = first.len();
+            f.write_all(&first)?;
+            while n < WRITE_BATCH {
+                let Ok(more) = rx.try_recv() else { break };
+                f.write_all(&more)?;
+                n += more.len();
+            }
+            written += n as u64;
+            writer_fill.progress.send_modify(|p| p.written = written);
+        }
+        f.sync_all()?;
+        Ok(written)
+    });
+    let mut backend_err = None;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) if c.is_empty() => {}
+            Ok(c) => {
+                if tx.send(c).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Err(e) => {
+                backend_err = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = match writer.await {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => return Err(Failure::local("writing the cache file", &e)),
+        Err(e) => {
+            return Err(Failure {
+                kind: ErrorKind::Internal,
+                message: format!("cache: the writer task failed: {e}"),
+                local: true,
+                disk_full: false,
+            })
+        }
+    };
+    if let Some(e) = backend_err {
+        return Err(Failure::backend(&e));
+    }
+    Ok(written)
+}
+
+/// Where a reader gets its bytes.
+pub enum Source {
+    /// A complete entry.
+    Entry { file: Arc<File>, pin: Pin },
+    /// A fill in progress (or just finished).
+    Fill(Arc<Fill>),
+}
+
+/// How a reader continues when the cache disk fails under it: the rest of its range from the
+/// backend, pinned to the version it serves.
+#[derive(Clone)]
+pub struct Fallback {
+    pub backend: Arc<dyn Storage>,
+    pub etag: String,
+    /// Counts reads sent past the cache this way.
+    pub bypassed: Counter,
+}
+
+/// Counters a reader updates.
+pub struct ReaderMetrics {
+    pub served_bytes: Counter<u64, std::sync::atomic::AtomicU64>,
+    pub first_byte: Histogram,
+    pub started: Instant,
+}
+
+struct Reader {
+    path: ArtifactPath,
+    file: Option<Arc<File>>,
+    fill: Option<(Arc<Fill>, watch::Receiver<Progress>)>,
+    _pin: Pin,
+    pos: u64,
+    end: u64,
+    fallback: Fallback,
+    passthrough: Option<ByteStream>,
+    metrics: ReaderMetrics,
+    first_seen: bool,
+    done: bool,
+    _active: Active,
+}
+
+/// A body of the bytes `range` of the object, read from the cache file as it fills.
+pub fn read(
+    source: Source,
+    path: ArtifactPath,
+    range: Range<u64>,
+    fallback: Fallback,
+    metrics: ReaderMetrics,
+) -> ByteStream {
+    let (file, fill, pin) = match source {
+        Source::Entry { file, pin } => (Some(file), None, pin),
+        Source::Fill(f) => {
+            let rx = f.progress.subscribe();
+            let pin = f.pin.clone();
+            (f.file.get().cloned(), Some((f, rx)), pin)
+        }
+    };
+    let reader = Reader {
+        path,
+        file,
+        fill,
+        _pin: pin,
+        pos: range.start,
+        end: range.end,
+        fallback,
+        passthrough: None,
+        metrics,
+        first_seen: false,
+        done: false,
+        _active: Active::new(),
+    };
+    Box::pin(futures::stream::unfold(reader, |mut r| async move {
+        if r.done {
+            return None;
+        }
+        let item = r.next().await;
+        match &item {
+            None => None,
+            Some(Err(_)) => {
+                r.done = true;
+                item.map(|i| (i, r))
+            }
+            Some(Ok(chunk)) => {
+                if !r.first_seen {
+                    r.first_seen = true;
+                    r.metrics
+                        .first_byte
+                        .observe(r.metrics.started.elapsed().as_secs_f64());
+                }
+                if r.passthrough.is_none() {
+                    r.metrics.served_bytes.inc_by(chunk.len() as u64);
+                }
+                item.map(|i| (i, r))
+            }
+        }
+    }))
+}
+
+impl Reader {
+    async fn next(&mut self) -> Option<Result<Bytes>> {
+        loop {
+            if let Some(s) = &mut self.passthrough {
+                return s.next().await;
+            }
+            if self.pos >= self.end {
+                return None;
+            }
+            let available = match &mut self.fill {
+                None => self.end,
+                Some((_, rx)) => {
+                    let p = rx.borrow_and_update().clone();
+                    match p.phase {
+                        Phase::Done => self.end,
+                        Phase::Failed(f) if f.local => {
+                            if let Err(e) = self.fall_back(&f.message).await {
+                                return Some(Err(e));
+                            }
+                            continue;
+                        }
+                        Phase::Failed(f) => return Some(Err(f.error(&self.path))),
+                        Phase::Opening | Phase::Streaming => p.written,
+                    }
+                }
+            };
+            if available > self.pos {
+                let file = match &self.file {
+                    Some(f) => f.clone(),
+                    None => match self.fill.as_ref().and_then(|(f, _)| f.file.get()) {
+                        Some(f) => {
+                            self.file = Some(f.clone());
+                            f.clone()
+                        }
+                        None => return Some(Err(internal(&self.path, "no cache file"))),
+                    },
+                };
+                let pos = self.pos;
+                let n = (available.min(self.end) - pos).min(read_chunk()) as usize;
+                let read = tokio::task::spawn_blocking(move || -> std::io::Result<Bytes> {
+                    let mut buf = vec![0u8; n];
+                    file.read_exact_at(&mut buf, pos)?;
+                    Ok(Bytes::from(buf))
+                })
+                .await;
+                match read {
+                    Ok(Ok(bytes)) => {
+                        self.pos += bytes.len() as u64;
+                        return Some(Ok(bytes));
+                    }
+                    Ok(Err(e)) => {
+                        let why = format!("reading the cache file: {e}");
+                        if let Err(e) = self.fall_back(&why).await {
+                            return Some(Err(e));
+                        }
+                        continue;
+                    }
+                    Err(e) => return Some(Err(internal(&self.path, &e.to_string()))),
+                }
+            }
+            // Wait for the fill to write more (or finish, or fail).
+            let Some((_, rx)) = &mut self.fill else {
+                return Some(Err(internal(&self.path, "the cache file is short")));
+            };
+            if rx.changed().await.is_err() {
+                // The fill is gone; its last state tells what happened.
+                let p = rx.borrow().clone();
+                if p.phase != Phase::Done && p.written <= self.pos {
+                    return Some(Err(internal(&self.path, "the fill ended without a result")));
+                }
+            }
+        }
+    }
+
+    /// Continues from the backend after a local failure.
+    async fn fall_back(&mut self, why: &str) -> Result<()> {
+        tracing::warn!(path = %self.path.as_str(), reason = %why, offset = self.pos, "cache disk failed under a reader; continuing from the backend");
+        self.fallback.bypassed.inc();
+        let opts = GetOptions {
+            range: Some(self.pos..self.end),
+            if_match: Some(self.fallback.etag.clone()),
+        };
+        let res = self.fallback.backend.get(&self.path, opts).await?;
+        self.passthrough = Some(res.body);
+        self.fill = None;
+        Ok(())
+    }
+}
+
+fn internal(path: &ArtifactPath, why: &str) -> Error {
+    Error::new(ErrorKind::Internal, format!("cache: {why}")).with_path(path.as_str())
+}
+
+/// The error a follower sees when the fill could not open its backend read.
+pub fn open_error(f: &Failure, path: &ArtifactPath) -> Error {
+    if f.kind == ErrorKind::PreconditionFailed {
+        return errors::changed(path);
+    }
+    f.error(path)
+}

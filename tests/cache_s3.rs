@@ -1,0 +1,1142 @@
+//! The read-through cache (`[mounts.cache]`) over a real MinIO: every contract of
+//! `storage::cache`, through the `Storage` trait and through the HTTP API of the real binary.
+//!
+//! Backend bytes are counted on the backend's side of the gateway, twice: by a counting TCP
+//! proxy between the gateway and MinIO (every byte MinIO put on the wire, headers included)
+//! and, where the MinIO is private to the test, by MinIO's own `minio_s3_traffic_sent_bytes`.
+//! The gateway's own `artifact_gateway_backend_read_bytes_total` must agree with them.
+//!
+//! Needs `AG_TEST_S3_*` (tests/servers/minio/start.sh writes them). Tests that kill MinIO start
+//! a private instance; the full-disk test mounts a small tmpfs (needs root, as in CI).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use artifact_gateway::storage::cache::CacheOptions;
+use artifact_gateway::storage::metrics::{MountLabel, MountReason, Reason, StorageMetrics};
+use artifact_gateway::storage::registry::{self, BackendSpec, S3Options};
+use artifact_gateway::storage::{ArtifactPath, GetOptions, Storage};
+use bytesize::ByteSize;
+use common::minio::{Minio, PrivateMinio};
+use common::proxy::Proxy;
+use futures::StreamExt;
+
+const MOUNT: &str = "cached";
+
+/// `len` deterministic bytes; `seed` makes versions differ.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn addr_of(endpoint: &str) -> SocketAddr {
+    let hostport = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    hostport.parse().expect("a 127.0.0.1:PORT endpoint")
+}
+
+fn path(p: &str) -> ArtifactPath {
+    ArtifactPath::parse(p).unwrap()
+}
+
+/// The storage a `[mounts.cache]` mount gets, built by the registry.
+async fn cached(
+    minio: &Minio,
+    prefix: &str,
+    opts: &CacheOptions,
+    metrics: &StorageMetrics,
+) -> Arc<dyn Storage> {
+    cached_with(minio, minio.options(), prefix, opts, metrics).await
+}
+
+async fn cached_with(
+    minio: &Minio,
+    s3: S3Options,
+    prefix: &str,
+    opts: &CacheOptions,
+    metrics: &StorageMetrics,
+) -> Arc<dyn Storage> {
+    let spec = BackendSpec::S3 {
+        bucket: minio.bucket.clone(),
+        prefix: prefix.to_string(),
+        options: s3,
+    };
+    registry::build_mount(&spec, MOUNT, Some(opts), metrics)
+        .await
+        .expect("build the cached mount")
+}
+
+fn label() -> MountLabel {
+    MountLabel {
+        mount: MOUNT.to_string(),
+    }
+}
+
+struct Counts {
+    backend_bytes: u64,
+    hits: u64,
+    misses: u64,
+    coalesced: u64,
+}
+
+fn counts(m: &StorageMetrics) -> Counts {
+    Counts {
+        backend_bytes: m.backend_read_bytes.get_or_create(&label()).get(),
+        hits: m.cache_hits.get_or_create(&label()).get(),
+        misses: m.cache_misses.get_or_create(&label()).get(),
+        coalesced: m.cache_coalesced_waiters.get_or_create(&label()).get(),
+    }
+}
+
+fn bypassed(m: &StorageMetrics, reason: Reason) -> u64 {
+    m.cache_bypassed
+        .get_or_create(&MountReason {
+            mount: MOUNT.into(),
+            reason,
+        })
+        .get()
+}
+
+fn fill_failures(m: &StorageMetrics, reason: Reason) -> u64 {
+    m.cache_fill_failures
+        .get_or_create(&MountReason {
+            mount: MOUNT.into(),
+            reason,
+        })
+        .get()
+}
+
+/// Reads a whole body, comparing it with `expected` chunk by chunk. Returns (time of the first
+/// byte, time of the end) or the error that ended the body.
+async fn read_and_compare(
+    store: &Arc<dyn Storage>,
+    p: &ArtifactPath,
+    opts: GetOptions,
+    expected: &[u8],
+) -> Result<(Instant, Instant), String> {
+    let res = store.get(p, opts).await.map_err(|e| e.to_string())?;
+    let mut body = res.body;
+    let mut pos = 0usize;
+    let mut first = None;
+    while let Some(chunk) = body.next().await {
+        let c = chunk.map_err(|e| format!("body error after {pos} bytes: {e}"))?;
+        first.get_or_insert_with(Instant::now);
+        assert_eq!(
+            &c[..],
+            &expected[pos..pos + c.len()],
+            "wrong bytes at offset {pos}"
+        );
+        pos += c.len();
+    }
+    assert_eq!(pos, expected.len(), "short body");
+    Ok((first.unwrap_or_else(Instant::now), Instant::now()))
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Waits (bounded) until `dir` is empty; the cache deletes failed fills in the background.
+async fn wait_empty(dir: &Path) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let files = files_in(dir);
+        if files.is_empty() || Instant::now() > deadline {
+            return files;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the fills of a cache directory are over (renamed or removed): the last bytes
+/// reach readers before the fill's fsync and rename, so a read right after another may still
+/// find the fill rather than a complete entry.
+async fn settle(cache_dir: &Path) {
+    let left = wait_empty(&cache_dir.join("tmp")).await;
+    assert!(left.is_empty(), "fills still running after 5 s: {left:?}");
+}
+
+// ---------- coalescing ----------
+
+/// 64 concurrent reads of an uncached 32 MiB object: one backend read, counted at the
+/// backend's side (the proxy's wire bytes) and by the gateway; every reader streams from the
+/// fill as it grows (its first byte comes long before the fill ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_cold_reads_cause_one_backend_read() {
+    let minio = Minio::from_env();
+    let prefix = common::random_prefix("cache64");
+    let size = 32 << 20;
+    let data = Arc::new(pattern(size, 1));
+    minio
+        .put_raw(&format!("{prefix}/jobs/big.jar"), data.to_vec())
+        .await;
+    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
+    // 32 MiB at 16 MiB/s: the fill takes about 2 s, so the readers overlap it.
+    proxy.set_rate(16 << 20);
+    let dir = common::tempdir();
+    let metrics = StorageMetrics::default();
+    let store = cached(
+        &minio.via(&proxy.url()),
+        &prefix,
+        &CacheOptions::in_dir(dir.path()),
+        &metrics,
+    )
+    .await;
+    let p = path("jobs/big.jar");
+    let before = proxy.down_bytes();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (store, p, data) = (store.clone(), p.clone(), data.clone());
+            tokio::spawn(async move {
+                let t0 = Instant::now();
+                let r = read_and_compare(&store, &p, GetOptions::default(), &data).await;
+                (t0, r)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        let (t0, r) = t.await.unwrap();
+        let (first, end) = r.expect("every reader gets the whole object");
+        results.push((t0, first, end));
+    }
+    let wire = proxy.down_bytes() - before;
+    let c = counts(&metrics);
+    let earliest_end = results.iter().map(|r| r.2).min().unwrap();
+    let slowest_first = results
+        .iter()
+        .map(|(t0, first, _)| first.duration_since(*t0))
+        .max()
+        .unwrap();
+    println!(
+        "64 readers of {size} bytes in {:?}: backend wire bytes {wire}, gateway-counted {}, \
+         misses {}, coalesced {}, hits {}, slowest first byte {slowest_first:?}, first reader done after {:?}",
+        started.elapsed(),
+        c.backend_bytes,
+        c.misses,
+        c.coalesced,
+        c.hits,
+        earliest_end.duration_since(started)
+    );
+    let limit = size as f64 * 1.05;
+    assert!(
+        (wire as f64) <= limit,
+        "MinIO sent {wire} bytes for a {size}-byte object"
+    );
+    assert!(
+        wire >= size as u64,
+        "the proxy saw less than one copy ({wire})"
+    );
+    assert_eq!(
+        c.backend_bytes, size as u64,
+        "the gateway counts exactly one body"
+    );
+    assert_eq!(c.misses, 1, "one fill");
+    assert_eq!(c.coalesced + c.hits, 63);
+    assert!(
+        c.coalesced >= 32,
+        "most readers joined the fill: {}",
+        c.coalesced
+    );
+    for (t0, first, _) in &results {
+        assert!(
+            *first < earliest_end,
+            "a reader that started {:?} in got its first byte only after a reader had finished",
+            t0.duration_since(started)
+        );
+    }
+    // The object is now cached: another read costs no backend bytes.
+    settle(dir.path()).await;
+    read_and_compare(&store, &p, GetOptions::default(), &data)
+        .await
+        .unwrap();
+    assert_eq!(counts(&metrics).backend_bytes, size as u64);
+    assert_eq!(files_in(&dir.path().join("tmp")), Vec::<String>::new());
+    assert_eq!(files_in(&dir.path().join("data")).len(), 1);
+    minio.delete_prefix(&prefix).await;
+}
+
+/// The same through the real binary's HTTP API, against a private MinIO whose own metrics
+/// count what it sent: 64 concurrent GETs of an uncached object, MinIO sends it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sixty_four_concurrent_cold_downloads_read_the_backend_once() {
+    let private = PrivateMinio::start();
+    let minio = private.minio.clone();
+    let prefix = common::random_prefix("cache64http");
+    let size: usize = 32 << 20;
+    let data = Arc::new(pattern(size, 2));
+    minio
+        .put_raw(&format!("{prefix}/flink/job.jar"), data.to_vec())
+        .await;
+    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
+    proxy.set_rate(16 << 20);
+    let dir = common::tempdir();
+    let cache_dir = dir.path().join("cache");
+    let gw = start_cached_gateway(
+        &minio.via(&proxy.url()),
+        &prefix,
+        &cache_dir,
+        dir.path(),
+        "",
+    );
+    let minio_before = minio.sent_bytes().await;
+    let wire_before = proxy.down_bytes();
+    let url = gw.artifact(MOUNT, "flink/job.jar");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (client, url, data) = (client.clone(), url.clone(), data.clone());
+            tokio::spawn(async move {
+                let resp = client.get(&url).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                assert_eq!(resp.content_length(), Some(data.len() as u64));
+                let mut body = resp.bytes_stream();
+                let mut pos = 0usize;
+                while let Some(c) = body.next().await {
+                    let c = c.expect("the body streams to the end");
+                    assert_eq!(&c[..], &data[pos..pos + c.len()], "bytes at {pos}");
+                    pos += c.len();
+                }
+                assert_eq!(pos, data.len());
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let took = started.elapsed();
+    let wire = proxy.down_bytes() - wire_before;
+    let minio_sent = minio.sent_bytes_settled(minio_before + size as f64).await - minio_before;
+    let gw_bytes = common::gateway_metric(
+        &gw.url,
+        "artifact_gateway_backend_read_bytes_total",
+        &[("mount", MOUNT)],
+    )
+    .await;
+    let misses = common::gateway_metric(&gw.url, "artifact_gateway_cache_misses_total", &[]).await;
+    let coalesced = common::gateway_metric(
+        &gw.url,
+        "artifact_gateway_cache_coalesced_waiters_total",
+        &[],
+    )
+    .await;
+    println!(
+        "HTTP: 64 downloads of {size} bytes in {took:?}; MinIO says it sent {minio_sent}, the proxy saw {wire}, \
+         the gateway counted {gw_bytes}; misses {misses}, coalesced {coalesced}"
+    );
+    let rss = peak_rss_kib(gw.child.id());
+    println!("gateway peak RSS after 64 concurrent cold downloads: {rss} KiB");
+    assert!(rss <= 64 * 1024, "peak RSS {rss} KiB during 64 downloads");
+    let limit = size as f64 * 1.05;
+    assert!(minio_sent <= limit, "MinIO sent {minio_sent} bytes");
+    assert!(
+        minio_sent >= size as f64,
+        "MinIO's counter missed the fill: {minio_sent}"
+    );
+    assert!((wire as f64) <= limit, "the proxy saw {wire} bytes");
+    assert_eq!(gw_bytes, size as f64);
+    assert_eq!(misses, 1.0);
+}
+
+/// The peak resident set (VmHWM) of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// Starts the binary with one cached S3 mount `cached`; `extra` goes into `[mounts.cache]`.
+fn start_cached_gateway(
+    minio: &Minio,
+    prefix: &str,
+    cache_dir: &Path,
+    config_dir: &Path,
+    extra: &str,
+) -> common::Gateway {
+    let text = format!(
+        "[limits]\nbackend_timeout = \"10s\"\n{}\n[mounts.cache]\ndir = {:?}\n{extra}\n",
+        minio.mount_toml(MOUNT, prefix),
+        cache_dir.to_str().unwrap()
+    );
+    let config = config_dir.join("cached.toml");
+    std::fs::write(&config, text).unwrap();
+    let envs = minio.config_env();
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    common::Gateway::start(&["--config", config.to_str().unwrap()], &envs)
+}
+
+// ---------- validation ----------
+
+/// An object replaced behind the cache (by another tool, same size) is served new at once;
+/// entries are keyed by ETag, so the old copy is never served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_changed_behind_the_cache_is_served_new() {
+    let minio = Minio::from_env();
+    let prefix = common::random_prefix("cachechg");
+    let key = format!("{prefix}/app.jar");
+    let (v1, v2) = (pattern(3 << 20, 10), pattern(3 << 20, 11));
+    minio.put_raw(&key, v1.clone()).await;
+    let dir = common::tempdir();
+    let metrics = StorageMetrics::default();
+    let store = cached(&minio, &prefix, &CacheOptions::in_dir(dir.path()), &metrics).await;
+    let p = path("app.jar");
+    read_and_compare(&store, &p, GetOptions::default(), &v1)
+        .await
+        .unwrap();
+    settle(dir.path()).await;
+    read_and_compare(&store, &p, GetOptions::default(), &v1)
+        .await
+        .unwrap();
+    let c = counts(&metrics);
+    assert_eq!((c.misses, c.hits), (1, 1), "fill, then hit");
+
+    minio.put_raw(&key, v2.clone()).await;
+    read_and_compare(&store, &p, GetOptions::default(), &v2)
+        .await
+        .expect("the new version");
+    settle(dir.path()).await;
+    let range = 1_000_000..1_000_100;
+    let res = store
+        .get(
+            &p,
+            GetOptions {
+                range: Some(range.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let got: Vec<u8> = res.body.map(|c| c.unwrap().to_vec()).concat().await;
+    assert_eq!(got, v2[1_000_000..1_000_100]);
+    let head = store.head(&p).await.unwrap();
+    let c = counts(&metrics);
+    assert_eq!(c.misses, 2, "the change is a miss");
+    assert_eq!(c.hits, 2, "the range read is a hit on the new entry");
+    assert_eq!(c.backend_bytes, 6 << 20, "each version read once");
+
+    // A read pinned to the old version fails instead of serving it.
+    let stale = GetOptions {
+        if_match: Some("\"not-the-etag\"".into()),
+        ..Default::default()
+    };
+    let err = store.get(&p, stale).await.unwrap_err();
+    assert_eq!(err.kind(), artifact_gateway::ErrorKind::PreconditionFailed);
+    assert!(!head.etag.is_empty());
+
+    // Deleted behind the cache: not found, although bytes are still on disk.
+    minio
+        .raw()
+        .delete(&object_store::path::Path::from(key.as_str()))
+        .await
+        .unwrap();
+    let err = store.get(&p, GetOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), artifact_gateway::ErrorKind::NotFound);
+    minio.delete_prefix(&prefix).await;
+}
+
+use object_store::ObjectStoreExt;
+
+/// Over HTTP: after a replace through the gateway or by another tool, a GET returns the new
+/// bytes and the new ETag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_replaced_object_is_served_new() {
+    let minio = Minio::from_env();
+    let prefix = common::random_prefix("cachechghttp");
+    let dir = common::tempdir();
+    let cache_dir = dir.path().join("cache");
+    let token = "cache-change-token";
+    let text = format!(
+        "{}\n[mounts.cache]\ndir = {:?}\n",
+        minio.mount_toml(MOUNT, &prefix),
+        cache_dir.to_str().unwrap()
+    );
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut envs = minio.config_env();
+    envs.push(("ARTIFACT_GATEWAY_TOKEN".into(), token.into()));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let gw = common::Gateway::start(&["--config", config.to_str().unwrap()], &envs);
+    let client = reqwest::Client::new();
+    let url = gw.artifact(MOUNT, "lib/udf.jar");
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            let r = client.get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let etag = r.headers()["etag"].to_str().unwrap().to_string();
+            (etag, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let v1 = pattern(1 << 20, 20);
+    let r = client
+        .put(&url)
+        .bearer_auth(token)
+        .body(v1.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let (e1, b1) = get(url.clone()).await;
+    settle(&cache_dir).await;
+    let (e1b, b1b) = get(url.clone()).await;
+    assert_eq!((&b1, &b1b), (&v1, &v1));
+    assert_eq!(e1, e1b);
+
+    let v2 = pattern(1 << 20, 21);
+    let r = client
+        .put(&url)
+        .bearer_auth(token)
+        .body(v2.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let (e2, b2) = get(url.clone()).await;
+    assert!(b2 == v2, "the gateway's own replace is served new");
+    assert_ne!(e2, e1);
+
+    let v3 = pattern(1 << 20, 22);
+    minio
+        .put_raw(&format!("{prefix}/lib/udf.jar"), v3.clone())
+        .await;
+    let (e3, b3) = get(url.clone()).await;
+    assert!(b3 == v3, "another tool's replace is served new");
+    assert_ne!(e3, e2);
+    let hits = common::gateway_metric(&gw.url, "artifact_gateway_cache_hits_total", &[]).await;
+    let misses = common::gateway_metric(&gw.url, "artifact_gateway_cache_misses_total", &[]).await;
+    assert_eq!((hits, misses), (1.0, 3.0));
+    minio.delete_prefix(&prefix).await;
+}
+
+// ---------- failures ----------
+
+/// MinIO is killed while 8 HTTP clients stream one fill: every response is cut (a body error
+/// or fewer bytes than Content-Length, never a complete-looking 200), no temporary file stays,
+/// no entry is created, and later requests are errors, never bytes from the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_killed_mid_fill_fails_every_waiter() {
+    let private = PrivateMinio::start();
+    let minio = private.minio.clone();
+    let prefix = common::random_prefix("cachekill");
+    let size: usize = 32 << 20;
+    minio
+        .put_raw(&format!("{prefix}/big.jar"), pattern(size, 30))
+        .await;
+    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
+    proxy.set_rate(8 << 20); // 4 s for the whole object
+    let dir = common::tempdir();
+    let cache_dir = dir.path().join("cache");
+    let gw = start_cached_gateway(
+        &minio.via(&proxy.url()),
+        &prefix,
+        &cache_dir,
+        dir.path(),
+        "",
+    );
+    let url = gw.artifact(MOUNT, "big.jar");
+    let client = reqwest::Client::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(8);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url, tx) = (client.clone(), url.clone(), tx.clone());
+            tokio::spawn(async move {
+                let resp = client.get(&url).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                let declared = resp.content_length().unwrap();
+                let mut body = resp.bytes_stream();
+                let mut got = 0u64;
+                let mut signalled = false;
+                let mut failed = false;
+                while let Some(c) = tokio::time::timeout(Duration::from_secs(30), body.next())
+                    .await
+                    .expect("a cut download must not hang")
+                {
+                    match c {
+                        Ok(c) => got += c.len() as u64,
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
+                    }
+                    if !signalled && got > 0 {
+                        signalled = true;
+                        let _ = tx.send(()).await;
+                    }
+                }
+                (declared, got, failed)
+            })
+        })
+        .collect();
+    drop(tx);
+    for _ in 0..8 {
+        rx.recv().await.expect("every client gets its first bytes");
+    }
+    private.kill();
+    for t in tasks {
+        let (declared, got, failed) = t.await.unwrap();
+        assert_eq!(declared, size as u64);
+        assert!(
+            failed || got < declared,
+            "a waiter saw a complete-looking body ({got} bytes)"
+        );
+        assert!(got < declared, "a waiter received all {got} bytes");
+    }
+    assert_eq!(
+        wait_empty(&cache_dir.join("tmp")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(files_in(&cache_dir.join("data")), Vec::<String>::new());
+    let failures = common::gateway_metric(
+        &gw.url,
+        "artifact_gateway_cache_fill_failures_total",
+        &[("reason", "backend")],
+    )
+    .await;
+    assert_eq!(failures, 1.0);
+    // The backend is gone: the cache has nothing to serve and says so.
+    let resp = client.get(&url).send().await.unwrap();
+    assert!(
+        resp.status().is_server_error(),
+        "after the backend died: {}",
+        resp.status()
+    );
+}
+
+/// The backend's connections are cut mid-fill (through the trait): every reader's body ends
+/// with an error; once the backend is reachable again a read fills anew and serves the whole,
+/// correct object, and the cache holds exactly that one entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_fill_leaves_nothing_and_the_next_read_fills_anew() {
+    let minio = Minio::from_env();
+    let prefix = common::random_prefix("cachecut");
+    let size: usize = 16 << 20;
+    let data = Arc::new(pattern(size, 40));
+    minio
+        .put_raw(&format!("{prefix}/x.jar"), data.to_vec())
+        .await;
+    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
+    proxy.set_rate(4 << 20);
+    let dir = common::tempdir();
+    let metrics = StorageMetrics::default();
+    // The S3 client resumes a broken body with a range request: with the backend down, its
+    // one retry fails too.
+    let via = minio.via(&proxy.url());
+    let s3 = S3Options {
+        max_retries: Some(1),
+        retry_timeout: Some(Duration::from_secs(2)),
+        ..via.options()
+    };
+    let store = cached_with(
+        &via,
+        s3,
+        &prefix,
+        &CacheOptions::in_dir(dir.path()),
+        &metrics,
+    )
+    .await;
+    let p = path("x.jar");
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, p, data) = (store.clone(), p.clone(), data.clone());
+            tokio::spawn(
+                async move { read_and_compare(&store, &p, GetOptions::default(), &data).await },
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.down();
+    for r in readers {
+        let err = r
+            .await
+            .unwrap()
+            .expect_err("a cut fill must fail its readers");
+        assert!(err.contains("body error"), "{err}");
+    }
+    assert_eq!(fill_failures(&metrics, Reason::backend), 1);
+    assert_eq!(
+        wait_empty(&dir.path().join("tmp")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(files_in(&dir.path().join("data")), Vec::<String>::new());
+
+    proxy.up();
+    proxy.set_rate(0);
+    read_and_compare(&store, &p, GetOptions::default(), &data)
+        .await
+        .expect("a new fill serves the whole object");
+    settle(dir.path()).await;
+    assert_eq!(files_in(&dir.path().join("data")).len(), 1);
+    assert_eq!(counts(&metrics).misses, 2);
+    // And it is a complete entry now.
+    read_and_compare(&store, &p, GetOptions::default(), &data)
+        .await
+        .unwrap();
+    assert_eq!(counts(&metrics).hits, 1);
+    minio.delete_prefix(&prefix).await;
+}
+
+/// A small tmpfs mounted for the test, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = common::tempdir();
+        let (code, out, err) = common::run(std::process::Command::new("mount").args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size}"),
+            "tmpfs",
+            dir.path().to_str().unwrap(),
+        ]));
+        assert_eq!(
+            code, 0,
+            "the full-disk test mounts a {size} tmpfs and needs root (CAP_SYS_ADMIN): {out}{err}"
+        );
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// The cache disk fills up (ENOSPC) in the middle of a fill: every reader still gets the whole
+/// object (the rest comes from the backend), the half-written file is removed, and for the
+/// back-off period reads go straight to the backend and succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_cache_disk_degrades_to_pass_through() {
+    let minio = Minio::from_env();
+    let prefix = common::random_prefix("cachefull");
+    let size: usize = 24 << 20;
+    let data = Arc::new(pattern(size, 50));
+    minio
+        .put_raw(&format!("{prefix}/big.jar"), data.to_vec())
+        .await;
+    let small = pattern(1 << 20, 51);
+    minio
+        .put_raw(&format!("{prefix}/small.jar"), small.clone())
+        .await;
+    let disk = Tmpfs::mount("8m");
+    let metrics = StorageMetrics::default();
+    // The limit is larger than the disk: the disk fills before the limit is reached.
+    let opts = CacheOptions {
+        max_size: ByteSize::gib(1),
+        ..CacheOptions::in_dir(disk.path().join("cache"))
+    };
+    let store = cached(&minio, &prefix, &opts, &metrics).await;
+    let p = path("big.jar");
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, p, data) = (store.clone(), p.clone(), data.clone());
+            tokio::spawn(
+                async move { read_and_compare(&store, &p, GetOptions::default(), &data).await },
+            )
+        })
+        .collect();
+    for r in readers {
+        r.await
+            .unwrap()
+            .expect("a full cache disk must not fail a read");
+    }
+    assert_eq!(fill_failures(&metrics, Reason::disk_full), 1);
+    assert_eq!(
+        wait_empty(&disk.path().join("cache/tmp")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        files_in(&disk.path().join("cache/data")),
+        Vec::<String>::new()
+    );
+    let fell_back = bypassed(&metrics, Reason::disk_error);
+    assert!(fell_back >= 1, "readers continued from the backend");
+
+    // In the back-off period, reads (even of small objects) bypass the cache and succeed.
+    read_and_compare(&store, &path("small.jar"), GetOptions::default(), &small)
+        .await
+        .unwrap();
+    read_and_compare(&store, &p, GetOptions::default(), &data)
+        .await
+        .unwrap();
+    assert_eq!(bypassed(&metrics, Reason::disk_full), 2);
+    assert_eq!(
+        files_in(&disk.path().join("cache/data")),
+        Vec::<String>::new()
+    );
+    minio.delete_prefix(&prefix).await;
+}
+
+// ---------- restarts ----------
+
+/// Entries survive a restart of the binary and are served only after validation: a hit
+/// without backend bytes when the object is unchanged, the new bytes when it changed while
+/// the gateway was down. Leftovers of a crashed fill are removed at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_survive_a_restart_and_are_revalidated() {
+    let minio = Minio::from_env();
+    let prefix = common::random_prefix("cacherestart");
+    let key = format!("{prefix}/r.jar");
+    let v1 = pattern(2 << 20, 60);
+    minio.put_raw(&key, v1.clone()).await;
+    let dir = common::tempdir();
+    let cache_dir = dir.path().join("cache");
+    let client = reqwest::Client::new();
+    let fetch = |url: String| {
+        let client = client.clone();
+        async move {
+            let r = client.get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap().to_vec()
+        }
+    };
+    let gw = start_cached_gateway(&minio, &prefix, &cache_dir, dir.path(), "");
+    assert!(fetch(gw.artifact(MOUNT, "r.jar")).await == v1);
+    settle(&cache_dir).await;
+    drop(gw);
+    assert_eq!(files_in(&cache_dir.join("data")).len(), 1);
+
+    // What a crash mid-fill leaves behind, and a stray file.
+    std::fs::write(cache_dir.join("tmp").join("0123.partial"), b"half").unwrap();
+    std::fs::write(cache_dir.join("data").join("not-an-entry"), b"?").unwrap();
+
+    let gw = start_cached_gateway(&minio, &prefix, &cache_dir, dir.path(), "");
+    assert_eq!(files_in(&cache_dir.join("tmp")), Vec::<String>::new());
+    assert_eq!(files_in(&cache_dir.join("data")).len(), 1);
+    assert!(fetch(gw.artifact(MOUNT, "r.jar")).await == v1);
+    let m = |name: &'static str| {
+        let url = gw.url.clone();
+        async move { common::gateway_metric(&url, name, &[("mount", MOUNT)]).await }
+    };
+    assert_eq!(m("artifact_gateway_cache_hits_total").await, 1.0);
+    assert_eq!(m("artifact_gateway_backend_read_bytes_total").await, 0.0);
+    assert_eq!(m("artifact_gateway_cache_validations_total").await, 1.0);
+    drop(gw);
+
+    // Changed while the gateway was down.
+    let v2 = pattern(2 << 20, 61);
+    minio.put_raw(&key, v2.clone()).await;
+    let gw = start_cached_gateway(&minio, &prefix, &cache_dir, dir.path(), "");
+    assert!(
+        fetch(gw.artifact(MOUNT, "r.jar")).await == v2,
+        "a restart never trusts an entry blindly"
+    );
+    assert_eq!(
+        common::gateway_metric(&gw.url, "artifact_gateway_cache_misses_total", &[]).await,
+        1.0
+    );
+    minio.delete_prefix(&prefix).await;
+}
+
+/// The gateway is killed (SIGKILL) in the middle of a fill: at the next start the partial file
+/// is removed and the next read fills anew and serves the whole object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_fill_leaves_nothing_served() {
+    let minio = Minio::from_env();
+    let prefix = common::random_prefix("cachecrash");
+    let size: usize = 16 << 20;
+    let data = pattern(size, 70);
+    minio
+        .put_raw(&format!("{prefix}/c.jar"), data.clone())
+        .await;
+    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
+    proxy.set_rate(2 << 20);
+    let dir = common::tempdir();
+    let cache_dir: PathBuf = dir.path().join("cache");
+    let via = minio.via(&proxy.url());
+    let mut gw = start_cached_gateway(&via, &prefix, &cache_dir, dir.path(), "");
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(gw.artifact(MOUNT, "c.jar"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let _ = body.next().await;
+    assert_eq!(
+        files_in(&cache_dir.join("tmp")).len(),
+        1,
+        "a fill is running"
+    );
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+    drop(body);
+    assert_eq!(
+        files_in(&cache_dir.join("tmp")).len(),
+        1,
+        "the crash left it"
+    );
+
+    proxy.set_rate(0);
+    let gw = start_cached_gateway(&via, &prefix, &cache_dir, dir.path(), "");
+    assert_eq!(files_in(&cache_dir.join("tmp")), Vec::<String>::new());
+    assert_eq!(files_in(&cache_dir.join("data")), Vec::<String>::new());
+    let got = client
+        .get(gw.artifact(MOUNT, "c.jar"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(got[..] == data[..], "the whole object after the crash");
+    minio.delete_prefix(&prefix).await;
+}
+
+// ---------- ranges ----------
+
+/// A Range read of an uncached object does not wait for the fill: its first byte comes from
+/// the backend (or from the growing file when the fill already has it) long before the fill
+/// ends, and its bytes are right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_on_a_cold_object_does_not_wait_for_the_fill() {
+    let minio = Minio::from_env();
+    let prefix = common::random_prefix("cacherange");
+    let size: usize = 32 << 20;
+    let data = Arc::new(pattern(size, 80));
+    minio
+        .put_raw(&format!("{prefix}/r.jar"), data.to_vec())
+        .await;
+    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
+    proxy.set_rate(8 << 20); // the fill takes about 4 s
+    let dir = common::tempdir();
+    let metrics = StorageMetrics::default();
+    let store = cached(
+        &minio.via(&proxy.url()),
+        &prefix,
+        &CacheOptions::in_dir(dir.path()),
+        &metrics,
+    )
+    .await;
+    let p = path("r.jar");
+    let t0 = Instant::now();
+    // The tail of the object, cold: nothing is cached or filling yet.
+    let tail = (size - (1 << 20)) as u64..size as u64;
+    let res = store
+        .get(
+            &p,
+            GetOptions {
+                range: Some(tail.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let got: Vec<u8> = res.body.map(|c| c.unwrap().to_vec()).concat().await;
+    let tail_time = t0.elapsed();
+    assert!(got[..] == data[tail.start as usize..]);
+    assert!(
+        tail_time < Duration::from_millis(2500),
+        "the tail took {tail_time:?}; a whole fill takes about 4 s"
+    );
+    assert_eq!(bypassed(&metrics, Reason::range_ahead), 1);
+    assert_eq!(counts(&metrics).misses, 1, "the range started a fill");
+    // The head of the object, from the growing file.
+    let head = 0u64..65536;
+    let res = store
+        .get(
+            &p,
+            GetOptions {
+                range: Some(head.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let got: Vec<u8> = res.body.map(|c| c.unwrap().to_vec()).concat().await;
+    assert!(got[..] == data[..65536]);
+    assert!(
+        t0.elapsed() < Duration::from_millis(3000),
+        "the head of a growing file is served at once"
+    );
+    assert_eq!(counts(&metrics).coalesced, 1);
+    // Once the fill ends the whole object is a hit.
+    read_and_compare(&store, &p, GetOptions::default(), &data)
+        .await
+        .unwrap();
+    let c = counts(&metrics);
+    assert_eq!(
+        c.backend_bytes,
+        size as u64 + (1 << 20),
+        "one fill plus the tail range"
+    );
+    minio.delete_prefix(&prefix).await;
+}
+
+// ---------- size limit ----------
+
+/// Least recently used entries are evicted to stay within `max_size`; an entry being read is
+/// never evicted (the read that needs room goes to the backend instead); an object larger
+/// than the limit is never cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lru_eviction_keeps_the_limit_and_spares_entries_in_use() {
+    let minio = Minio::from_env();
+    let prefix = common::random_prefix("cachelru");
+    let mb = 1usize << 20;
+    let objs: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| (format!("o{i}.jar"), pattern(4 * mb, 90 + i)))
+        .collect();
+    for (name, bytes) in &objs {
+        minio
+            .put_raw(&format!("{prefix}/{name}"), bytes.clone())
+            .await;
+    }
+    let huge = pattern(11 * mb, 99);
+    minio
+        .put_raw(&format!("{prefix}/huge.jar"), huge.clone())
+        .await;
+    let dir = common::tempdir();
+    let metrics = StorageMetrics::default();
+    let opts = CacheOptions {
+        max_size: ByteSize::b(10 * mb as u64),
+        ..CacheOptions::in_dir(dir.path())
+    };
+    let store = cached(&minio, &prefix, &opts, &metrics).await;
+    let read = |i: usize| {
+        let (store, p, data) = (store.clone(), path(&objs[i].0), objs[i].1.clone());
+        let dir = dir.path().to_path_buf();
+        async move {
+            read_and_compare(&store, &p, GetOptions::default(), &data)
+                .await
+                .unwrap();
+            settle(&dir).await;
+        }
+    };
+    read(0).await;
+    read(1).await;
+    read(0).await; // 1 is now the least recently used
+    read(2).await; // 12 MiB > 10: evicts 1
+    let evictions = metrics.cache_evictions.get_or_create(&label()).get();
+    assert_eq!(evictions, 1);
+    let before = counts(&metrics);
+    read(0).await;
+    read(2).await;
+    assert_eq!(counts(&metrics).hits, before.hits + 2, "0 and 2 stayed");
+    read(1).await;
+    assert_eq!(
+        counts(&metrics).misses,
+        before.misses + 1,
+        "1 was evicted and fills again"
+    );
+    read(3).await;
+
+    // Entries in use are never evicted: a fresh cache holding 0 and 1, both being read.
+    let dir2 = common::tempdir();
+    let metrics2 = StorageMetrics::default();
+    let store2 = cached(
+        &minio,
+        &prefix,
+        &CacheOptions {
+            max_size: ByteSize::b(10 * mb as u64),
+            ..CacheOptions::in_dir(dir2.path())
+        },
+        &metrics2,
+    )
+    .await;
+    for i in [0, 1] {
+        read_and_compare(
+            &store2,
+            &path(&objs[i].0),
+            GetOptions::default(),
+            &objs[i].1,
+        )
+        .await
+        .unwrap();
+        settle(dir2.path()).await;
+    }
+    let held0 = store2
+        .get(&path(&objs[0].0), GetOptions::default())
+        .await
+        .unwrap();
+    let held1 = store2
+        .get(&path(&objs[1].0), GetOptions::default())
+        .await
+        .unwrap();
+    read_and_compare(
+        &store2,
+        &path(&objs[2].0),
+        GetOptions::default(),
+        &objs[2].1,
+    )
+    .await
+    .expect("no room: served from the backend");
+    assert_eq!(bypassed(&metrics2, Reason::no_room), 1);
+    assert_eq!(files_in(&dir2.path().join("data")).len(), 2);
+    let got: Vec<u8> = held1.body.map(|c| c.unwrap().to_vec()).concat().await;
+    assert!(got == objs[1].1, "a held entry is whole");
+    // 1 is free again: the next fill evicts it, never 0, which is still held.
+    read_and_compare(
+        &store2,
+        &path(&objs[2].0),
+        GetOptions::default(),
+        &objs[2].1,
+    )
+    .await
+    .unwrap();
+    settle(dir2.path()).await;
+    assert_eq!(metrics2.cache_evictions.get_or_create(&label()).get(), 1);
+    let got: Vec<u8> = held0.body.map(|c| c.unwrap().to_vec()).concat().await;
+    assert!(got == objs[0].1, "the held entry survived");
+    read_and_compare(
+        &store2,
+        &path(&objs[0].0),
+        GetOptions::default(),
+        &objs[0].1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        counts(&metrics2).hits,
+        3,
+        "0 (twice: held and now) and 1 hit"
+    );
+    assert!(
+        metrics2.cache_stored_bytes.get_or_create(&label()).get() <= 10 * mb as i64,
+        "within the limit"
+    );
+
+    // Larger than the whole cache: served, never cached.
+    read_and_compare(&store, &path("huge.jar"), GetOptions::default(), &huge)
+        .await
+        .unwrap();
+    assert_eq!(bypassed(&metrics, Reason::too_large), 1);
+    let total: u64 = std::fs::read_dir(dir.path().join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(total <= 10 * mb as u64, "{total} bytes on disk");
+    minio.delete_prefix(&prefix).await;
+}
