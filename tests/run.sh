@@ -59,7 +59,7 @@ for name in "${SERVERS[@]}"; do
   pids+=("$!")
 done
 extra_installs=()
-for script in tests/flink/install.sh tests/deploy/install.sh; do
+for script in tests/flink/install.sh tests/deploy/install.sh tests/ui/install.sh tests/contract/install.sh; do
   if [ -x "$script" ]; then
     log="$LOGS/install-$(basename "$(dirname "$script")").log"
     "$script" >"$log" 2>&1 &
@@ -120,6 +120,8 @@ cargo test --all-targets "${FEATURES[@]}" "$@" -- --show-output 2>&1 | tee "$LOG
 passed=$(grep -E '^test result:' "$LOGS/cargo-test.log" | sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
 say "done"
 grep -E 'conformance\[[^]]+\]: [0-9]+ cases passed' "$LOGS/cargo-test.log" | sed 's/^/  /' || true
+grep -E '^schemathesis summary:' "$LOGS/cargo-test.log" | sed 's/^/  /' || true
+grep -E '^ui cases: ' "$LOGS/cargo-test.log" | sed 's/^/  browser /' || true
 # Tests that cannot run here by design (a real cloud bucket) say so; repeat it where it is seen.
 grep -E '^NOT RUN:' "$LOGS/cargo-test.log" | sort -u | sed 's/^/  /' || true
 [ "$K8S" = 1 ] || echo "  NOT RUN: Flink on Kubernetes (tests/flink_k8s.rs, about 10 min): tests/run.sh --k8s"

@@ -9,11 +9,12 @@ use super::conditional::{self, Precondition, RangeDecision};
 use super::listing;
 use super::render::Outcome;
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::{Gateway, Mount, Plan, Read};
+use crate::service::{Gateway, Mount, Plan, Read, Scope};
 use crate::storage::{
     ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256,
 };
 
+#[allow(clippy::too_many_arguments)]
 pub async fn get(
     m: &Mount,
     gw: &Gateway,
@@ -77,6 +78,27 @@ pub async fn get(
             body: Some(result.body),
         },
     })
+}
+
+/// `POST /sign/<mount>/<path>`: the path and query of a signed URL, relative to the base URL.
+pub fn sign(
+    gw: &Gateway,
+    cred: Option<&str>,
+    mount: &str,
+    path: &ArtifactPath,
+    expires: Option<&str>,
+) -> Result<Outcome> {
+    // Who asks is checked before what they ask for (401/403 before 400).
+    gw.authorize_signing(mount, cred)?;
+    let lifetime = super::routes::sign_lifetime(expires)?;
+    let signed = gw.sign(mount, path, lifetime, cred)?;
+    let url = format!("{}?{}", listing::url_path(mount, path, false), signed.query);
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(signed.expires);
+    Ok(Outcome::Json(json!({
+        "url": url,
+        "expires": signed.expires,
+        "expires_at": humantime::format_rfc3339_seconds(at).to_string(),
+    })))
 }
 
 pub async fn put(
@@ -163,13 +185,44 @@ pub async fn list(
     Ok(Outcome::Json(listing::json_page(mount, dir, &page)))
 }
 
-pub fn mounts(gw: &Gateway, cred: Option<&str>) -> Outcome {
-    let mounts: Vec<_> = gw
-        .readable_mounts(cred)
+pub fn mounts(gw: &Gateway, cred: Option<&str>, headers: &HeaderMap) -> Outcome {
+    let readable = gw.readable_mounts(cred);
+    if wants_html(headers) {
+        let names: Vec<&str> = readable.iter().map(|m| m.name.as_str()).collect();
+        return Outcome::Html(listing::html_mounts(&names));
+    }
+    let mounts: Vec<_> = readable
         .into_iter()
         .map(|m| json!({ "name": m.name, "url": listing::url_path(&m.name, &ArtifactPath::root(), true) }))
         .collect();
     Outcome::Json(json!({ "mounts": mounts }))
+}
+
+/// Who the caller is and what it may do on each mount it may use (the web page shows what the
+/// token may not do as disabled). A token that matches none is a 401, like everywhere else.
+pub fn whoami(gw: &Gateway, cred: Option<&str>) -> Result<Outcome> {
+    let (who, mounts) = gw.capabilities(cred)?;
+    let mounts: Vec<_> = mounts
+        .into_iter()
+        .map(|(m, scopes)| {
+            json!({
+                "name": m.name,
+                "url": listing::url_path(&m.name, &ArtifactPath::root(), true),
+                "anonymous_read": m.anonymous_read,
+                "max_upload_size": m.max_upload_size,
+                "read": scopes.contains(&Scope::Read),
+                "write": scopes.contains(&Scope::Write),
+                "delete": scopes.contains(&Scope::Delete),
+            })
+        })
+        .collect();
+    let token = match who {
+        crate::service::Principal::Anonymous => None,
+        crate::service::Principal::Token(name) => Some(name),
+    };
+    Ok(Outcome::Json(
+        json!({ "authenticated": token.is_some(), "token": token, "mounts": mounts }),
+    ))
 }
 
 /// Reads the bearer token. No header: `None`. Another scheme or a broken value: an

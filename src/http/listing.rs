@@ -92,6 +92,23 @@ pub fn html_page(mount: &str, dir: &ArtifactPath, page: &ListPage, limit: usize)
     out
 }
 
+/// The mounts as a plain HTML index (what a browser without JavaScript gets from `/artifacts/`).
+pub fn html_mounts(names: &[&str]) -> String {
+    let mut out = String::from(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Mounts</title></head><body>\n<h1>Mounts</h1>\n<ul>\n",
+    );
+    for name in names {
+        let _ = writeln!(
+            out,
+            "<li><a href=\"{}\">{}/</a></li>",
+            escape(&url_path(name, &ArtifactPath::root(), true)),
+            escape(name)
+        );
+    }
+    out.push_str("</ul>\n</body></html>\n");
+    out
+}
+
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -52,6 +52,15 @@ pub enum Outcome {
     Html(String),
     /// Prometheus text exposition.
     Metrics(String),
+    /// A fixed document compiled into the binary (the OpenAPI description).
+    Document {
+        content_type: &'static str,
+        body: &'static str,
+    },
+    /// A file of the web page, with its Content-Security-Policy.
+    UiAsset(&'static super::ui::Asset),
+    /// 308 to another path on this server.
+    Redirect(&'static str),
 }
 
 pub fn render(outcome: Outcome) -> Response<Body> {
@@ -146,6 +155,20 @@ pub fn render(outcome: Outcome) -> Response<Body> {
             set(&mut resp, header::CACHE_CONTROL, "no-store");
             resp
         }
+        Outcome::UiAsset(asset) => {
+            let mut resp = Response::new(body::full(asset.body));
+            set(&mut resp, header::CONTENT_TYPE, asset.content_type);
+            set(&mut resp, header::CONTENT_SECURITY_POLICY, super::ui::CSP);
+            set(&mut resp, header::REFERRER_POLICY, "no-referrer");
+            set(&mut resp, header::CACHE_CONTROL, "no-cache");
+            resp
+        }
+        Outcome::Redirect(location) => {
+            let mut resp = Response::new(body::empty());
+            *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+            set(&mut resp, header::LOCATION, location);
+            resp
+        }
         Outcome::Metrics(text) => {
             let mut resp = Response::new(body::full(text));
             set(
@@ -153,6 +176,12 @@ pub fn render(outcome: Outcome) -> Response<Body> {
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             );
+            resp
+        }
+        Outcome::Document { content_type, body } => {
+            let mut resp = Response::new(body::full(body));
+            set(&mut resp, header::CONTENT_TYPE, content_type);
+            set(&mut resp, header::CACHE_CONTROL, "no-cache");
             resp
         }
     }

@@ -121,6 +121,29 @@ impl Authorizer {
         Ok(Authorizer { tokens: out })
     }
 
+    /// The configured token equal to `presented`, comparing against every one in constant time.
+    fn find(&self, presented: &str) -> Option<&Token> {
+        let digest = Sha256::of(presented.as_bytes());
+        let mut matched: Option<&Token> = None;
+        for t in &self.tokens {
+            if bool::from(t.digest.0.ct_eq(&digest.0)) {
+                matched = Some(t);
+            }
+        }
+        matched
+    }
+
+    /// Who presents `credential`: anonymous without one, the token's name with a valid one, and
+    /// `Unauthenticated` for a token that matches none.
+    pub fn identify(&self, credential: Option<&str>) -> Result<Principal> {
+        let Some(presented) = credential else {
+            return Ok(Principal::Anonymous);
+        };
+        self.find(presented)
+            .map(|t| Principal::Token(t.name.clone()))
+            .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "the bearer token is not valid"))
+    }
+
     /// Decides whether `credential` (the bearer token, if any) may use `scope` on `mount`.
     pub fn check(
         &self,
@@ -149,14 +172,7 @@ impl Authorizer {
                 "a bearer token is required (Authorization: Bearer <token>)",
             ));
         };
-        let digest = Sha256::of(presented.as_bytes());
-        let mut matched: Option<&Token> = None;
-        for t in &self.tokens {
-            if bool::from(t.digest.0.ct_eq(&digest.0)) {
-                matched = Some(t);
-            }
-        }
-        match matched {
+        match self.find(presented) {
             None => Err(Error::new(
                 ErrorKind::Unauthenticated,
                 "the bearer token is not valid",
