@@ -9,7 +9,7 @@ mod admin;
 mod fetch;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,17 +106,21 @@ pub enum Command {
     /// Delete an artifact: `rm MOUNT/PATH`.
     #[command(after_help = EXIT_CODES_HELP)]
     Rm(RmArgs),
+    /// Make an expiring URL that lets anyone holding it GET/HEAD one artifact:
+    /// `sign MOUNT/PATH --expires 24h`.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Sign(SignArgs),
 }
 
 /// How client commands connect and authenticate.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectionArgs {
     /// PEM file of extra CA certificates to trust (a private CA), on top of the system's roots.
-    #[arg(long, env = "ARTIFACT_GATEWAY_CA_FILE", value_name = "PEM")]
+    #[arg(long, env = "ARTIFACT_GATEWAY_CA_FILE", value_name = "PEM", value_parser = path_or_empty)]
     pub ca_file: Option<PathBuf>,
     /// File holding the bearer token (e.g. a mounted Secret). Default: the ARTIFACT_GATEWAY_TOKEN
     /// environment variable. There is deliberately no flag taking the token itself.
-    #[arg(long, env = "ARTIFACT_GATEWAY_TOKEN_FILE", value_name = "FILE")]
+    #[arg(long, env = "ARTIFACT_GATEWAY_TOKEN_FILE", value_name = "FILE", value_parser = path_or_empty)]
     pub token_file: Option<PathBuf>,
     /// Longest wait to establish a connection (TCP + TLS).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
@@ -129,9 +133,9 @@ pub struct ConnectionArgs {
 impl ConnectionArgs {
     /// The HTTP client these flags describe (token from --token-file or the environment).
     pub fn http_client(&self) -> Result<crate::client::HttpClient> {
-        let token = crate::client::Token::load(self.token_file.as_deref())?;
+        let token = crate::client::Token::load(set(&self.token_file))?;
         crate::client::HttpClient::new(&crate::client::ClientConfig {
-            ca_file: self.ca_file.clone(),
+            ca_file: set(&self.ca_file).map(Path::to_path_buf),
             connect_timeout: self.connect_timeout,
             read_timeout: self.read_timeout,
             token,
@@ -243,9 +247,25 @@ pub struct RmArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// MOUNT/PATH of the one artifact the URL may read.
+    pub target: String,
+    /// How long the URL stays valid, e.g. `30m`, `24h`, `7d` (at most the server's
+    /// `signing.max_expires`, default 7 days).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub expires: Duration,
+    /// Sign here, with the first key of this server config's `[signing]` section, instead of
+    /// asking the server (which needs a token with the `read` scope on the mount).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// TOML config file. Without one, the embedded default serves `--data` as mount `default`.
-    #[arg(long, short, env = "ARTIFACT_GATEWAY_CONFIG")]
+    #[arg(long, short, env = "ARTIFACT_GATEWAY_CONFIG", value_parser = path_or_empty)]
     pub config: Option<PathBuf>,
     /// Data directory of the embedded default (ignored with --config).
     #[arg(long, env = "ARTIFACT_GATEWAY_DATA", default_value = "./data")]
@@ -267,7 +287,7 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The effective configuration: file or embedded default, then flags/env on top.
     pub fn config(&self) -> Result<Config> {
-        let mut config = match &self.config {
+        let mut config = match set(&self.config) {
             Some(path) => Config::from_file(path)?,
             None => Config::embedded(&self.data)?,
         };
@@ -287,6 +307,17 @@ impl ServeArgs {
     }
 }
 
+/// Accepts an empty value (see [`set`]) where clap's path parser would refuse it.
+fn path_or_empty(s: &str) -> std::result::Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(s))
+}
+
+/// A path from a flag or an environment variable; an empty one (`VAR=`, as templating often
+/// leaves a variable) means "not set".
+fn set(path: &Option<PathBuf>) -> Option<&Path> {
+    path.as_deref().filter(|p| !p.as_os_str().is_empty())
+}
+
 /// Runs a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     match cli.command {
@@ -302,6 +333,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Ls(args) => admin::ls(args).await,
         Command::Stat(args) => admin::stat(args).await,
         Command::Rm(args) => admin::rm(args).await,
+        Command::Sign(args) => admin::sign(args).await,
     }
 }
 
@@ -311,7 +343,10 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>) -> Result<()> {
         log_format.unwrap_or(config.log.format),
         config.log.level.as_deref(),
     );
-    let env_token = std::env::var("ARTIFACT_GATEWAY_TOKEN").ok();
+    // Set but empty (as env templating leaves it) means not set, as for every other variable.
+    let env_token = std::env::var("ARTIFACT_GATEWAY_TOKEN")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
     let gateway = Arc::new(Gateway::from_config(&config, env_token.as_deref()).await?);
     // Opening a store writes nothing; the server's housekeeping runs once, here.
     for m in gateway.mounts() {
@@ -319,7 +354,10 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>) -> Result<()> {
             crate::error::Error::new(e.kind(), format!("mounts[{:?}]: {}", m.name, e.message()))
         })?;
     }
-    let state = AppState::new(gateway.clone());
+    let state = AppState::with_max_header_bytes(
+        gateway.clone(),
+        config.limits.max_header_bytes.as_u64() as usize,
+    );
     let server = Server::bind(
         config.listen,
         config.tls.as_ref(),

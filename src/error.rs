@@ -23,6 +23,8 @@ pub enum ErrorKind {
     RangeNotSatisfiable,
     /// The body is larger than the mount allows.
     TooLarge,
+    /// The request's head (request line and headers) is larger than the server allows.
+    HeaderTooLarge,
     /// No credential, or a wrong one.
     Unauthenticated,
     /// A valid credential without the needed scope, or writes disabled.
@@ -52,6 +54,7 @@ impl ErrorKind {
             ErrorKind::DigestMismatch => "digest_mismatch",
             ErrorKind::RangeNotSatisfiable => "range_not_satisfiable",
             ErrorKind::TooLarge => "too_large",
+            ErrorKind::HeaderTooLarge => "header_too_large",
             ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::PermissionDenied => "permission_denied",
             ErrorKind::Unsupported => "unsupported",

@@ -27,6 +27,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::http::AppState;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Header fields per HTTP/1.1 request head (hyper's default is 100).
+const MAX_HEADER_FIELDS: usize = 200;
 
 /// A bound, not yet serving, server.
 pub struct Server {
@@ -71,17 +73,23 @@ impl Server {
     /// `limits.shutdown_grace` to finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        let max_head = (self.limits.max_header_bytes.as_u64() as usize).max(8192);
+        // hyper answers heads over its own limits itself, with an empty body; so its limits sit
+        // above `max_header_bytes` (twice it, at least 16 KiB more), and heads between the two
+        // get the JSON 431 from `http::handle`. Only heads over hyper's limit, or with more than
+        // `MAX_HEADER_FIELDS` fields, get hyper's bare 431.
+        let limit = self.limits.max_header_bytes.as_u64() as usize;
+        let hard = (limit * 2).max(limit + 16 * 1024).max(8192);
         builder
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_read_timeout)
-            .max_buf_size(max_head)
+            .max_buf_size(hard)
+            .max_headers(MAX_HEADER_FIELDS)
             .keep_alive(true);
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(max_head as u32);
+            .max_header_list_size(hard as u32);
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);

@@ -331,3 +331,36 @@ fn serve_exit_codes_match_its_help() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot listen on"), "{err}");
 }
+
+/// `ARTIFACT_GATEWAY_TOKEN_FILE=` (set but empty, as env templating often leaves it) and an empty
+/// `ARTIFACT_GATEWAY_CA_FILE` mean "not set": the token then comes from `ARTIFACT_GATEWAY_TOKEN`.
+#[test]
+fn empty_token_file_and_ca_file_variables_mean_not_set() {
+    let Site { data, gw, .. } = Site::start(TOKEN);
+    std::fs::write(data.path().join("a.jar"), b"a").unwrap();
+    let mut c = Command::new(common::bin());
+    c.env("ARTIFACT_GATEWAY_SERVER", &gw.url)
+        .env("ARTIFACT_GATEWAY_TOKEN_FILE", "")
+        .env("ARTIFACT_GATEWAY_CA_FILE", "")
+        .env("ARTIFACT_GATEWAY_TOKEN", TOKEN);
+    let (code, out, err) = run(c.args(["rm", "default/a.jar"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!data.path().join("a.jar").exists());
+    // And with no token at all, an anonymous read works and a write is refused by the server
+    // (exit 3), not a usage error (exit 2).
+    let mut c = Command::new(common::bin());
+    c.env("ARTIFACT_GATEWAY_SERVER", &gw.url)
+        .env("ARTIFACT_GATEWAY_TOKEN_FILE", "")
+        .env_remove("ARTIFACT_GATEWAY_TOKEN")
+        .env_remove("ARTIFACT_GATEWAY_CA_FILE");
+    let (code, out, err) = run(c.args(["ls", "default"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let mut c = Command::new(common::bin());
+    c.env("ARTIFACT_GATEWAY_SERVER", &gw.url)
+        .env("ARTIFACT_GATEWAY_TOKEN_FILE", "")
+        .env_remove("ARTIFACT_GATEWAY_TOKEN")
+        .env_remove("ARTIFACT_GATEWAY_CA_FILE");
+    let (code, _, err) = run(c.args(["rm", "default/b.jar"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("401") || err.contains("token"), "{err}");
+}

@@ -170,9 +170,33 @@ fn dockerfile_references_existing_paths_and_runs_non_root() {
     let ignored = dockerignore_patterns();
     let mut copied = Vec::new();
     let mut stages = 0;
+    let mut stage_name = String::new();
+    let mut prebuilt_copies = 0;
     for (word, rest) in &instructions {
         match word.as_str() {
-            "FROM" => stages += 1,
+            "FROM" => {
+                stages += 1;
+                let parts: Vec<&str> = rest.split_whitespace().collect();
+                stage_name = match parts.as_slice() {
+                    [_, kw, name] if kw.eq_ignore_ascii_case("as") => name.to_string(),
+                    _ => String::new(),
+                };
+            }
+            // The `prebuilt` stage (--build-arg BINARY_STAGE=prebuilt) copies a binary the
+            // caller puts into the build context; it is not part of the repository.
+            "COPY" if stage_name == "prebuilt" => {
+                let args: Vec<&str> = rest.split_whitespace().collect();
+                assert_eq!(
+                    args,
+                    ["prebuilt/artifact-gateway", "/out/artifact-gateway"],
+                    "the prebuilt stage copies exactly the caller's binary"
+                );
+                assert!(
+                    !ignored.iter().any(|p| p == "prebuilt"),
+                    ".dockerignore must keep prebuilt/ in the build context"
+                );
+                prebuilt_copies += 1;
+            }
             "COPY" | "ADD" => {
                 let parts: Vec<&str> = rest.split_whitespace().collect();
                 if parts.iter().any(|p| p.starts_with("--from=")) {
@@ -200,6 +224,23 @@ fn dockerfile_references_existing_paths_and_runs_non_root() {
     assert!(
         stages >= 2,
         "a multi-stage build is expected, found {stages} FROM lines"
+    );
+    assert_eq!(
+        prebuilt_copies, 1,
+        "a `prebuilt` stage copying prebuilt/artifact-gateway"
+    );
+    // The binary stage is chosen by a build argument whose default compiles from source.
+    assert!(
+        instructions
+            .iter()
+            .any(|(w, r)| w == "ARG" && r == "BINARY_STAGE=builder"),
+        "ARG BINARY_STAGE=builder: the default build compiles from source"
+    );
+    assert!(
+        instructions
+            .iter()
+            .any(|(w, r)| w == "FROM" && r == "${BINARY_STAGE} AS binary"),
+        "FROM ${{BINARY_STAGE}} AS binary"
     );
 
     // Everything Cargo needs to build: the manifests and every target's directory.

@@ -216,6 +216,99 @@ fn raw_get(port: u16, path: &str, headers: &[(&str, &str)]) -> (String, Vec<u8>)
     )
 }
 
+/// Signed URLs with the operator's own fetcher: no `http.header` token at all, the query carries
+/// the signature, the file is named after the last path segment; the URL is made both by
+/// `artifact-gateway sign --config` (offline, the server's key) and by the API (`sign` with a
+/// reader token); a tampered one fails the fetch; the signature never reaches the access log.
+#[test]
+fn operator_fetcher_reads_a_signed_url_without_a_token() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    // Any bytes do: the job is not run here.
+    let jar_file = d.join("wordcount.jar");
+    common::write_pattern_file(&jar_file, 1 << 20);
+    let jar = jar_file.as_path();
+    let jar_bytes = std::fs::read(jar).unwrap();
+    let key = d.join("signing-key");
+    std::fs::write(&key, "signing-key-0123456789abcdef0123456789abcdef\n").unwrap();
+    let config = format!(
+        "[[mounts]]\nname = \"default\"\nurl = \"file://{data}\"\nanonymous_read = false\n\n{tokens}\n\
+         [signing]\nkeys = [{{ id = \"2026-11\", secret = {{ file = {key:?} }} }}]\n",
+        data = d.join("data").display(),
+        tokens = reader_token(d, "default"),
+        key = key.display().to_string(),
+    );
+    let config_file = d.join("gateway.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let gw = Gateway::start(
+        &["--config", config_file.to_str().unwrap()],
+        &[("ARTIFACT_GATEWAY_TOKEN", ADMIN_TOKEN)],
+    );
+    admin_put(&gw, jar, &format!("default/{JAR_PATH}"), None);
+
+    // Offline, with the server's own config (the key file), and through the API with a token.
+    let (code, offline, err) = run(cli()
+        .args(["sign", &format!("default/{JAR_PATH}"), "--expires", "24h"])
+        .args(["--server", &gw.url, "--config"])
+        .arg(&config_file));
+    assert_eq!(code, 0, "sign --config failed: {err}");
+    let (code, online, err) = run(cli()
+        .args(["sign", &format!("default/{JAR_PATH}"), "--expires", "10m"])
+        .args(["--server", &gw.url])
+        .env("ARTIFACT_GATEWAY_TOKEN", READER_TOKEN));
+    assert_eq!(code, 0, "sign through the API failed: {err}");
+    let mut signatures = Vec::new();
+    for url in [offline.trim(), online.trim()] {
+        assert!(
+            url.starts_with(&format!(
+                "{}/artifacts/default/{JAR_PATH}?ag-expires=",
+                gw.url
+            )),
+            "{url}"
+        );
+        signatures.push(url.rsplit_once("ag-signature=").unwrap().1.to_string());
+        let target = d.join(format!("operator-{}", signatures.len()));
+        let (code, out, err) = operator_fetch(&[], url, &target, None);
+        assert_eq!(
+            code, 0,
+            "the operator's fetcher failed on {url}:\n{out}{err}"
+        );
+        let saved = PathBuf::from(out.trim());
+        assert_eq!(
+            saved,
+            target.join("wordcount.jar"),
+            "the saved file is named after the last URL segment, not the query"
+        );
+        assert_eq!(std::fs::read(&saved).unwrap(), jar_bytes);
+    }
+
+    // A tampered URL (another artifact with the same query) fails the operator's fetch.
+    let tampered = offline.trim().replace(
+        "wordcount/1.4.2/wordcount.jar",
+        "wordcount/1.4.3/wordcount.jar",
+    );
+    let (code, out, err) = operator_fetch(&[], &tampered, &d.join("tampered"), None);
+    assert_ne!(code, 0, "a tampered URL must fail:\n{out}{err}");
+    let (head, body) = raw_get(gw.port, tampered.trim_start_matches(&gw.url), &[]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("\"unauthenticated\""),
+        "{head}"
+    );
+
+    // The access log shows the requests, never a signature.
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = gw.drain_logs().join("\n");
+    assert!(logs.contains(JAR_PATH), "no access log lines:\n{logs}");
+    for sig in &signatures {
+        assert!(
+            !logs.contains(sig.as_str()),
+            "a signature reached the log:\n{logs}"
+        );
+    }
+    assert!(!logs.contains("ag-signature"), "{logs}");
+}
+
 #[test]
 fn operator_fetcher_over_http_reads_a_private_local_mount() {
     let started = Instant::now();

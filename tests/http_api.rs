@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use artifact_gateway::config::TokenConfig;
+use artifact_gateway::config::{SigningConfig, SigningKeyConfig, TokenConfig};
 use artifact_gateway::http::{self, AppState};
 use artifact_gateway::secret::Secret;
 use artifact_gateway::service::auth::Scope;
-use artifact_gateway::service::{Authorizer, Gateway, Mount};
+use artifact_gateway::service::{Authorizer, Gateway, Mount, Signer};
 use artifact_gateway::storage::local::LocalStorage;
 use artifact_gateway::storage::{
     ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta,
@@ -95,7 +95,29 @@ fn env() -> Env {
     env_with(true)
 }
 
+/// Signing keys of the signed-URL tests: `k2` signs, `k1` (the previous key) still verifies.
+const KEY1: &str = "k1-0123456789abcdef0123456789abcdef";
+const KEY2: &str = "k2-fedcba9876543210fedcba9876543210";
+
+fn signer(keys: &[(&str, &str)]) -> Signer {
+    Signer::from_config(&SigningConfig {
+        keys: keys
+            .iter()
+            .map(|(id, k)| SigningKeyConfig {
+                id: id.to_string(),
+                secret: Secret::Value(k.to_string()),
+            })
+            .collect(),
+        max_expires: Duration::from_secs(7 * 24 * 3600),
+    })
+    .unwrap()
+}
+
 fn env_with(write_token: bool) -> Env {
+    env_opts(write_token, None)
+}
+
+fn env_opts(write_token: bool, signing: Option<Signer>) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let private_dir = tempfile::tempdir().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
@@ -111,7 +133,11 @@ fn env_with(write_token: bool) -> Env {
     };
     let private = Mount {
         name: "private".into(),
-        storage: Arc::new(LocalStorage::new(private_dir.path()).unwrap()),
+        storage: Arc::new(Counting {
+            inner: LocalStorage::new(private_dir.path()).unwrap(),
+            calls: calls.clone(),
+            break_bodies: false,
+        }),
         anonymous_read: false,
         max_upload_size: 1 << 20,
     };
@@ -122,7 +148,10 @@ fn env_with(write_token: bool) -> Env {
         mounts: vec!["*".into()],
     }];
     let auth = Authorizer::from_config(&tokens, write_token.then_some(ADMIN)).unwrap();
-    let gw = Gateway::new(vec![public, private], auth, Duration::from_secs(5));
+    let mut gw = Gateway::new(vec![public, private], auth, Duration::from_secs(5));
+    if let Some(s) = signing {
+        gw = gw.with_signer(s);
+    }
     Env {
         state: AppState::new(Arc::new(gw)),
         calls,
@@ -911,6 +940,217 @@ async fn a_body_failing_midway_fails_the_response() {
         m.contains("artifact_gateway_http_aborted_responses_total 1"),
         "{m}"
     );
+}
+
+#[tokio::test]
+async fn signed_urls_read_one_artifact_until_they_expire() {
+    let e = env_opts(true, Some(signer(&[("k2", KEY2), ("k1", KEY1)])));
+    let jar = data(3000);
+    e.req("PUT", "/artifacts/private/jobs/app.jar")
+        .auth(ADMIN)
+        .body(&jar)
+        .expect(201, "PUT")
+        .await;
+    e.req("PUT", "/artifacts/private/jobs/other.jar")
+        .auth(ADMIN)
+        .body(b"other")
+        .expect(201, "PUT")
+        .await;
+
+    // A reader signs through the API; the URL alone then reads that artifact, GET and HEAD.
+    let r = e
+        .req("POST", "/sign/private/jobs/app.jar?expires=2h")
+        .auth(READER)
+        .expect(200, "sign")
+        .await;
+    let doc = r.json();
+    let url = doc["url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with("/artifacts/private/jobs/app.jar?ag-expires="),
+        "{url}"
+    );
+    assert!(url.contains("ag-key=k2&ag-signature="), "{url}");
+    let expires = doc["expires"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!((now + 7190..=now + 7210).contains(&expires), "{expires}");
+    let got = e.req("GET", &url).expect(200, "signed GET").await;
+    assert_eq!(got.body, jar);
+    e.req("HEAD", &url).expect(200, "signed HEAD").await;
+    e.req("GET", &url)
+        .header("range", "bytes=0-9")
+        .expect(206, "signed ranged GET")
+        .await;
+
+    // A URL signed with the previous key still works (rotation).
+    let old = signer(&[("k1", KEY1)])
+        .sign(
+            "private",
+            &ArtifactPath::parse("jobs/app.jar").unwrap(),
+            Duration::from_secs(600),
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    e.req(
+        "GET",
+        &format!("/artifacts/private/jobs/app.jar?{}", old.query),
+    )
+    .expect(200, "previous key")
+    .await;
+
+    // Everything below is refused before any storage call.
+    let before = e.calls.load(Ordering::SeqCst);
+    let query = url.split_once('?').unwrap().1.to_string();
+    let sig = query.rsplit_once('=').unwrap().1.to_string();
+    let flipped = {
+        let mut c: Vec<char> = sig.chars().collect();
+        c[0] = if c[0] == 'A' { 'B' } else { 'A' };
+        c.into_iter().collect::<String>()
+    };
+    let expired = signer(&[("k2", KEY2)])
+        .sign(
+            "private",
+            &ArtifactPath::parse("jobs/app.jar").unwrap(),
+            Duration::from_secs(3600),
+            std::time::SystemTime::now() - Duration::from_secs(7200),
+        )
+        .unwrap();
+    let unknown_key = signer(&[("k9", KEY1)])
+        .sign(
+            "private",
+            &ArtifactPath::parse("jobs/app.jar").unwrap(),
+            Duration::from_secs(600),
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    let refused_401 = [
+        (
+            format!("/artifacts/private/jobs/other.jar?{query}"),
+            "another artifact",
+        ),
+        (
+            format!("/artifacts/default/jobs/app.jar?{query}"),
+            "another mount",
+        ),
+        (
+            format!(
+                "/artifacts/private/jobs/app.jar?{}",
+                query.replace(&sig, &flipped)
+            ),
+            "a flipped signature",
+        ),
+        (
+            format!(
+                "/artifacts/private/jobs/app.jar?{}",
+                query.replace(
+                    &format!("ag-expires={expires}"),
+                    &format!("ag-expires={}", expires + 86400)
+                )
+            ),
+            "a later expiry",
+        ),
+        (
+            format!("/artifacts/private/jobs/app.jar?{}", expired.query),
+            "an expired URL",
+        ),
+        (
+            format!("/artifacts/private/jobs/app.jar?{}", unknown_key.query),
+            "an unknown key",
+        ),
+        (
+            format!("/artifacts/private/jobs/app.jar?ag-expires={expires}&ag-key=k2"),
+            "a missing signature",
+        ),
+    ];
+    for (uri, why) in &refused_401 {
+        for method in ["GET", "HEAD"] {
+            let r = e.req(method, uri).expect(401, why).await;
+            if method == "GET" {
+                assert_eq!(r.error_code(), "unauthenticated", "{why}");
+                assert!(r.h("www-authenticate").is_some(), "{why}");
+            }
+        }
+    }
+    let r = e
+        .req(
+            "GET",
+            &format!("/artifacts/private/jobs/app.jar?{}", expired.query),
+        )
+        .send()
+        .await;
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{:?}",
+        r.json()
+    );
+    // A valid signature for another method or for a listing: 403.
+    for (method, uri) in [
+        ("PUT", url.clone()),
+        ("DELETE", url.clone()),
+        ("GET", format!("/artifacts/private/jobs/?{query}")),
+    ] {
+        let r = e
+            .req(method, &uri)
+            .auth(ADMIN)
+            .body(b"x")
+            .expect(403, method)
+            .await;
+        assert_eq!(r.error_code(), "permission_denied");
+    }
+    // Signing needs a token that may read the mount.
+    e.req("POST", "/sign/private/jobs/app.jar")
+        .expect(401, "anonymous sign")
+        .await;
+    e.req("POST", "/sign/private/jobs/app.jar")
+        .auth("wrong")
+        .expect(401, "bad token")
+        .await;
+    e.req("POST", "/sign/private/jobs/app.jar?expires=30d")
+        .auth(READER)
+        .expect(400, "over max_expires")
+        .await;
+    e.req("GET", "/sign/private/jobs/app.jar")
+        .expect(405, "GET on /sign")
+        .await;
+    assert_eq!(
+        e.calls.load(Ordering::SeqCst),
+        before,
+        "no refused signed request reached storage"
+    );
+
+    // Without signing keys: signing is 501 and any signed URL is 401.
+    let plain = env();
+    plain
+        .req("POST", "/sign/default/app.jar")
+        .auth(READER)
+        .expect(501, "signing not configured")
+        .await;
+    plain
+        .req("GET", &format!("/artifacts/default/app.jar?{query}"))
+        .expect(401, "signed URL on a server without keys")
+        .await;
+}
+
+#[tokio::test]
+async fn request_heads_over_the_limit_get_a_json_431() {
+    let e = env();
+    e.put("a.jar", b"x").expect(201, "PUT").await;
+    let big = "x".repeat(20 * 1024);
+    let r = e
+        .on("GET", "a.jar")
+        .header("x-padding", big)
+        .expect(431, "a 20 KiB head over the 16 KiB default")
+        .await;
+    assert_eq!(r.error_code(), "header_too_large");
+    e.on("GET", "a.jar")
+        .header("x-padding", "x".repeat(8 * 1024))
+        .expect(200, "an 8 KiB head")
+        .await;
 }
 
 #[tokio::test]

@@ -94,24 +94,34 @@ mounts = ["private"]
         .spawn()
         .expect("start node");
     let mut passed = 0;
-    let mut failed = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut in_failure = false;
     for line in BufReader::new(child.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok)
     {
         println!("{line}");
         if let Some(rest) = line.strip_prefix("ui case ") {
-            if rest.contains(" ... ok") {
-                passed += 1;
-            } else {
+            in_failure = !rest.contains(" ... ok");
+            if in_failure {
                 failed.push(rest.to_string());
+            } else {
+                passed += 1;
+            }
+        } else if in_failure && line.starts_with("    ") {
+            // The first lines of the failure say what went wrong; keep them in the panic message.
+            let last = failed.last_mut().expect("a failed case");
+            if last.lines().count() < 6 {
+                last.push('\n');
+                last.push_str(&line);
             }
         }
     }
     let status = child.wait().unwrap();
     assert!(
         failed.is_empty() && status.success(),
-        "browser cases failed ({passed} passed): {failed:?}; node exited {status}; screenshots in {}",
+        "browser cases failed ({passed} passed):\n{}\nnode exited {status}; screenshots in {}",
+        failed.join("\n"),
         shots.display()
     );
     assert!(passed >= 14, "only {passed} browser cases ran");

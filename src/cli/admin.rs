@@ -4,8 +4,12 @@
 use bytesize::ByteSize;
 use serde::Serialize;
 
-use super::{exit_code, AdminArgs, LsArgs, PutArgs, RmArgs, StatArgs, EXIT_OK, EXIT_USAGE};
-use crate::client::gateway::{GatewayClient, ListEntry, MountInfo, PutParams, Target};
+use super::{
+    exit_code, AdminArgs, LsArgs, PutArgs, RmArgs, SignArgs, StatArgs, EXIT_OK, EXIT_USAGE,
+};
+use crate::client::gateway::{
+    artifact_url, GatewayClient, ListEntry, MountInfo, PutParams, Target,
+};
 use crate::error::{Error, ErrorKind, Result};
 
 pub async fn put(args: PutArgs) -> i32 {
@@ -160,6 +164,70 @@ fn regular_file(file: &std::path::Path) -> Result<()> {
             format!("{}: {e}", file.display()),
         )),
     }
+}
+
+pub async fn sign(args: SignArgs) -> i32 {
+    let target = match Target::parse(&args.target, true) {
+        Ok(t) => t,
+        Err(e) => return usage("sign", &args.admin, &e),
+    };
+    let signed = match &args.config {
+        // Offline: the server's own key.
+        Some(path) => {
+            let setup = || -> Result<crate::service::Signer> {
+                let config = crate::config::Config::from_file(path)?;
+                let cfg = config.signing.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        format!("{}: no [signing] section", path.display()),
+                    )
+                })?;
+                crate::service::Signer::from_config(&cfg)
+            };
+            let signer = match setup() {
+                Ok(s) => s,
+                Err(e) => return usage("sign", &args.admin, &e),
+            };
+            match signer.sign(
+                &target.mount,
+                &target.path,
+                args.expires,
+                std::time::SystemTime::now(),
+            ) {
+                Ok(s) => {
+                    let mut url = artifact_url(&args.admin.server, &target, false);
+                    url.set_query(Some(&s.query));
+                    (url, s.expires)
+                }
+                Err(e) => return usage("sign", &args.admin, &e),
+            }
+        }
+        // Online: the server signs for a token that may read the mount.
+        None => {
+            let gw = match client(&args.admin) {
+                Ok(gw) => gw,
+                Err(e) => return usage("sign", &args.admin, &e),
+            };
+            match gw.sign(&target, args.expires).await {
+                Ok(x) => x,
+                Err(e) => return failed("sign", &args.admin, &e),
+            }
+        }
+    };
+    let (url, expires) = signed;
+    let at = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires),
+    )
+    .to_string();
+    if args.admin.json {
+        print_json(
+            &serde_json::json!({ "url": url.as_str(), "expires": expires, "expires_at": at }),
+        );
+    } else {
+        println!("{url}");
+        eprintln!("artifact-gateway sign: valid for GET/HEAD of {target} until {at}");
+    }
+    EXIT_OK
 }
 
 fn client(args: &AdminArgs) -> Result<GatewayClient> {

@@ -14,6 +14,22 @@ use crate::storage::digest::hash_file;
 use crate::storage::path::encode_url_segment;
 use crate::storage::{ArtifactPath, Sha256};
 
+/// `<base>/artifacts/<mount>/<path>` (with a trailing `/` for a directory).
+pub fn artifact_url(base: &Url, t: &Target, dir: bool) -> Url {
+    let mut path = base.path().trim_end_matches('/').to_string();
+    path.push_str("/artifacts/");
+    path.push_str(&encode_url_segment(&t.mount));
+    path.push('/');
+    path.push_str(&t.path.to_url_encoded());
+    if dir && !t.path.is_root() {
+        path.push('/');
+    }
+    let mut url = base.clone();
+    url.set_path(&path);
+    url.set_query(None);
+    url
+}
+
 /// Entries asked for per listing page.
 const PAGE: usize = 1000;
 
@@ -149,18 +165,46 @@ impl GatewayClient {
 
     /// `<base>/artifacts/<mount>/<path>` (with a trailing `/` for a directory).
     pub fn url(&self, t: &Target, dir: bool) -> Url {
-        let mut path = self.base.path().trim_end_matches('/').to_string();
-        path.push_str("/artifacts/");
-        path.push_str(&encode_url_segment(&t.mount));
-        path.push('/');
-        path.push_str(&t.path.to_url_encoded());
-        if dir && !t.path.is_root() {
-            path.push('/');
-        }
-        let mut url = self.base.clone();
+        artifact_url(&self.base, t, dir)
+    }
+
+    /// Asks the server for a signed URL reading `target` for `lifetime` (`POST /sign/…`); returns
+    /// the absolute URL and its expiry (Unix seconds).
+    pub async fn sign(&self, target: &Target, lifetime: std::time::Duration) -> Result<(Url, u64)> {
+        let what = format!("sign {target}");
+        let mut url = artifact_url(&self.base, target, false);
+        let path = url.path().replacen("/artifacts/", "/sign/", 1);
         url.set_path(&path);
-        url.set_query(None);
-        url
+        url.set_query(Some(&format!("expires={}s", lifetime.as_secs())));
+        let resp = self
+            .http
+            .send(self.http.request(Method::POST, url), &what)
+            .await?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp, &what).await);
+        }
+        #[derive(Deserialize)]
+        struct SignedDoc {
+            url: String,
+            expires: u64,
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| super::transport_error(&e, &what))?;
+        let doc: SignedDoc = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::BackendUnavailable,
+                format!("{what}: the server's answer is not the expected JSON: {e}"),
+            )
+        })?;
+        let full = self.base.join(&doc.url).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("{what}: the server answered an unusable URL: {e}"),
+            )
+        })?;
+        Ok((full, doc.expires))
     }
 
     /// `METHOD` on one artifact, without a body.

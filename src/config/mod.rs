@@ -13,6 +13,7 @@ use bytesize::ByteSize;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::secret::Secret;
 pub use crate::service::auth::TokenConfig;
 use crate::storage::cache::CacheOptions;
 use crate::storage::hdfs::HdfsOptions;
@@ -39,6 +40,8 @@ pub struct Config {
     /// Bearer tokens and what they may do.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Keys for signed URLs (`artifact-gateway sign`); none: signed URLs are off.
+    pub signing: Option<SigningConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -140,6 +143,26 @@ impl MountConfig {
     }
 }
 
+/// `[signing]` in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// The first key signs; every key verifies (at most a few, for rotation).
+    pub keys: Vec<SigningKeyConfig>,
+    /// Longest lifetime a signed URL may be given. Default 7 days.
+    #[serde(default = "default_max_expires", with = "humantime_serde")]
+    pub max_expires: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyConfig {
+    /// Sent in the URL (`ag-key`) to say which key signed: letters, digits, `-`, `_`, `.`.
+    pub id: String,
+    /// `{ file = "/var/run/secrets/…" }` or `{ env = "VAR" }`; at least 32 bytes.
+    pub secret: Secret,
+}
+
 impl Config {
     /// The embedded default: one mount `default` on `data_dir`, anonymous reads, no tokens.
     pub fn embedded(data_dir: &Path) -> Result<Config> {
@@ -172,6 +195,7 @@ impl Config {
                 cache: None,
             }],
             tokens: Vec::new(),
+            signing: None,
         })
     }
 
@@ -278,6 +302,9 @@ fn default_listen() -> SocketAddr {
 }
 fn default_max_upload() -> ByteSize {
     ByteSize::gib(10)
+}
+fn default_max_expires() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
 }
 
 #[cfg(test)]

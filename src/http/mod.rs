@@ -11,6 +11,9 @@ pub mod error;
 pub mod handlers;
 pub mod listing;
 pub mod metrics;
+/// The OpenAPI 3.1 description of the HTTP API, served at `/openapi.json` (`openapi.json`
+/// beside this file; `tests/api_contract.rs` tests the running server against it).
+pub const OPENAPI: &str = include_str!("openapi.json");
 pub mod render;
 pub mod routes;
 pub mod ui;
@@ -38,13 +41,39 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub struct AppState {
     pub gateway: Arc<Gateway>,
     pub metrics: Metrics,
+    /// Largest request head answered normally; larger ones get a JSON `431`.
+    pub max_header_bytes: usize,
 }
+
+/// The default of `limits.max_header_bytes`.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 
 impl AppState {
     pub fn new(gateway: Arc<Gateway>) -> Arc<AppState> {
-        let metrics = Metrics::with_storage(gateway.storage_metrics());
-        Arc::new(AppState { gateway, metrics })
+        Self::with_max_header_bytes(gateway, DEFAULT_MAX_HEADER_BYTES)
     }
+
+    pub fn with_max_header_bytes(gateway: Arc<Gateway>, max_header_bytes: usize) -> Arc<AppState> {
+        let metrics = Metrics::with_storage(gateway.storage_metrics());
+        Arc::new(AppState {
+            gateway,
+            metrics,
+            max_header_bytes,
+        })
+    }
+}
+
+/// The size of a request head as it came on the wire (HTTP/1.1 framing; for HTTP/2 the same
+/// fields counted the same way): request line, then `name: value\r\n` per field.
+fn head_size<B>(req: &Request<B>) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    line + fields + 2
 }
 
 /// Serves one request. Never fails: errors become JSON responses.
@@ -60,7 +89,18 @@ where
     state.metrics.in_flight.inc();
 
     let mut who = None;
-    let result = dispatch(&state, req, &mut who).await;
+    let size = head_size(&req);
+    let result = if size > state.max_header_bytes {
+        Err(Error::new(
+            crate::error::ErrorKind::HeaderTooLarge,
+            format!(
+                "the request head is {size} bytes, over this server's limit of {} (limits.max_header_bytes)",
+                state.max_header_bytes
+            ),
+        ))
+    } else {
+        dispatch(&state, req, &mut who).await
+    };
     let mut resp = match result {
         Ok(outcome) => render::render(outcome),
         Err(e) => {
@@ -124,6 +164,10 @@ where
         Endpoint::Healthz => Ok(Outcome::Json(serde_json::json!({ "status": "ok" }))),
         Endpoint::Readyz => Ok(Outcome::Readiness(gw.readiness().await)),
         Endpoint::Metrics => Ok(Outcome::Metrics(state.metrics.encode())),
+        Endpoint::OpenApi => Ok(Outcome::Document {
+            content_type: "application/json",
+            body: OPENAPI,
+        }),
         Endpoint::Mounts => {
             let cred = handlers::bearer(headers)?;
             Ok(handlers::mounts(gw, cred.as_deref(), headers))
@@ -143,9 +187,26 @@ where
             let m = authorize(gw, headers, &mount, Scope::Read, who)?;
             handlers::list(m, gw, headers, &dir, limit, after).await
         }
-        Endpoint::Get { mount, path, head } => {
-            let m = authorize(gw, headers, &mount, Scope::Read, who)?;
+        Endpoint::Get {
+            mount,
+            path,
+            head,
+            signed,
+        } => {
+            // A signed URL is its own credential (a bearer token beside it is not consulted).
+            let m = match &signed {
+                Some(q) => gw.authorize_signed(&mount, &path, q)?,
+                None => authorize(gw, headers, &mount, Scope::Read, who)?,
+            };
             handlers::get(m, gw, req.method(), headers, &path, head).await
+        }
+        Endpoint::Sign {
+            mount,
+            path,
+            expires,
+        } => {
+            let cred = handlers::bearer(headers)?;
+            handlers::sign(gw, cred.as_deref(), &mount, &path, expires.as_deref())
         }
         Endpoint::Delete { mount, path } => {
             let m = authorize(gw, headers, &mount, Scope::Delete, who)?;

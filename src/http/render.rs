@@ -52,6 +52,11 @@ pub enum Outcome {
     Html(String),
     /// Prometheus text exposition.
     Metrics(String),
+    /// A fixed document compiled into the binary (the OpenAPI description).
+    Document {
+        content_type: &'static str,
+        body: &'static str,
+    },
     /// A file of the web page, with its Content-Security-Policy.
     UiAsset(&'static super::ui::Asset),
     /// 308 to another path on this server.
@@ -171,6 +176,12 @@ pub fn render(outcome: Outcome) -> Response<Body> {
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             );
+            resp
+        }
+        Outcome::Document { content_type, body } => {
+            let mut resp = Response::new(body::full(body));
+            set(&mut resp, header::CONTENT_TYPE, content_type);
+            set(&mut resp, header::CACHE_CONTROL, "no-cache");
             resp
         }
     }

@@ -4,6 +4,7 @@
 use http::Method;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::service::SignedQuery;
 use crate::storage::ArtifactPath;
 
 /// What a request asks for.
@@ -12,6 +13,8 @@ pub enum Endpoint {
     Healthz,
     Readyz,
     Metrics,
+    /// `GET /openapi.json`: the OpenAPI 3.1 description of this API.
+    OpenApi,
     /// `GET /artifacts/`: the mounts.
     Mounts,
     /// `GET /whoami`: who the caller is and what it may do on each mount.
@@ -29,11 +32,19 @@ pub enum Endpoint {
         limit: usize,
         after: Option<String>,
     },
-    /// `GET|HEAD /artifacts/<mount>/<path>`.
+    /// `GET|HEAD /artifacts/<mount>/<path>`, with the signed-URL parameters when present.
     Get {
         mount: String,
         path: ArtifactPath,
         head: bool,
+        signed: Option<SignedQuery>,
+    },
+    /// `POST /sign/<mount>/<path>?expires=24h`: a signed URL for reading one artifact
+    /// (`expires` is checked after the caller is, see [`sign_lifetime`]).
+    Sign {
+        mount: String,
+        path: ArtifactPath,
+        expires: Option<String>,
     },
     /// `PUT /artifacts/<mount>/<path>`.
     Put {
@@ -67,10 +78,31 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoin
         "/healthz" => return simple(Endpoint::Healthz),
         "/readyz" => return simple(Endpoint::Readyz),
         "/metrics" => return simple(Endpoint::Metrics),
+        "/openapi.json" => return simple(Endpoint::OpenApi),
         "/artifacts" | "/artifacts/" => return simple(Endpoint::Mounts),
         "/whoami" => return simple(Endpoint::WhoAmI),
         "/ui" => return simple(Endpoint::UiRoot),
         _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/sign/") {
+        if method != Method::POST {
+            return Ok(Endpoint::MethodNotAllowed { allow: "POST" });
+        }
+        let (mount, raw_path) = split_mount(rest)?;
+        let artifact = ArtifactPath::from_url_path(raw_path)?;
+        if raw_path.is_empty() || raw_path.ends_with('/') {
+            return Err(Error::new(
+                ErrorKind::InvalidPath,
+                "a signed URL is for one artifact: POST /sign/<mount>/<path>",
+            ));
+        }
+        return Ok(Endpoint::Sign {
+            mount,
+            path: artifact,
+            expires: url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .find(|(k, _)| k == "expires")
+                .map(|(_, v)| v.into_owned()),
+        });
     }
     if let Some(name) = path.strip_prefix("/ui/") {
         return simple(Endpoint::UiAsset {
@@ -83,13 +115,16 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoin
             "no such endpoint: artifacts are under /artifacts/<mount>/<path>",
         ));
     };
-    let (raw_mount, raw_path) = rest.split_once('/').unwrap_or((rest, ""));
-    let mount = percent_encoding::percent_decode_str(raw_mount)
-        .decode_utf8()
-        .map_err(|_| Error::new(ErrorKind::InvalidPath, "the mount name is not UTF-8"))?
-        .into_owned();
+    let (mount, raw_path) = split_mount(rest)?;
     let is_dir = raw_path.is_empty() || raw_path.ends_with('/');
     let artifact = ArtifactPath::from_url_path(raw_path)?;
+    let signed = SignedQuery::from_query(query)?;
+    if signed.is_some() && (is_dir || (method != Method::GET && method != Method::HEAD)) {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            "a signed URL grants only GET and HEAD of its one artifact",
+        ));
+    }
     if is_dir {
         if method != Method::GET && method != Method::HEAD {
             return Ok(Endpoint::MethodNotAllowed { allow: "GET, HEAD" });
@@ -107,11 +142,13 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoin
             mount,
             path: artifact,
             head: false,
+            signed,
         }),
         Method::HEAD => Ok(Endpoint::Get {
             mount,
             path: artifact,
             head: true,
+            signed,
         }),
         Method::PUT => Ok(Endpoint::Put {
             mount,
@@ -123,6 +160,32 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoin
         }),
         _ => Ok(Endpoint::MethodNotAllowed {
             allow: "GET, HEAD, PUT, DELETE",
+        }),
+    }
+}
+
+/// Splits `<mount>/<rest>` and decodes the mount name.
+fn split_mount(rest: &str) -> Result<(String, &str)> {
+    let (raw_mount, raw_path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mount = percent_encoding::percent_decode_str(raw_mount)
+        .decode_utf8()
+        .map_err(|_| Error::new(ErrorKind::InvalidPath, "the mount name is not UTF-8"))?
+        .into_owned();
+    Ok((mount, raw_path))
+}
+
+/// Default lifetime of a signed URL when `?expires=` is not given.
+pub const DEFAULT_SIGNED_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The lifetime a `POST /sign/…?expires=` asks for (default one hour).
+pub fn sign_lifetime(expires: Option<&str>) -> Result<std::time::Duration> {
+    match expires {
+        None => Ok(DEFAULT_SIGNED_LIFETIME),
+        Some(v) => humantime::parse_duration(v).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("expires must be a duration such as 24h or 30m: {e}"),
+            )
         }),
     }
 }
@@ -163,7 +226,8 @@ mod tests {
             Endpoint::Get {
                 mount: "default".into(),
                 path: ArtifactPath::parse("jobs/wc.jar").unwrap(),
-                head: false
+                head: false,
+                signed: None
             }
         );
         let list = route(

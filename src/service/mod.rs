@@ -6,6 +6,7 @@
 //! may take. Must never import `http`: it speaks in [`crate::error::Error`] kinds.
 
 pub mod auth;
+pub mod signing;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,6 +24,7 @@ use crate::storage::{
 };
 
 pub use auth::{Authorizer, Principal, Scope};
+pub use signing::{Signed, SignedQuery, Signer};
 
 /// Who a late answer is blamed on.
 const BACKEND: &str = "the backend";
@@ -65,6 +67,7 @@ pub struct Gateway {
     auth: Authorizer,
     backend_timeout: Duration,
     storage_metrics: StorageMetrics,
+    signer: Option<Signer>,
 }
 
 impl Gateway {
@@ -90,11 +93,17 @@ impl Gateway {
             );
         }
         let auth = Authorizer::from_config(&config.tokens, env_token)?;
+        let signer = config
+            .signing
+            .as_ref()
+            .map(Signer::from_config)
+            .transpose()?;
         Ok(Gateway {
             mounts,
             auth,
             backend_timeout: config.limits.backend_timeout,
             storage_metrics,
+            signer,
         })
     }
 
@@ -105,7 +114,14 @@ impl Gateway {
             auth,
             backend_timeout,
             storage_metrics: StorageMetrics::default(),
+            signer: None,
         }
+    }
+
+    /// Turns on signed URLs with these keys.
+    pub fn with_signer(mut self, signer: Signer) -> Gateway {
+        self.signer = Some(signer);
+        self
     }
 
     /// A gateway over ready-made storages that report to `metrics` (tests, embedding).
@@ -138,6 +154,75 @@ impl Gateway {
             .check(mount, m.anonymous_read, scope, credential)
             .map_err(|e| e.with_mount(mount))?;
         Ok((m, who))
+    }
+
+    /// Finds the mount and checks a signed URL for a read of `path` on it. A wrong, foreign or
+    /// expired signature is refused here, before any storage call.
+    pub fn authorize_signed(
+        &self,
+        mount: &str,
+        path: &ArtifactPath,
+        signed: &SignedQuery,
+    ) -> Result<&Mount> {
+        let m = self.mount(mount)?;
+        let signer = self.signer.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                "invalid signed URL: signed URLs are not enabled on this server",
+            )
+        })?;
+        signer
+            .verify(mount, path, signed, std::time::SystemTime::now())
+            .map_err(|e| e.with_mount(mount).with_path(path.as_str()))?;
+        Ok(m)
+    }
+
+    /// Checks that the caller may sign reads on `mount`: a bearer token with the read scope on it
+    /// (anonymous callers cannot sign, even on an anonymously readable mount).
+    pub fn authorize_signing(&self, mount: &str, credential: Option<&str>) -> Result<()> {
+        if credential.is_none() {
+            return Err(Error::new(
+                ErrorKind::Unauthenticated,
+                "signing a URL needs a bearer token with the read scope on the mount",
+            )
+            .with_mount(mount));
+        }
+        let (_, who) = self.authorize(mount, Scope::Read, credential)?;
+        if who == Principal::Anonymous {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "the token lacks the `read` scope on mount {mount:?}, so it cannot sign for it"
+                ),
+            )
+            .with_mount(mount));
+        }
+        Ok(())
+    }
+
+    /// Signs a read of `mount`/`path` for `lifetime`, for a caller [`Gateway::authorize_signing`]
+    /// accepts.
+    pub fn sign(
+        &self,
+        mount: &str,
+        path: &ArtifactPath,
+        lifetime: Duration,
+        credential: Option<&str>,
+    ) -> Result<Signed> {
+        self.authorize_signing(mount, credential)?;
+        let signer = self.signer.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unsupported,
+                "signed URLs are not configured on this server: add a [signing] section with a key",
+            )
+        })?;
+        signer.sign(mount, path, lifetime, std::time::SystemTime::now())
+    }
+
+    fn mount(&self, mount: &str) -> Result<&Mount> {
+        self.mounts.get(mount).ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("no mount named {mount:?}")).with_mount(mount)
+        })
     }
 
     /// Lists the mounts the caller may read.

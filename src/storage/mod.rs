@@ -21,6 +21,7 @@ pub mod cache;
 pub mod digest;
 pub mod errors;
 pub mod etag;
+pub mod file_io;
 pub mod hdfs;
 pub mod local;
 pub mod metered;

@@ -101,10 +101,14 @@ function hashFor(mount, dir = '') {
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
   if (!raw) return { mount: null, dir: '' };
-  const parts = raw.split('/');
-  const mount = decodeURIComponent(parts.shift());
-  const segs = parts.filter((s) => s !== '').map(decodeURIComponent);
-  return { mount, dir: segs.length ? `${segs.join('/')}/` : '' };
+  try {
+    const parts = raw.split('/');
+    const mount = decodeURIComponent(parts.shift());
+    const segs = parts.filter((s) => s !== '').map(decodeURIComponent);
+    return { mount, dir: segs.length ? `${segs.join('/')}/` : '' };
+  } catch {
+    return { mount: null, dir: '' }; // a malformed %-escape: back to the mounts
+  }
 }
 
 function renderCrumbs() {
@@ -280,7 +284,7 @@ async function showDetails(path) {
     snippets({ url, name, sha256: meta.sha256, anonymous: c.anonymous_read }).map((s) => h('div', { class: 'snippet', dataset: { snippet: s.id } },
       h('div', { class: 'snippet-head' }, h('h3', {}, s.title), copyButton(s.text)),
       h('pre', {}, s.text))),
-    h('form', { method: 'dialog', class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Close')));
+    h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', onclick: () => dlg.close() }, 'Close')));
   dlg.addEventListener('close', () => dlg.remove());
   document.body.appendChild(dlg);
   dlg.showModal();

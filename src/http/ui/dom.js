@@ -89,9 +89,10 @@ export function confirmDialog({ title, body, confirm = 'Confirm', danger = false
     const dlg = h('dialog', { class: 'confirm', 'aria-labelledby': 'confirm-title' },
       h('h2', { id: 'confirm-title' }, title),
       h('div', { class: 'confirm-body' }, body),
-      h('form', { method: 'dialog', class: 'actions' },
-        h('button', { value: 'cancel', type: 'submit', class: 'secondary' }, 'Cancel'),
-        h('button', { value: 'ok', type: 'submit', class: danger ? 'danger' : 'primary', id: 'confirm-ok' }, confirm)));
+      // Plain buttons, not <form method="dialog">: the page's CSP has form-action 'none'.
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'secondary', onclick: () => dlg.close('cancel') }, 'Cancel'),
+        h('button', { type: 'button', class: danger ? 'danger' : 'primary', id: 'confirm-ok', onclick: () => dlg.close('ok') }, confirm)));
     dlg.addEventListener('close', () => { resolve(dlg.returnValue === 'ok'); dlg.remove(); });
     document.body.appendChild(dlg);
     dlg.showModal();

@@ -9,6 +9,9 @@
 //! fails every follower and leaves nothing behind. A fill that fails for a local reason (disk
 //! full, I/O error) sends its followers to the backend for the rest of their range, so those
 //! requests still succeed.
+//!
+//! Readers read positioned chunks on the blocking pool, one chunk ahead of the one being sent;
+//! chunks shrink as more readers run, so their buffers together stay near `READ_BUDGET`.
 
 use std::fs::File;
 use std::io::Write;
@@ -278,7 +281,21 @@ struct Reader {
     metrics: ReaderMetrics,
     first_seen: bool,
     done: bool,
+    /// The next chunk, being read on the blocking pool: (its offset, the read).
+    ahead: Option<(u64, ReadTask)>,
     _active: Active,
+}
+
+type ReadTask = tokio::task::JoinHandle<std::io::Result<Bytes>>;
+
+/// Reads the chunk at `pos` (at most up to `limit`) on the blocking pool.
+fn spawn_read(file: Arc<File>, pos: u64, limit: u64) -> ReadTask {
+    let n = (limit - pos).min(read_chunk()) as usize;
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; n];
+        file.read_exact_at(&mut buf, pos)?;
+        Ok(Bytes::from(buf))
+    })
 }
 
 /// A body of the bytes `range` of the object, read from the cache file as it fills.
@@ -309,6 +326,7 @@ pub fn read(
         metrics,
         first_seen: false,
         done: false,
+        ahead: None,
         _active: Active::new(),
     };
     Box::pin(futures::stream::unfold(reader, |mut r| async move {
@@ -375,17 +393,18 @@ impl Reader {
                         None => return Some(Err(internal(&self.path, "no cache file"))),
                     },
                 };
-                let pos = self.pos;
-                let n = (available.min(self.end) - pos).min(read_chunk()) as usize;
-                let read = tokio::task::spawn_blocking(move || -> std::io::Result<Bytes> {
-                    let mut buf = vec![0u8; n];
-                    file.read_exact_at(&mut buf, pos)?;
-                    Ok(Bytes::from(buf))
-                })
-                .await;
-                match read {
+                let limit = available.min(self.end);
+                // The chunk read ahead while the previous one was being sent, if it is this one.
+                let pending = match self.ahead.take() {
+                    Some((at, handle)) if at == self.pos => handle,
+                    _ => spawn_read(file.clone(), self.pos, limit),
+                };
+                match pending.await {
                     Ok(Ok(bytes)) => {
                         self.pos += bytes.len() as u64;
+                        if self.pos < limit {
+                            self.ahead = Some((self.pos, spawn_read(file, self.pos, limit)));
+                        }
                         return Some(Ok(bytes));
                     }
                     Ok(Err(e)) => {
@@ -423,6 +442,7 @@ impl Reader {
         let res = self.fallback.backend.get(&self.path, opts).await?;
         self.passthrough = Some(res.body);
         self.fill = None;
+        self.ahead = None;
         Ok(())
     }
 }

@@ -22,16 +22,17 @@
 mod fs;
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher as _};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use tokio::io::AsyncWriteExt;
+use futures::StreamExt;
 use tokio::sync::Mutex;
-use tokio_util::io::ReaderStream;
 
 use self::fs::{
     escape, etag_of, not_found_or_io, read_small, remove_stale_temp_files, resolve_root, sync_dir,
@@ -39,6 +40,7 @@ use self::fs::{
 };
 use super::blocking::blocking;
 use super::errors::{directory_in_the_way, exists, file_in_the_way, is_a_directory};
+use super::file_io;
 use super::path::RESERVED_SEGMENT;
 use super::sidecar::Record;
 use super::{
@@ -47,8 +49,11 @@ use super::{
 };
 use crate::error::{Error, ErrorKind, Result};
 
-const READ_CHUNK: usize = 256 * 1024;
+/// Bodies up to this size are read in the same blocking-pool trip as the open and stat.
+const SMALL_BODY: u64 = 64 * 1024;
 const LOCK_STRIPES: usize = 64;
+/// Sidecars remembered in memory (the cache is emptied when it is full).
+const SIDECAR_CACHE_ENTRIES: usize = 8192;
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// Artifacts in a directory on local disk.
@@ -66,6 +71,31 @@ struct Inner {
     staging_ready: AtomicBool,
     /// Serializes check-then-replace for `PutMode::Update`/`Create` within this process.
     locks: Vec<Mutex<()>>,
+    /// Parsed sidecars by artifact path, each valid only for the data file version it was read
+    /// for.
+    sidecars: std::sync::Mutex<HashMap<ArtifactPath, (FileVersion, Option<Record>)>>,
+}
+
+/// What identifies one version of a data file: a replaced, rewritten or touched file differs
+/// in at least one field (a put renames a new inode into place; an in-place write or a touch
+/// moves the change time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileVersion {
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileVersion {
+    fn of(md: &std::fs::Metadata) -> Self {
+        FileVersion {
+            ino: md.ino(),
+            size: md.len(),
+            mtime_ns: md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128,
+            ctime_ns: md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128,
+        }
+    }
 }
 
 impl LocalStorage {
@@ -84,6 +114,7 @@ impl LocalStorage {
                 meta,
                 staging_ready: AtomicBool::new(false),
                 locks,
+                sidecars: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -199,9 +230,28 @@ impl LocalStorage {
         if !md.is_file() {
             return Err(is_a_directory(path));
         }
-        let sidecar = read_small(&self.sidecar_path(path))
-            .and_then(|b| Record::matching(&b, md.len(), &etag_of(&md)));
+        let sidecar = self.recorded(path, &md);
         Ok((meta_from(path, &md, sidecar), file))
+    }
+
+    /// The sidecar record of the data file `md` describes: from memory when it was already read
+    /// for this very version of the file, else from disk (blocking).
+    fn recorded(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Option<Record> {
+        let version = FileVersion::of(md);
+        let cache = &self.inner.sidecars;
+        if let Some((v, r)) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+            if *v == version {
+                return r.clone();
+            }
+        }
+        let record = read_small(&self.sidecar_path(path))
+            .and_then(|b| Record::matching(&b, md.len(), &etag_of(md)));
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= SIDECAR_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(path.clone(), (version, record.clone()));
+        record
     }
 
     fn lock_for(&self, path: &ArtifactPath) -> &Mutex<()> {
@@ -246,26 +296,13 @@ impl LocalStorage {
     ) -> Result<(PathBuf, Sha256)> {
         let tmp = self.staging_name("").await?;
         let guard = TempGuard(Some(tmp.clone()));
-        let mut file = tokio::fs::File::create(&tmp)
+        let file = tokio::fs::File::create(&tmp)
             .await
-            .map_err(|e| Error::io("cannot create a temporary file", e))?;
+            .map_err(|e| Error::io("cannot create a temporary file", e))?
+            .into_std()
+            .await;
         let mut body = HashingBody::new(body, opts.max_size);
-        while let Some(chunk) = body
-            .next_chunk()
-            .await
-            .map_err(|e| e.with_path(path.as_str()))?
-        {
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| Error::io("cannot write the upload", e).with_path(path.as_str()))?;
-        }
-        file.flush()
-            .await
-            .map_err(|e| Error::io("cannot write the upload", e))?;
-        file.sync_all()
-            .await
-            .map_err(|e| Error::io("cannot sync the upload", e))?;
-        drop(file);
+        file_io::receive(file, &mut body, path).await?;
         let (sha, _len) = body.finish(opts.sha256, path)?;
         Ok((guard.keep(), sha))
     }
@@ -294,7 +331,8 @@ impl Storage for LocalStorage {
         let this = self.clone();
         let owned = path.clone();
         let range_opt = opts.range.clone();
-        let (meta, file, range) = blocking(move || {
+        // One blocking-pool trip: resolve, open, stat, sidecar and, for a small body, the read.
+        let (meta, source, range) = blocking(move || {
             let (meta, file) = this.open_meta(&owned, true)?;
             opts.check(&meta)?;
             let mut file = file.expect("opened for reading");
@@ -304,16 +342,22 @@ impl Storage for LocalStorage {
                 file.seek(std::io::SeekFrom::Start(range.start))
                     .map_err(|e| Error::io("cannot seek", e))?;
             }
-            Ok((meta, file, range))
+            let len = range.end - range.start;
+            let source = if len <= SMALL_BODY {
+                Source::Read(
+                    file_io::read_all(&file, len).map_err(|e| Error::io("read failed", e))?,
+                )
+            } else {
+                Source::File(file)
+            };
+            Ok((meta, source, range))
         })
         .await?;
-        let len = range.end - range.start;
-        let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), len);
-        let stream =
-            futures::StreamExt::map(ReaderStream::with_capacity(reader, READ_CHUNK), |r| {
-                r.map_err(|e| Error::io("read failed", e))
-            });
-        Ok(GetResult::new(meta, range, Box::pin(stream)))
+        let body = match source {
+            Source::Read(bytes) => futures::stream::once(async { Ok(bytes) }).boxed(),
+            Source::File(file) => file_io::stream(file, range.end - range.start, path),
+        };
+        Ok(GetResult::new(meta, range, body))
     }
 
     async fn put(
@@ -397,6 +441,11 @@ impl Storage for LocalStorage {
             .await
             .map_err(|e| not_found_or_io(e, path))?;
         let _ = tokio::fs::remove_file(self.sidecar_path(path)).await;
+        self.inner
+            .sidecars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(path);
         Ok(())
     }
 
@@ -498,6 +547,14 @@ impl Storage for LocalStorage {
     }
 }
 
+/// What a GET streams from.
+enum Source {
+    /// A small body, already read.
+    Read(bytes::Bytes),
+    /// An open file positioned at the range's start.
+    File(std::fs::File),
+}
+
 fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Record>) -> Meta {
     Meta {
         path: path.clone(),
@@ -512,5 +569,93 @@ fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Record
                 .map(str::to_string)
                 .unwrap_or_else(|| guess_content_type(path)),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::io::Write as _;
+
+    fn body(bytes: &'static [u8]) -> ByteStream {
+        futures::stream::iter([Ok(Bytes::from_static(bytes))]).boxed()
+    }
+
+    async fn stored(dir: &Path) -> (LocalStorage, ArtifactPath, PathBuf) {
+        std::fs::create_dir_all(dir).unwrap();
+        let store = LocalStorage::new(dir).unwrap();
+        let path = ArtifactPath::parse("jobs/a.jar").unwrap();
+        store
+            .put(&path, body(b"first version"), PutOptions::default())
+            .await
+            .unwrap();
+        // The digest comes back, and is now remembered in memory.
+        let meta = store.head(&path).await.unwrap();
+        assert_eq!(meta.sha256, Some(Sha256::of(b"first version")));
+        (store, path, dir.join("jobs/a.jar"))
+    }
+
+    async fn body_of(store: &LocalStorage, path: &ArtifactPath) -> Vec<u8> {
+        let mut res = store.get(path, GetOptions::default()).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(chunk) = res.body.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        out
+    }
+
+    // A clock tick apart, so the change shows in the file's times.
+    fn tick() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    #[tokio::test]
+    async fn a_file_rewritten_in_place_is_never_served_with_the_remembered_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, path, file) = stored(dir.path()).await;
+        tick();
+        // Same inode, same size, new bytes: another tool writing into the file.
+        let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        f.write_all(b"second versio").unwrap();
+        drop(f);
+        let res = store.get(&path, GetOptions::default()).await.unwrap();
+        assert_eq!(res.meta.sha256, None, "the sidecar describes other bytes");
+        assert_eq!(body_of(&store, &path).await, b"second versio");
+        assert_eq!(store.head(&path).await.unwrap().sha256, None);
+    }
+
+    #[tokio::test]
+    async fn a_file_replaced_or_touched_by_another_tool_loses_the_remembered_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, path, file) = stored(dir.path()).await;
+        tick();
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"first version").unwrap();
+        std::fs::rename(&other, &file).unwrap();
+        assert_eq!(store.head(&path).await.unwrap().sha256, None);
+
+        let (store, path, file) = stored(&dir.path().join("again")).await;
+        tick();
+        let f = std::fs::File::options().write(true).open(&file).unwrap();
+        f.set_modified(SystemTime::now()).unwrap();
+        drop(f);
+        assert_eq!(store.head(&path).await.unwrap().sha256, None);
+    }
+
+    #[tokio::test]
+    async fn a_new_put_is_served_with_its_own_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, path, _) = stored(dir.path()).await;
+        store
+            .put(&path, body(b"second version"), PutOptions::default())
+            .await
+            .unwrap();
+        let res = store.get(&path, GetOptions::default()).await.unwrap();
+        assert_eq!(res.meta.sha256, Some(Sha256::of(b"second version")));
+        assert_eq!(body_of(&store, &path).await, b"second version");
+        store.delete(&path).await.unwrap();
+        std::fs::write(dir.path().join("jobs/a.jar"), b"second version").unwrap();
+        assert_eq!(store.head(&path).await.unwrap().sha256, None);
     }
 }

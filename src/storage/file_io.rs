@@ -1,0 +1,335 @@
+//! Moving bytes between a body and a local file: the read path of local mounts and cache hits,
+//! and the write path of local uploads.
+//!
+//! Owns: chunked reads on the blocking pool with one chunk of read-ahead and the memory budget
+//! that sizes the chunks; the upload writer. Must never import `service` or `http`.
+//!
+//! Each chunk is one trip to the blocking pool and one `read` straight into the buffer that
+//! becomes the body chunk (no second copy). While the server writes chunk *k* to the socket,
+//! chunk *k+1* is already being read. Chunks are large (1 MiB) while few transfers run and
+//! shrink as more run, so the read buffers of all transfers together stay near
+//! [`READ_BUDGET`] (peak RSS stays bounded under a thundering herd). A chunk's buffer goes back
+//! to a small pool when the server has sent it, and the next read reuses it: fresh allocations
+//! of this size cost page faults on every chunk (measured: ~70 faults per MiB served).
+
+use std::fs::File;
+use std::io::{Read, Write as _};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+
+use super::{exact_length, ArtifactPath, ByteStream, HashingBody};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The largest chunk.
+pub const MAX_CHUNK: usize = 1024 * 1024;
+/// The smallest chunk, whatever the number of transfers.
+pub const MIN_CHUNK: usize = 64 * 1024;
+/// Read buffers of all running transfers together (two chunks each: one being read, one being
+/// written), when every transfer is at its chunk size.
+pub const READ_BUDGET: usize = 8 * 1024 * 1024;
+/// Sent buffers kept for reuse, in bytes: as much as the budget, so that no buffer of a steady
+/// stream of chunks is freed and allocated again.
+const POOL_BYTES: usize = 8 * 1024 * 1024;
+
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Buffers whose bytes were sent, ready for the next read (each fully initialized).
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    free: Vec::new(),
+    bytes: 0,
+});
+
+struct Pool {
+    free: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// A buffer of exactly `size` bytes, from the pool when one is there.
+fn take_buffer(size: usize) -> Vec<u8> {
+    let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = pool.free.iter().position(|b| b.len() == size) {
+        let buf = pool.free.swap_remove(i);
+        pool.bytes -= size;
+        return buf;
+    }
+    drop(pool);
+    vec![0; size]
+}
+
+fn give_back(buf: Vec<u8>) {
+    let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    if pool.bytes + buf.len() <= POOL_BYTES {
+        pool.bytes += buf.len();
+        pool.free.push(buf);
+    }
+}
+
+/// The first `len` bytes of a pooled buffer, as the owner behind a body chunk: the buffer
+/// returns to the pool when the last reference to the chunk is dropped.
+struct Filled {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl AsRef<[u8]> for Filled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Filled {
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.buf));
+    }
+}
+
+/// Counts a running transfer while alive.
+struct Active;
+
+impl Active {
+    fn new() -> Self {
+        ACTIVE.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The chunk size for the next read given `active` running transfers (a power of two, so
+/// pooled buffers fit again).
+fn chunk_size(active: usize) -> usize {
+    let c = (READ_BUDGET / 2 / active.max(1)).clamp(MIN_CHUNK, MAX_CHUNK);
+    if c.is_power_of_two() {
+        c
+    } else {
+        c.next_power_of_two() / 2
+    }
+}
+
+/// The body of `len` bytes read from `file`'s current position; it yields exactly `len` bytes
+/// or ends with an error (a file cut short while being served fails loudly).
+pub fn stream(file: File, len: u64, path: &ArtifactPath) -> ByteStream {
+    if len == 0 {
+        return exact_length(futures::stream::empty().boxed(), 0, path);
+    }
+    struct State {
+        next: Option<PendingRead>,
+        /// Bytes not yet asked of the file.
+        unread: u64,
+        _active: Active,
+    }
+    let active = Active::new();
+    let first = read_chunk(file, len);
+    let state = State {
+        unread: len - first.1,
+        next: Some(first.0),
+        _active: active,
+    };
+    let body = futures::stream::unfold(state, |mut st| async move {
+        let pending = st.next.take()?;
+        let (file, chunk) = match pending.await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => return Some((Err(Error::io("read failed", e)), st)),
+            Err(e) => {
+                let e = Error::new(ErrorKind::Internal, format!("read task failed: {e}"));
+                return Some((Err(e), st));
+            }
+        };
+        // None: the file is shorter than promised, and `exact_length` reports it.
+        let chunk = chunk?;
+        if st.unread > 0 {
+            let (handle, asked) = read_chunk(file, st.unread);
+            st.unread -= asked;
+            st.next = Some(handle);
+        }
+        Some((Ok(chunk), st))
+    });
+    exact_length(body.boxed(), len, path)
+}
+
+/// A chunk being read: the file comes back with the chunk (`None` at the file's end).
+type PendingRead = tokio::task::JoinHandle<std::io::Result<(File, Option<Bytes>)>>;
+
+/// Starts reading the next chunk (at most `left` bytes) on the blocking pool; returns the task
+/// and how many bytes it asks for.
+fn read_chunk(file: File, left: u64) -> (PendingRead, u64) {
+    let size = chunk_size(ACTIVE.load(Ordering::Relaxed));
+    let want = (size as u64).min(left) as usize;
+    let handle = tokio::task::spawn_blocking(move || {
+        let mut buf = take_buffer(size);
+        let mut len = 0;
+        while len < want {
+            match (&file).read(&mut buf[len..want]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    give_back(buf);
+                    return Err(e);
+                }
+            }
+        }
+        if len == 0 {
+            give_back(buf);
+            return Ok((file, None));
+        }
+        Ok((file, Some(Bytes::from_owner(Filled { buf, len }))))
+    });
+    (handle, want as u64)
+}
+
+/// Reads `len` bytes from `file`'s current position into one buffer (small files: the whole
+/// body in the same blocking-pool trip as the open and stat).
+pub fn read_all(file: &File, len: u64) -> std::io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut buf)?;
+    Ok(Bytes::from(buf))
+}
+
+/// Bytes gathered into one write on the upload path.
+pub const WRITE_CHUNK: usize = 1024 * 1024;
+/// Gathered writes queued for the writer thread.
+const WRITE_QUEUE: usize = 4;
+
+enum Write {
+    Data(Bytes),
+    /// Every byte arrived and was accepted: flush to disk.
+    Finish,
+}
+
+/// Receives `body` into `file` and syncs it to disk. Receiving (and hashing, by
+/// [`HashingBody`]), writing and flushing overlap: the network side gathers the body's small
+/// chunks into [`WRITE_CHUNK`] buffers and queues them to one blocking writer, which writes them
+/// while the next ones arrive. A body that fails midway stops the writer without a sync; the
+/// caller removes the file.
+pub async fn receive(file: File, body: &mut HashingBody, path: &ArtifactPath) -> Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Write>(WRITE_QUEUE);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+        let mut file = file;
+        while let Some(msg) = rx.blocking_recv() {
+            match msg {
+                Write::Data(b) => file.write_all(&b)?,
+                Write::Finish => {
+                    file.sync_all()?;
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    });
+    let fed = feed(&tx, body, path).await;
+    if fed.is_ok() {
+        let _ = tx.send(Write::Finish).await;
+    }
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("write task failed: {e}")))?;
+    match (fed, written) {
+        // The body's own failure (client gone, too large, ...) is the cause to report.
+        (Err(Fed::Body(e)), _) => Err(e),
+        // A closed queue means the writer failed: its error says why.
+        (_, Err(e)) => Err(Error::io("cannot write the upload", e).with_path(path.as_str())),
+        (Ok(()), Ok(true)) => Ok(()),
+        (_, Ok(_)) => Err(Error::new(
+            ErrorKind::Internal,
+            "the upload writer stopped before the end",
+        )
+        .with_path(path.as_str())),
+    }
+}
+
+enum Fed {
+    Body(Error),
+    QueueClosed,
+}
+
+async fn feed(
+    tx: &tokio::sync::mpsc::Sender<Write>,
+    body: &mut HashingBody,
+    path: &ArtifactPath,
+) -> std::result::Result<(), Fed> {
+    let mut gathered = BytesMut::new();
+    while let Some(chunk) = body
+        .next_chunk()
+        .await
+        .map_err(|e| Fed::Body(e.with_path(path.as_str())))?
+    {
+        if !gathered.is_empty() && gathered.len() + chunk.len() > WRITE_CHUNK {
+            send(tx, gathered.split().freeze()).await?;
+        }
+        if chunk.len() >= WRITE_CHUNK {
+            send(tx, chunk).await?;
+            continue;
+        }
+        if gathered.is_empty() {
+            gathered.reserve(WRITE_CHUNK);
+        }
+        gathered.extend_from_slice(&chunk);
+    }
+    if !gathered.is_empty() {
+        send(tx, gathered.freeze()).await?;
+    }
+    Ok(())
+}
+
+async fn send(tx: &tokio::sync::mpsc::Sender<Write>, b: Bytes) -> std::result::Result<(), Fed> {
+    tx.send(Write::Data(b)).await.map_err(|_| Fed::QueueClosed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_shrink_with_more_transfers_within_bounds() {
+        assert_eq!(chunk_size(0), MAX_CHUNK);
+        assert_eq!(chunk_size(1), MAX_CHUNK);
+        assert_eq!(chunk_size(4), MAX_CHUNK);
+        assert_eq!(chunk_size(16), 256 * 1024);
+        assert_eq!(chunk_size(24), 128 * 1024);
+        assert_eq!(chunk_size(64), MIN_CHUNK);
+        assert_eq!(chunk_size(100_000), MIN_CHUNK);
+    }
+
+    #[tokio::test]
+    async fn streams_a_range_and_fails_when_the_file_is_short() {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let data: Vec<u8> = (0..3 * MAX_CHUNK + 17).map(|i| (i % 251) as u8).collect();
+        std::fs::File::create(&p).unwrap().write_all(&data).unwrap();
+        let path = ArtifactPath::parse("f").unwrap();
+
+        let mut f = File::open(&p).unwrap();
+        f.seek(SeekFrom::Start(5)).unwrap();
+        let len = (data.len() - 10) as u64;
+        let mut got = Vec::new();
+        let mut s = stream(f, len, &path);
+        while let Some(c) = s.next().await {
+            got.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(got, &data[5..data.len() - 5]);
+
+        // Promised more than the file holds: the body ends with an error, never looks complete.
+        let f = File::open(&p).unwrap();
+        let mut s = stream(f, data.len() as u64 + 1, &path);
+        let mut err = None;
+        while let Some(c) = s.next().await {
+            if let Err(e) = c {
+                err = Some(e);
+            }
+        }
+        assert!(
+            err.is_some(),
+            "a short file must end the body with an error"
+        );
+    }
+}
