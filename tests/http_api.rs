@@ -121,26 +121,19 @@ fn env_opts(write_token: bool, signing: Option<Signer>) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let private_dir = tempfile::tempdir().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
-    let public = Mount {
-        name: "default".into(),
+    // Both mounts count their storage calls in `calls`.
+    let mount = |name: &str, root: &std::path::Path, anonymous_read: bool| Mount {
+        name: name.into(),
         storage: Arc::new(Counting {
-            inner: LocalStorage::new(dir.path()).unwrap(),
+            inner: LocalStorage::new(root).unwrap(),
             calls: calls.clone(),
             break_bodies: false,
         }),
-        anonymous_read: true,
+        anonymous_read,
         max_upload_size: 1 << 20,
     };
-    let private = Mount {
-        name: "private".into(),
-        storage: Arc::new(Counting {
-            inner: LocalStorage::new(private_dir.path()).unwrap(),
-            calls: calls.clone(),
-            break_bodies: false,
-        }),
-        anonymous_read: false,
-        max_upload_size: 1 << 20,
-    };
+    let public = mount("default", dir.path(), true);
+    let private = mount("private", private_dir.path(), false);
     let tokens = vec![TokenConfig {
         name: "reader".into(),
         secret: Secret::Value(READER.into()),
