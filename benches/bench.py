@@ -906,7 +906,7 @@ def targets(res, v):
     t("S3 cold ÷ MinIO presigned", res.ratio("s3", "gateway-cold", "minio", "MB/s"), 0.9)
     local, warm = res.get("big", "gateway", "MB/s"), res.get("s3", "gateway-warm", "MB/s")
     t("S3 warm ÷ local big-file figure", warm / local if local and warm else None, 0.9)
-    t("64 concurrent cold: backend bytes ÷ object size", res.get("s3_64", "gateway", "backend"), 1.05, higher=False)
+    t(f"{v['s3_n']} concurrent cold: backend bytes ÷ object size", res.get("s3_64", "gateway", "backend"), 1.05, higher=False)
     t("upload ÷ dd conv=fsync", res.ratio("upload", "gateway", "dd", "MB/s"), 0.6)
     rss = [r.get("rss") for (scen, srv), rows in res.data.items() if srv.startswith("gateway") for r in rows]
     rss = [x for x in rss if x is not None]

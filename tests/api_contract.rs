@@ -92,7 +92,10 @@ fn schemathesis_finds_no_contract_violation_and_no_server_error() {
         // valid input; every other check stays on.
         .args(["--exclude-checks", "positive_data_acceptance"])
         .args(["--max-examples", MAX_EXAMPLES])
-        .args(["--workers", "2"])
+        // One worker: with two, Schemathesis generates in two threads, and the CPython 3.11 here
+        // then fails now and then with "SystemError: AST constructor recursion depth mismatch"
+        // inside the tool (seen in about one run in five), which says nothing about the server.
+        .args(["--workers", "1"])
         .args(["--seed", &seed()])
         .args(["--request-timeout", "20"])
         .args(["--header", &format!("Authorization: Bearer {TOKEN}")])

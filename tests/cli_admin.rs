@@ -6,17 +6,12 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{run, Gateway};
+use common::{run, Gateway, Site};
 use serde_json::Value;
 
 const TOKEN: &str = "admin-test-token";
-
-fn gateway(data: &Path) -> Gateway {
-    Gateway::start(
-        &["--data", data.to_str().unwrap()],
-        &[("ARTIFACT_GATEWAY_TOKEN", TOKEN)],
-    )
-}
+/// The artifact of the round-trip test.
+const WC: &str = "default/jobs/wordcount/1.4.2/wordcount.jar";
 
 /// `artifact-gateway <args> --server <gw>` with the right token in the environment.
 fn admin(gw: &Gateway, args: &[&str]) -> (i32, String, String) {
@@ -39,26 +34,23 @@ fn admin_with(gw: &Gateway, token: Option<&str>, args: &[&str]) -> (i32, String,
     run(c.args(args))
 }
 
+/// `put [FLAGS] FILE TARGET`.
+fn put(gw: &Gateway, flags: &[&str], file: &Path, target: &str) -> (i32, String, String) {
+    let file = file.to_str().unwrap();
+    admin(gw, &[&["put"], flags, &[file, target]].concat())
+}
+
 fn json(out: &str) -> Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
 }
 
 #[test]
 fn put_ls_stat_rm_round_trip() {
-    let data = common::tempdir();
-    let work = common::tempdir();
-    let gw = gateway(data.path());
+    let Site { data, work, gw } = Site::start(TOKEN);
     let file = work.path().join("wordcount.jar");
     let sha = common::write_pattern_file(&file, 3 << 20);
 
-    let (code, out, err) = admin(
-        &gw,
-        &[
-            "put",
-            file.to_str().unwrap(),
-            "default/jobs/wordcount/1.4.2/wordcount.jar",
-        ],
-    );
+    let (code, out, err) = put(&gw, &[], &file, WC);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.starts_with("created default/jobs/wordcount/1.4.2/wordcount.jar") && out.contains(&sha),
@@ -69,20 +61,13 @@ fn put_ls_stat_rm_round_trip() {
         sha
     );
 
-    let (code, out, err) = admin(&gw, &["stat", "default/jobs/wordcount/1.4.2/wordcount.jar"]);
+    let (code, out, err) = admin(&gw, &["stat", WC]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(&sha) && out.contains("3145728") && out.contains("application/java-archive"),
         "{out}"
     );
-    let (code, out, err) = admin(
-        &gw,
-        &[
-            "stat",
-            "--json",
-            "default/jobs/wordcount/1.4.2/wordcount.jar",
-        ],
-    );
+    let (code, out, err) = admin(&gw, &["stat", "--json", WC]);
     assert_eq!(code, 0, "{err}");
     let st = json(&out);
     assert_eq!(st["size"], 3 << 20);
@@ -122,26 +107,18 @@ fn put_ls_stat_rm_round_trip() {
     assert_eq!(code, 0);
     assert_eq!(json(&out)["mounts"][0]["name"], "default");
 
-    let (code, out, err) = admin(&gw, &["rm", "default/jobs/wordcount/1.4.2/wordcount.jar"]);
+    let (code, out, err) = admin(&gw, &["rm", WC]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out.trim(),
         "deleted default/jobs/wordcount/1.4.2/wordcount.jar"
     );
-    let (code, _, err) = admin(&gw, &["stat", "default/jobs/wordcount/1.4.2/wordcount.jar"]);
+    let (code, _, err) = admin(&gw, &["stat", WC]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("404"), "{err}");
-    let (code, _, err) = admin(&gw, &["rm", "default/jobs/wordcount/1.4.2/wordcount.jar"]);
+    let (code, _, err) = admin(&gw, &["rm", WC]);
     assert_eq!(code, 3, "deleting a missing artifact is an error: {err}");
-    let (code, out, err) = admin(
-        &gw,
-        &[
-            "rm",
-            "--force",
-            "--json",
-            "default/jobs/wordcount/1.4.2/wordcount.jar",
-        ],
-    );
+    let (code, out, err) = admin(&gw, &["rm", "--force", "--json", WC]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["deleted"], false);
     let (code, _, err) = admin(&gw, &["ls", "default/jobs/wordcount/1.4.2"]);
@@ -150,18 +127,13 @@ fn put_ls_stat_rm_round_trip() {
 
 #[test]
 fn put_json_replace_and_no_overwrite() {
-    let data = common::tempdir();
-    let work = common::tempdir();
-    let gw = gateway(data.path());
+    let Site { data, work, gw } = Site::start(TOKEN);
     let v1 = work.path().join("v1.sql");
     let v2 = work.path().join("v2.sql");
     std::fs::write(&v1, "SELECT 1;\n").unwrap();
     std::fs::write(&v2, "SELECT 2;\n").unwrap();
 
-    let (code, out, err) = admin(
-        &gw,
-        &["put", "--json", v1.to_str().unwrap(), "default/sql/q.sql"],
-    );
+    let (code, out, err) = put(&gw, &["--json"], &v1, "default/sql/q.sql");
     assert_eq!(code, 0, "{err}");
     let r = json(&out);
     assert_eq!(r["created"], true);
@@ -170,25 +142,14 @@ fn put_json_replace_and_no_overwrite() {
     assert_eq!(r["sha256"], common::sha256_file(&v1).as_str());
     assert_eq!(r["content_type"], "application/sql");
 
-    let (code, out, err) = admin(
-        &gw,
-        &["put", "--json", v2.to_str().unwrap(), "default/sql/q.sql"],
-    );
+    let (code, out, err) = put(&gw, &["--json"], &v2, "default/sql/q.sql");
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["created"], false);
     let (code, out, _) = admin(&gw, &["put", v1.to_str().unwrap(), "default/sql/q.sql"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("replaced default/sql/q.sql"), "{out}");
 
-    let (code, out, err) = admin(
-        &gw,
-        &[
-            "put",
-            "--no-overwrite",
-            v2.to_str().unwrap(),
-            "default/sql/q.sql",
-        ],
-    );
+    let (code, out, err) = put(&gw, &["--no-overwrite"], &v2, "default/sql/q.sql");
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains("412") && err.contains("--no-overwrite"),
@@ -200,40 +161,19 @@ fn put_json_replace_and_no_overwrite() {
         "SELECT 1;\n",
         "unchanged"
     );
-    let (code, out, _) = admin(
-        &gw,
-        &[
-            "put",
-            "--json",
-            "--no-overwrite",
-            v2.to_str().unwrap(),
-            "default/sql/q.sql",
-        ],
-    );
+    let (code, out, _) = put(&gw, &["--json", "--no-overwrite"], &v2, "default/sql/q.sql");
     assert_eq!(code, 3);
     assert_eq!(json(&out)["error"]["code"], "precondition_failed");
     // --no-overwrite on a new path creates it.
-    let (code, _, err) = admin(
-        &gw,
-        &[
-            "put",
-            "--no-overwrite",
-            v2.to_str().unwrap(),
-            "default/sql/new.sql",
-        ],
-    );
+    let (code, _, err) = put(&gw, &["--no-overwrite"], &v2, "default/sql/new.sql");
     assert_eq!(code, 0, "{err}");
 
     // --content-type is recorded; odd names survive URL encoding.
-    let (code, _, err) = admin(
+    let (code, _, err) = put(
         &gw,
-        &[
-            "put",
-            "--content-type",
-            "text/x-flink-sql",
-            v2.to_str().unwrap(),
-            "default/sql/with space+plus%.sql",
-        ],
+        &["--content-type", "text/x-flink-sql"],
+        &v2,
+        "default/sql/with space+plus%.sql",
     );
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = admin(&gw, &["stat", "--json", "default/sql/with space+plus%.sql"]);
@@ -244,9 +184,11 @@ fn put_json_replace_and_no_overwrite() {
 
 #[test]
 fn errors_carry_the_servers_message_and_exit_codes() {
-    let data = common::tempdir();
-    let work = common::tempdir();
-    let gw = gateway(data.path());
+    let Site {
+        data: _data,
+        work,
+        gw,
+    } = Site::start(TOKEN);
     let file = work.path().join("a.jar");
     std::fs::write(&file, b"jar").unwrap();
 
@@ -325,8 +267,7 @@ fn errors_carry_the_servers_message_and_exit_codes() {
 
 #[test]
 fn ls_follows_pagination() {
-    let data = common::tempdir();
-    let gw = gateway(data.path());
+    let Site { data, gw, .. } = Site::start(TOKEN);
     let dir = data.path().join("many");
     std::fs::create_dir_all(&dir).unwrap();
     let n = 2345;
@@ -359,12 +300,13 @@ fn serve_exit_codes_match_its_help() {
     for help in [vec!["--help"], vec!["serve", "--help"]] {
         let (code, out, err) = run(Command::new(common::bin()).args(&help));
         assert_eq!(code, 0, "{help:?}: {err}");
-        assert!(
-            out.contains("Exit codes of serve:")
-                && out.contains("1  failed to start")
-                && out.contains("2  configuration error"),
-            "{help:?}: {out}"
-        );
+        for want in [
+            "Exit codes of serve:",
+            "1  failed to start",
+            "2  configuration error",
+        ] {
+            assert!(out.contains(want), "{help:?} lacks {want:?}: {out}");
+        }
     }
 
     let work = common::tempdir();
@@ -394,9 +336,8 @@ fn serve_exit_codes_match_its_help() {
 /// `ARTIFACT_GATEWAY_CA_FILE` mean "not set": the token then comes from `ARTIFACT_GATEWAY_TOKEN`.
 #[test]
 fn empty_token_file_and_ca_file_variables_mean_not_set() {
-    let data = common::tempdir();
+    let Site { data, gw, .. } = Site::start(TOKEN);
     std::fs::write(data.path().join("a.jar"), b"a").unwrap();
-    let gw = gateway(data.path());
     let mut c = Command::new(common::bin());
     c.env("ARTIFACT_GATEWAY_SERVER", &gw.url)
         .env("ARTIFACT_GATEWAY_TOKEN_FILE", "")

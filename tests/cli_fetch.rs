@@ -8,10 +8,9 @@ use std::os::unix::fs::MetadataExt;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{run, Gateway};
+use common::{cli, run, Gateway, Site};
 use serde_json::Value;
 
 const TOKEN: &str = "fetch-test-token";
@@ -26,20 +25,14 @@ struct Env {
 
 impl Env {
     fn start() -> Env {
-        let data = common::tempdir();
-        let gw = Gateway::start(
-            &[
-                "--data",
-                data.path().to_str().unwrap(),
-                "--log-format",
-                "json",
-            ],
+        let Site { data, work, gw } = Site::serve(
+            &["--log-format", "json"],
             &[("ARTIFACT_GATEWAY_TOKEN", TOKEN)],
         );
         Env {
             gw,
             data,
-            work: common::tempdir(),
+            work,
             log: RefCell::new(Vec::new()),
         }
     }
@@ -95,22 +88,6 @@ impl Env {
         let _ = self.access("", |_| true);
         self.log.borrow_mut().clear();
     }
-}
-
-/// The binary with a clean environment (no inherited gateway variables).
-fn cli() -> Command {
-    let mut c = Command::new(common::bin());
-    for var in [
-        "ARTIFACT_GATEWAY_TOKEN",
-        "ARTIFACT_GATEWAY_TOKEN_FILE",
-        "ARTIFACT_GATEWAY_CA_FILE",
-        "ARTIFACT_GATEWAY_SERVER",
-        "ARTIFACT_GATEWAY_DEST",
-        "ARTIFACT_GATEWAY_MANIFEST",
-    ] {
-        c.env_remove(var);
-    }
-    c
 }
 
 fn fetch(dest: &Path, args: &[&str]) -> (i32, String, String) {
@@ -701,21 +678,8 @@ fn usage_errors_exit_2_before_any_download() {
 
 #[test]
 fn tls_with_a_private_certificate_needs_ca_file() {
-    let data = common::tempdir();
-    let work = common::tempdir();
-    let (cert, key) = common::self_signed(work.path());
-    let gw = Gateway::start(
-        &[
-            "--data",
-            data.path().to_str().unwrap(),
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-        &[("ARTIFACT_GATEWAY_TOKEN", TOKEN)],
-    );
-    assert!(gw.url.starts_with("https://"), "{}", gw.url);
+    let (site, cert) = Site::start_tls(&[("ARTIFACT_GATEWAY_TOKEN", TOKEN)]);
+    let (gw, work) = (&site.gw, &site.work);
     let jar = pattern(1 << 20, 14);
     let local = work.path().join("tls.jar");
     std::fs::write(&local, &jar).unwrap();

@@ -3,13 +3,14 @@
 //! `[table]` line switched on (commented keys are documentation too). The values that
 //! `config/example.toml` calls defaults are compared with the parser's real defaults.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use artifact_gateway::config::{Config, LogFormat};
 use artifact_gateway::secret::Secret;
 use artifact_gateway::service::auth::Scope;
-use artifact_gateway::storage::registry::BackendSpec;
 use bytesize::ByteSize;
 
 fn config_dir() -> PathBuf {
@@ -184,8 +185,8 @@ fn example_documents_the_real_defaults() {
         "config/example.toml's [limits] must show the defaults"
     );
     assert_eq!(example.log.format, minimal.log.format);
-    let jobs = example
-        .mounts
+    let mounts = &example.mounts;
+    let jobs = mounts
         .iter()
         .find(|m| m.name == "jobs")
         .expect("a `jobs` mount");
@@ -193,8 +194,7 @@ fn example_documents_the_real_defaults() {
         (jobs.anonymous_read, jobs.max_upload_size),
         (m.anonymous_read, m.max_upload_size)
     );
-    let s3 = example
-        .mounts
+    let s3 = mounts
         .iter()
         .find_map(|m| m.s3.as_ref())
         .expect("an s3 mount");
@@ -208,11 +208,8 @@ fn example_documents_the_real_defaults() {
     )
     .unwrap();
     let d = with_cache.mounts[0].cache.as_ref().unwrap();
-    let e = example
-        .mounts
-        .iter()
-        .find_map(|m| m.cache.as_ref())
-        .expect("a mount with [mounts.cache]");
+    let e = mounts.iter().find_map(|m| m.cache.as_ref());
+    let e = e.expect("a mount with [mounts.cache]");
     assert_eq!(
         (e.max_size, e.disk_full_backoff),
         (d.max_size, d.disk_full_backoff),
@@ -226,16 +223,7 @@ fn example_documents_the_real_defaults() {
 fn example_shows_every_backend_and_every_scope() {
     let path = config_dir().join("example.toml");
     let config = parse(&path, &std::fs::read_to_string(&path).unwrap());
-    let kinds: Vec<&str> = config
-        .mounts
-        .iter()
-        .map(|m| match m.backend().unwrap() {
-            BackendSpec::Local { .. } => "local",
-            BackendSpec::S3 { .. } => "s3",
-            BackendSpec::Oss { .. } => "oss",
-            BackendSpec::Hdfs { .. } => "hdfs",
-        })
-        .collect();
+    let kinds = common::backend_kinds(&config);
     for kind in ["local", "s3", "oss", "hdfs"] {
         assert!(
             kinds.contains(&kind),

@@ -8,20 +8,18 @@
 //!
 //! No Docker engine exists here, so the image itself is not built (deploy/README.md says so).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
 use artifact_gateway::config::Config;
 use artifact_gateway::storage::registry::BackendSpec;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Runs validate.sh into `out`; fails with its output, or with an install hint when a tool is
 /// missing.
 fn run_validate(out: &Path) -> String {
-    let script = root().join("tests/deploy/validate.sh");
+    let script = common::root().join("tests/deploy/validate.sh");
     let output = Command::new("bash")
         .arg(&script)
         .arg(out)
@@ -105,16 +103,7 @@ fn chart_and_flink_examples_validate_offline_and_chart_configs_parse() {
     let s3 = &parsed["s3-plain-http"];
     assert_eq!(s3.listen.to_string(), "0.0.0.0:8080");
     assert!(s3.tls.is_none());
-    let kinds: Vec<&str> = s3
-        .mounts
-        .iter()
-        .map(|m| match m.backend().unwrap() {
-            BackendSpec::Local { .. } => "local",
-            BackendSpec::S3 { .. } => "s3",
-            BackendSpec::Oss { .. } => "oss",
-            BackendSpec::Hdfs { .. } => "hdfs",
-        })
-        .collect();
+    let kinds = common::backend_kinds(s3);
     assert_eq!(kinds, ["s3", "s3", "oss", "hdfs"]);
     let minio = s3.mounts.iter().find(|m| m.name == "minio").unwrap();
     let opts = minio.s3.as_ref().unwrap();
@@ -164,7 +153,7 @@ fn dockerfile_instructions(text: &str) -> Vec<(String, String)> {
 }
 
 fn dockerignore_patterns() -> Vec<String> {
-    std::fs::read_to_string(root().join(".dockerignore"))
+    std::fs::read_to_string(common::root().join(".dockerignore"))
         .unwrap_or_default()
         .lines()
         .map(str::trim)
@@ -175,15 +164,39 @@ fn dockerignore_patterns() -> Vec<String> {
 
 #[test]
 fn dockerfile_references_existing_paths_and_runs_non_root() {
-    let text =
-        std::fs::read_to_string(root().join("deploy/Dockerfile")).expect("deploy/Dockerfile");
+    let text = std::fs::read_to_string(common::root().join("deploy/Dockerfile"))
+        .expect("deploy/Dockerfile");
     let instructions = dockerfile_instructions(&text);
     let ignored = dockerignore_patterns();
     let mut copied = Vec::new();
     let mut stages = 0;
+    let mut stage_name = String::new();
+    let mut prebuilt_copies = 0;
     for (word, rest) in &instructions {
         match word.as_str() {
-            "FROM" => stages += 1,
+            "FROM" => {
+                stages += 1;
+                let parts: Vec<&str> = rest.split_whitespace().collect();
+                stage_name = match parts.as_slice() {
+                    [_, kw, name] if kw.eq_ignore_ascii_case("as") => name.to_string(),
+                    _ => String::new(),
+                };
+            }
+            // The `prebuilt` stage (--build-arg BINARY_STAGE=prebuilt) copies a binary the
+            // caller puts into the build context; it is not part of the repository.
+            "COPY" if stage_name == "prebuilt" => {
+                let args: Vec<&str> = rest.split_whitespace().collect();
+                assert_eq!(
+                    args,
+                    ["prebuilt/artifact-gateway", "/out/artifact-gateway"],
+                    "the prebuilt stage copies exactly the caller's binary"
+                );
+                assert!(
+                    !ignored.iter().any(|p| p == "prebuilt"),
+                    ".dockerignore must keep prebuilt/ in the build context"
+                );
+                prebuilt_copies += 1;
+            }
             "COPY" | "ADD" => {
                 let parts: Vec<&str> = rest.split_whitespace().collect();
                 if parts.iter().any(|p| p.starts_with("--from=")) {
@@ -192,7 +205,7 @@ fn dockerfile_references_existing_paths_and_runs_non_root() {
                 let args: Vec<&str> = parts.into_iter().filter(|p| !p.starts_with("--")).collect();
                 let (sources, _dest) = args.split_at(args.len() - 1);
                 for src in sources {
-                    let path = root().join(src);
+                    let path = common::root().join(src);
                     assert!(
                         path.exists(),
                         "deploy/Dockerfile copies {src}, which does not exist in the repository"
@@ -212,6 +225,23 @@ fn dockerfile_references_existing_paths_and_runs_non_root() {
         stages >= 2,
         "a multi-stage build is expected, found {stages} FROM lines"
     );
+    assert_eq!(
+        prebuilt_copies, 1,
+        "a `prebuilt` stage copying prebuilt/artifact-gateway"
+    );
+    // The binary stage is chosen by a build argument whose default compiles from source.
+    assert!(
+        instructions
+            .iter()
+            .any(|(w, r)| w == "ARG" && r == "BINARY_STAGE=builder"),
+        "ARG BINARY_STAGE=builder: the default build compiles from source"
+    );
+    assert!(
+        instructions
+            .iter()
+            .any(|(w, r)| w == "FROM" && r == "${BINARY_STAGE} AS binary"),
+        "FROM ${{BINARY_STAGE}} AS binary"
+    );
 
     // Everything Cargo needs to build: the manifests and every target's directory.
     for needed in ["Cargo.toml", "Cargo.lock", "src", "benches"] {
@@ -221,7 +251,8 @@ fn dockerfile_references_existing_paths_and_runs_non_root() {
         );
     }
     let manifest: toml::Value =
-        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).unwrap()).unwrap();
+        toml::from_str(&std::fs::read_to_string(common::root().join("Cargo.toml")).unwrap())
+            .unwrap();
     for section in ["bin", "bench", "test", "example"] {
         for target in manifest
             .get(section)
@@ -246,7 +277,10 @@ fn dockerfile_references_existing_paths_and_runs_non_root() {
     {
         let name = bench["name"].as_str().unwrap();
         assert!(
-            root().join("benches").join(format!("{name}.rs")).exists()
+            common::root()
+                .join("benches")
+                .join(format!("{name}.rs"))
+                .exists()
                 || bench.get("path").is_some()
         );
     }
@@ -300,7 +334,7 @@ fn dockerfile_references_existing_paths_and_runs_non_root() {
                 .then(|| r.split_whitespace().next().unwrap().to_string())
         })
         .expect("the image installs /etc/artifact-gateway/config.toml");
-    let config = Config::from_file(&root().join(&baked)).unwrap();
+    let config = Config::from_file(&common::root().join(&baked)).unwrap();
     assert!(
         config.listen.ip().is_unspecified(),
         "{baked} must listen on all interfaces inside a container"
@@ -330,7 +364,8 @@ fn dockerfile_references_existing_paths_and_runs_non_root() {
 #[test]
 fn chart_app_version_is_the_crate_version() {
     let chart =
-        std::fs::read_to_string(root().join("deploy/helm/artifact-gateway/Chart.yaml")).unwrap();
+        std::fs::read_to_string(common::root().join("deploy/helm/artifact-gateway/Chart.yaml"))
+            .unwrap();
     let chart: serde_yaml_ng::Value = serde_yaml_ng::from_str(&chart).unwrap();
     assert_eq!(
         chart["appVersion"].as_str(),

@@ -22,10 +22,6 @@ const ARTIFACT: &str = "jobs/wordcount/1.0.0/wordcount.jar";
 const ADMIN_TOKEN: &str = "admin-token-for-the-trust-test";
 const FLINK_TOKEN: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn helm() -> PathBuf {
     let on_path = Command::new("sh")
         .args(["-c", "command -v helm"])
@@ -48,16 +44,6 @@ fn helm() -> PathBuf {
         "helm is not installed: run tests/deploy/install.sh"
     );
     candidate
-}
-
-fn operator_fetch() -> PathBuf {
-    let runner = root().join("target/test-servers/cache/flink/operator-fetch.sh");
-    assert!(
-        runner.exists(),
-        "{} is missing: run tests/flink/install.sh (it builds the Flink operator's HttpArtifactFetcher helper)",
-        runner.display()
-    );
-    runner
 }
 
 fn java_home() -> PathBuf {
@@ -88,7 +74,7 @@ fn java_home() -> PathBuf {
 /// The chart's TLS Secret and CA ConfigMap from `helm template` with default values:
 /// (tls.crt, tls.key, ca.crt of the Secret, ca.crt of the ConfigMap).
 fn chart_certificate() -> (String, String, String, String) {
-    let chart = root().join("deploy/helm/artifact-gateway");
+    let chart = common::root().join("deploy/helm/artifact-gateway");
     let (code, out, err) = run(Command::new(helm())
         .args(["template", "artifact-gateway"])
         .arg(&chart)
@@ -128,7 +114,8 @@ fn chart_certificate() -> (String, String, String, String) {
 
 /// What operator-values.yaml configures: (truststore script, JVM flags, header value).
 fn operator_values() -> (String, Vec<String>, String) {
-    let text = std::fs::read_to_string(root().join("deploy/flink/operator-values.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(common::root().join("deploy/flink/operator-values.yaml")).unwrap();
     let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
     let init = &v["operatorPod"]["initContainers"][0];
     assert_eq!(init["name"].as_str(), Some("gateway-truststore"));
@@ -156,7 +143,7 @@ fn operator_values() -> (String, Vec<String>, String) {
 #[test]
 fn operator_fetches_from_the_chart_certificate_as_operator_values_configure_it() {
     require_program("curl", "apt-get install curl");
-    let fetcher = operator_fetch();
+    let fetcher = common::operator_fetcher();
     let java_home = java_home();
     let dir = common::tempdir();
     let d = dir.path();

@@ -39,7 +39,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{require_env, require_program, run, sha256_file, Gateway};
+use common::minio::Minio;
+use common::{cli, require_env, require_program, run, sha256_file, Gateway};
 
 const ADMIN_TOKEN: &str = "flink-e2e-admin-token";
 const READER_TOKEN: &str = "flink-e2e-reader-3c1f9a0d7e5b4c2a";
@@ -47,23 +48,16 @@ const READER_TOKEN: &str = "flink-e2e-reader-3c1f9a0d7e5b4c2a";
 const JAR_PATH: &str = "jobs/wordcount/1.4.2/wordcount.jar";
 const FLINK_VERSION: &str = "1.20.4";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn flink_cache() -> PathBuf {
-    root().join("target/test-servers/cache/flink")
+    common::root().join("target/test-servers/cache/flink")
 }
 
-/// `operator-fetch.sh [-D… JVM flags] <uri> <dir> [headers]`, built by tests/flink/install.sh.
-fn operator_fetcher() -> PathBuf {
-    let runner = flink_cache().join("operator-fetch.sh");
-    assert!(
-        runner.exists(),
-        "{} is missing: run tests/flink/install.sh (it builds the Flink operator's HttpArtifactFetcher helper)",
-        runner.display()
-    );
-    runner
+/// A gateway started from `config` (written to `DIR/gateway.toml`), with the admin token.
+fn gateway_with(dir: &Path, config: &str) -> Gateway {
+    let file = dir.join("gateway.toml");
+    std::fs::write(&file, config).unwrap();
+    let envs = [("ARTIFACT_GATEWAY_TOKEN", ADMIN_TOKEN)];
+    Gateway::start(&["--config", file.to_str().unwrap()], &envs)
 }
 
 fn flink_home() -> PathBuf {
@@ -112,7 +106,7 @@ fn job_jar() -> &'static Path {
         );
         let out = flink_cache().join("job/e2e/wordcount.jar");
         let (code, stdout, stderr) = run(Command::new("bash")
-            .arg(root().join("tests/flink/build-job.sh"))
+            .arg(common::root().join("tests/flink/build-job.sh"))
             .arg(&out));
         assert_eq!(
             code, 0,
@@ -120,22 +114,6 @@ fn job_jar() -> &'static Path {
         );
         out
     })
-}
-
-/// The binary with a clean environment (no inherited gateway variables).
-fn cli() -> Command {
-    let mut c = Command::new(common::bin());
-    for var in [
-        "ARTIFACT_GATEWAY_TOKEN",
-        "ARTIFACT_GATEWAY_TOKEN_FILE",
-        "ARTIFACT_GATEWAY_CA_FILE",
-        "ARTIFACT_GATEWAY_SERVER",
-        "ARTIFACT_GATEWAY_DEST",
-        "ARTIFACT_GATEWAY_MANIFEST",
-    ] {
-        c.env_remove(var);
-    }
-    c
 }
 
 /// `artifact-gateway put FILE MOUNT/PATH` with the admin token, as a CI pipeline publishes.
@@ -171,7 +149,7 @@ fn operator_fetch(
     header: Option<&str>,
 ) -> (i32, String, String) {
     let mut cmd = Command::new("bash");
-    cmd.arg(operator_fetcher())
+    cmd.arg(common::operator_fetcher())
         .args(jvm_flags)
         .arg(url)
         .arg(into);
@@ -343,11 +321,7 @@ fn operator_fetcher_over_http_reads_a_private_local_mount() {
         data = d.join("data").display(),
         tokens = reader_token(d, "default"),
     );
-    std::fs::write(d.join("gateway.toml"), config).unwrap();
-    let gw = Gateway::start(
-        &["--config", d.join("gateway.toml").to_str().unwrap()],
-        &[("ARTIFACT_GATEWAY_TOKEN", ADMIN_TOKEN)],
-    );
+    let gw = gateway_with(d, &config);
     admin_put(&gw, jar, &format!("default/{JAR_PATH}"), None);
     admin_put(
         &gw,
@@ -477,47 +451,17 @@ fn operator_fetcher_over_http_reads_a_private_local_mount() {
     );
 }
 
-/// MinIO settings from tests/servers/minio/start.sh.
-struct Minio {
-    endpoint: String,
-    access_key: String,
-    secret_key: String,
-    bucket: String,
-    region: String,
-}
-
-impl Minio {
-    fn from_env() -> Minio {
-        Minio {
-            endpoint: require_env("AG_TEST_S3_ENDPOINT"),
-            access_key: require_env("AG_TEST_S3_ACCESS_KEY"),
-            secret_key: require_env("AG_TEST_S3_SECRET_KEY"),
-            bucket: require_env("AG_TEST_S3_BUCKET"),
-            region: std::env::var("AG_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        }
-    }
-
-    /// The object's size as S3 itself reports it (a client other than the gateway).
-    fn object_size(&self, key: &str) -> u64 {
-        use object_store::ObjectStoreExt;
-        let store = object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(&self.endpoint)
-            .with_allow_http(true)
-            .with_region(&self.region)
-            .with_bucket_name(&self.bucket)
-            .with_access_key_id(&self.access_key)
-            .with_secret_access_key(&self.secret_key)
-            .build()
-            .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let meta = rt
-            .block_on(store.head(&object_store::path::Path::from(key)))
-            .unwrap_or_else(|e| panic!("s3://{}/{key} is not in MinIO: {e}", self.bucket));
-        meta.size
-    }
+/// The object's size as S3 itself reports it (a client other than the gateway).
+fn s3_object_size(minio: &Minio, key: &str) -> u64 {
+    use object_store::ObjectStoreExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let meta = rt
+        .block_on(minio.raw().head(&object_store::path::Path::from(key)))
+        .unwrap_or_else(|e| panic!("s3://{}/{key} is not in MinIO: {e}", minio.bucket));
+    meta.size
 }
 
 #[test]
@@ -563,7 +507,7 @@ fn session_job_from_s3_over_https_finishes_on_the_session_cluster() {
     let artifact = "wordcount/1.4.2/wordcount.jar";
     admin_put(&gw, jar, &format!("jobs/{artifact}"), Some(&cert_file));
     assert_eq!(
-        minio.object_size(&format!("{prefix}/{artifact}")),
+        s3_object_size(&minio, &format!("{prefix}/{artifact}")),
         std::fs::metadata(jar).unwrap().len()
     );
 
@@ -607,7 +551,7 @@ fn session_job_from_s3_over_https_finishes_on_the_session_cluster() {
 
     // Then what the operator does with it: upload to the session cluster, run, wait.
     let (code, out, err) = run(Command::new("python3")
-        .arg(root().join("tests/flink/submit.py"))
+        .arg(common::root().join("tests/flink/submit.py"))
         .args(["--timeout", "120"])
         .arg(&rest)
         .arg(&saved));
@@ -839,11 +783,7 @@ fn application_mode_runs_a_jar_fetched_from_hdfs() {
         "[[mounts]]\nname = \"hdfs\"\nurl = \"{hdfs}/{prefix}\"\n\n[mounts.hdfs]\n\n{tokens}",
         tokens = reader_token(d, "hdfs"),
     );
-    std::fs::write(d.join("gateway.toml"), config).unwrap();
-    let gw = Gateway::start(
-        &["--config", d.join("gateway.toml").to_str().unwrap()],
-        &[("ARTIFACT_GATEWAY_TOKEN", ADMIN_TOKEN)],
-    );
+    let gw = gateway_with(d, &config);
     admin_put(&gw, jar, &format!("hdfs/{JAR_PATH}"), None);
 
     // a. Straight from HDFS, no gateway involved, pinned to the published digest.

@@ -121,26 +121,19 @@ fn env_opts(write_token: bool, signing: Option<Signer>) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let private_dir = tempfile::tempdir().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
-    let public = Mount {
-        name: "default".into(),
+    // Both mounts count their storage calls in `calls`.
+    let mount = |name: &str, root: &std::path::Path, anonymous_read: bool| Mount {
+        name: name.into(),
         storage: Arc::new(Counting {
-            inner: LocalStorage::new(dir.path()).unwrap(),
+            inner: LocalStorage::new(root).unwrap(),
             calls: calls.clone(),
             break_bodies: false,
         }),
-        anonymous_read: true,
+        anonymous_read,
         max_upload_size: 1 << 20,
     };
-    let private = Mount {
-        name: "private".into(),
-        storage: Arc::new(Counting {
-            inner: LocalStorage::new(private_dir.path()).unwrap(),
-            calls: calls.clone(),
-            break_bodies: false,
-        }),
-        anonymous_read: false,
-        max_upload_size: 1 << 20,
-    };
+    let public = mount("default", dir.path(), true);
+    let private = mount("private", private_dir.path(), false);
     let tokens = vec![TokenConfig {
         name: "reader".into(),
         secret: Secret::Value(READER.into()),
@@ -1156,11 +1149,14 @@ async fn request_heads_over_the_limit_get_a_json_431() {
 #[tokio::test]
 async fn whoami_says_what_the_caller_may_do() {
     let e = env();
-    let v = e
-        .req("GET", "/whoami")
-        .expect(200, "anonymous")
-        .await
-        .json();
+    let whoami = |token: Option<&str>| {
+        let req = e.req("GET", "/whoami");
+        match token {
+            Some(t) => req.auth(t),
+            None => req,
+        }
+    };
+    let v = whoami(None).expect(200, "anonymous").await.json();
     assert_eq!(v["authenticated"], false);
     assert_eq!(v["token"], Value::Null);
     assert_eq!(v["mounts"].as_array().unwrap().len(), 1, "{v}");
@@ -1170,12 +1166,7 @@ async fn whoami_says_what_the_caller_may_do() {
     assert_eq!(v["mounts"][0]["anonymous_read"], true);
     assert_eq!(v["mounts"][0]["max_upload_size"], 1 << 20);
 
-    let reader = e
-        .req("GET", "/whoami")
-        .auth(READER)
-        .expect(200, "reader")
-        .await
-        .json();
+    let reader = whoami(Some(READER)).expect(200, "reader").await.json();
     assert_eq!(reader["token"], "reader");
     let access: Vec<_> = reader["mounts"]
         .as_array()
@@ -1198,12 +1189,7 @@ async fn whoami_says_what_the_caller_may_do() {
         ]
     );
 
-    let admin = e
-        .req("GET", "/whoami")
-        .auth(ADMIN)
-        .expect(200, "admin")
-        .await
-        .json();
+    let admin = whoami(Some(ADMIN)).expect(200, "admin").await.json();
     assert_eq!(admin["authenticated"], true);
     assert!(admin["mounts"]
         .as_array()
@@ -1211,9 +1197,7 @@ async fn whoami_says_what_the_caller_may_do() {
         .iter()
         .all(|m| m["read"] == true && m["write"] == true && m["delete"] == true));
 
-    let wrong = e
-        .req("GET", "/whoami")
-        .auth("nope")
+    let wrong = whoami(Some("nope"))
         .expect(401, "a token that matches none")
         .await;
     assert_eq!(wrong.error_code(), "unauthenticated");

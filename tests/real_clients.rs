@@ -7,16 +7,9 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{require_program, run, Gateway};
+use common::{require_program, run, Gateway, Site};
 
 const TOKEN: &str = "real-client-token";
-
-fn gateway(dir: &std::path::Path) -> Gateway {
-    Gateway::start(
-        &["--data", dir.to_str().unwrap()],
-        &[("ARTIFACT_GATEWAY_TOKEN", TOKEN)],
-    )
-}
 
 fn curl() -> Command {
     require_program("curl", "apt-get install curl");
@@ -25,25 +18,31 @@ fn curl() -> Command {
     c
 }
 
+/// `curl -T FILE` with the token and the file's SHA-256; `write_out` (`-w`) follows the body.
+fn curl_put(
+    file: &std::path::Path,
+    sha: &str,
+    url: &str,
+    write_out: &str,
+) -> (i32, String, String) {
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    let digest = format!("X-Checksum-Sha256: {sha}");
+    let file = file.to_str().unwrap();
+    run(curl().args(["-w", write_out, "-T", file, "-H", &auth, "-H", &digest, url]))
+}
+
 #[test]
 fn curl_upload_download_range_conditional() {
-    let data = common::tempdir();
-    let work = common::tempdir();
-    let gw = gateway(data.path());
+    let Site {
+        data: _data,
+        work,
+        gw,
+    } = Site::start(TOKEN);
     let src = work.path().join("wc.jar");
     let sha = common::write_pattern_file(&src, 3 << 20);
     let url = gw.artifact("default", "jobs/wordcount/1.4.2/wordcount.jar");
     // Upload with the digest; 201 with JSON.
-    let (code, out, err) = run(curl()
-        .args([
-            "-w",
-            "\n%{http_code}",
-            "-T",
-            src.to_str().unwrap(),
-            "-H",
-            &format!("Authorization: Bearer {TOKEN}"),
-        ])
-        .args(["-H", &format!("X-Checksum-Sha256: {sha}"), &url]));
+    let (code, out, err) = curl_put(&src, &sha, &url, "\n%{http_code}");
     assert_eq!(code, 0, "{err}");
     assert!(out.ends_with("201"), "{out}");
     assert!(out.contains(&sha), "{out}");
@@ -125,9 +124,7 @@ fn curl_upload_download_range_conditional() {
 #[test]
 fn wget_downloads_and_resumes() {
     require_program("wget", "apt-get install wget");
-    let data = common::tempdir();
-    let work = common::tempdir();
-    let gw = gateway(data.path());
+    let Site { data, work, gw } = Site::start(TOKEN);
     let src = data.path().join("big.jar");
     let sha = common::write_pattern_file(&src, 2 << 20);
     let url = gw.artifact("default", "big.jar");
@@ -154,8 +151,9 @@ fn wget_downloads_and_resumes() {
 
 #[test]
 fn python_requests_roundtrip() {
-    let data = common::tempdir();
-    let gw = gateway(data.path());
+    let Site {
+        data: _data, gw, ..
+    } = Site::start(TOKEN);
     let script = r#"
 import hashlib, os, sys, requests
 base, token = sys.argv[1], sys.argv[2]
@@ -181,22 +179,15 @@ print("ok")
 
 #[test]
 fn tls_with_generated_certificate_http1_and_http2() {
-    let data = common::tempdir();
-    let work = common::tempdir();
-    let (cert, key) = common::self_signed(work.path());
+    let (
+        Site {
+            data,
+            work: _certs,
+            gw,
+        },
+        cert,
+    ) = Site::start_tls(&[]);
     std::fs::write(data.path().join("t.jar"), b"over tls").unwrap();
-    let gw = Gateway::start(
-        &[
-            "--data",
-            data.path().to_str().unwrap(),
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(gw.url.starts_with("https://"), "{}", gw.url);
     let url = format!("https://localhost:{}/artifacts/default/t.jar", gw.port);
     let (code, out, err) =
         run(curl().args(["--cacert", cert.to_str().unwrap(), "--http1.1", &url]));
@@ -224,27 +215,16 @@ fn tls_with_generated_certificate_http1_and_http2() {
 
 #[test]
 fn one_gib_round_trip_keeps_sha256() {
-    let data = common::tempdir();
-    let work = common::tempdir();
-    let gw = gateway(data.path());
+    let Site {
+        data: _data,
+        work,
+        gw,
+    } = Site::start(TOKEN);
     let src = work.path().join("huge.jar");
     let sha = common::write_pattern_file(&src, 1 << 30);
     let url = gw.artifact("default", "huge/huge.jar");
     let started = Instant::now();
-    let (code, out, err) = run(curl()
-        .args([
-            "-w",
-            "\n%{http_code} %{speed_upload}",
-            "-T",
-            src.to_str().unwrap(),
-        ])
-        .args([
-            "-H",
-            &format!("Authorization: Bearer {TOKEN}"),
-            "-H",
-            &format!("X-Checksum-Sha256: {sha}"),
-            &url,
-        ]));
+    let (code, out, err) = curl_put(&src, &sha, &url, "\n%{http_code} %{speed_upload}");
     assert_eq!(code, 0, "{err}");
     let status_line = out.lines().last().unwrap();
     assert!(status_line.starts_with("201"), "{out}");
@@ -319,8 +299,9 @@ fn graceful_shutdown_lets_transfers_finish() {
 
 #[test]
 fn oversized_headers_are_refused() {
-    let data = common::tempdir();
-    let gw = gateway(data.path());
+    let Site {
+        data: _data, gw, ..
+    } = Site::start(TOKEN);
     let big = "x".repeat(64 * 1024);
     let (_, out, _) = run(curl().args([
         "-o",
@@ -336,16 +317,9 @@ fn oversized_headers_are_refused() {
 
 #[test]
 fn json_logs_carry_one_line_per_request() {
-    let data = common::tempdir();
-    let gw = Gateway::start(
-        &[
-            "--data",
-            data.path().to_str().unwrap(),
-            "--log-format",
-            "json",
-        ],
-        &[],
-    );
+    let Site {
+        data: _data, gw, ..
+    } = Site::serve(&["--log-format", "json"], &[]);
     let (_, headers, _) = run(curl().args([
         "-D",
         "-",

@@ -5,11 +5,21 @@
 #
 #   tests/run.sh                 # everything
 #   tests/run.sh --test http_api # one test target, servers still started
+#   tests/run.sh --k8s [...]     # also Flink on a real single-node Kubernetes (tests/flink_k8s.rs):
+#                                # starts tests/servers/k8s, builds the images, runs the cells
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SERVERS=(minio hdfs oss flink)
+FEATURES=()
+K8S=0
+if [ "${1:-}" = "--k8s" ]; then
+  shift
+  K8S=1
+  SERVERS+=(k8s)
+  FEATURES=(--features k8s-tests)
+fi
 STATE="$ROOT/target/test-servers/run"
 LOGS="$STATE/logs"
 started_at=$(date +%s)
@@ -17,6 +27,9 @@ started_at=$(date +%s)
 say() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - started_at ))"; }
 
 stop_servers() {
+  # The Kubernetes cluster (if one was started here): its stop.sh kills every daemon and container
+  # and removes its mounts, iptables rules and bridge before anything is deleted.
+  if [ -d "$STATE/k8s" ]; then tests/servers/k8s/stop.sh "$STATE" || true; fi
   for name in "${SERVERS[@]}"; do
     pidfile="$STATE/$name.pid"
     [ -f "$pidfile" ] || continue
@@ -54,7 +67,7 @@ for script in tests/flink/install.sh tests/deploy/install.sh tests/ui/install.sh
   fi
 done
 # Compile the tests while the servers install.
-cargo test --no-run --all-targets >"$LOGS/cargo-build.log" 2>&1 &
+cargo test --no-run --all-targets "${FEATURES[@]}" >"$LOGS/cargo-build.log" 2>&1 &
 build_pid=$!
 failed=0
 i=0
@@ -101,7 +114,7 @@ for name in "${SERVERS[@]}"; do echo "  $name: $(tr '\n' ' ' < "$STATE/$name.env
 
 say "running cargo test"
 status=0
-cargo test --all-targets "$@" -- --show-output 2>&1 | tee "$LOGS/cargo-test.log" | grep -v -E '^(   Compiling|    Finished|     Running|   Doc-tests)' || status=${PIPESTATUS[0]}
+cargo test --all-targets "${FEATURES[@]}" "$@" -- --show-output 2>&1 | tee "$LOGS/cargo-test.log" | grep -v -E '^(   Compiling|    Finished|     Running|   Doc-tests)' || status=${PIPESTATUS[0]}
 [ "$status" = 0 ] || { echo "cargo test failed (exit $status)" >&2; }
 
 passed=$(grep -E '^test result:' "$LOGS/cargo-test.log" | sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
@@ -111,6 +124,7 @@ grep -E '^schemathesis summary:' "$LOGS/cargo-test.log" | sed 's/^/  /' || true
 grep -E '^ui cases: ' "$LOGS/cargo-test.log" | sed 's/^/  browser /' || true
 # Tests that cannot run here by design (a real cloud bucket) say so; repeat it where it is seen.
 grep -E '^NOT RUN:' "$LOGS/cargo-test.log" | sort -u | sed 's/^/  /' || true
+[ "$K8S" = 1 ] || echo "  NOT RUN: Flink on Kubernetes (tests/flink_k8s.rs, about 10 min): tests/run.sh --k8s"
 read -r p f <<<"$passed"
 echo "tests: $p passed, $f failed"
 exit "$status"

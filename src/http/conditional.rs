@@ -162,7 +162,8 @@ fn etag_list_matches(list: &str, etag: &str, strong: bool) -> bool {
     })
 }
 
-fn unquote(tag: &str) -> Option<&str> {
+/// The opaque part of an entity tag written `"…"`; `None` for anything else (weak or bare).
+pub fn unquote(tag: &str) -> Option<&str> {
     tag.strip_prefix('"')?.strip_suffix('"')
 }
 

@@ -309,15 +309,12 @@ async fn put_mode(
     let tags: Vec<&str> = v.split(',').map(str::trim).collect();
     if tags.len() == 1 && tags[0] != "*" {
         let tag = tags[0];
-        let etag = tag
-            .strip_prefix('"')
-            .and_then(|t| t.strip_suffix('"'))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidInput,
-                    "If-Match must be `*` or a quoted strong entity tag",
-                )
-            })?;
+        let etag = conditional::unquote(tag).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "If-Match must be `*` or a quoted strong entity tag",
+            )
+        })?;
         return Ok(Some(PutMode::Update {
             etag: etag.to_string(),
         }));

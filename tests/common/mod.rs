@@ -33,6 +33,44 @@ pub fn random_prefix(tag: &str) -> String {
     format!("ag-test-{tag}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A gateway over a fresh data directory (with one token for every scope), and a scratch
+/// directory beside it. Fields drop in order: the process stops before its directory goes.
+pub struct Site {
+    pub gw: Gateway,
+    pub data: tempfile::TempDir,
+    pub work: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn start(token: &str) -> Site {
+        Site::serve(&[], &[("ARTIFACT_GATEWAY_TOKEN", token)])
+    }
+
+    /// `serve --data DATA ARGS` with these environment variables.
+    pub fn serve(args: &[&str], envs: &[(&str, &str)]) -> Site {
+        Site::serve_in(tempdir(), args, envs)
+    }
+
+    /// HTTPS with a fresh self-signed certificate for `localhost` (made in `work`); returns the
+    /// certificate's PEM file too.
+    pub fn start_tls(envs: &[(&str, &str)]) -> (Site, PathBuf) {
+        let work = tempdir();
+        let (cert, key) = self_signed(work.path());
+        let (c, k) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        let site = Site::serve_in(work, &["--tls-cert", c, "--tls-key", k], envs);
+        assert!(site.gw.url.starts_with("https://"), "{}", site.gw.url);
+        (site, cert)
+    }
+
+    fn serve_in(work: tempfile::TempDir, args: &[&str], envs: &[(&str, &str)]) -> Site {
+        let data = tempdir();
+        let mut all = vec!["--data", data.path().to_str().unwrap()];
+        all.extend_from_slice(args);
+        let gw = Gateway::start(&all, envs);
+        Site { gw, data, work }
+    }
+}
+
 /// A running gateway process; killed on drop.
 pub struct Gateway {
     pub child: Child,
@@ -182,6 +220,51 @@ pub fn sha256_file(path: &Path) -> String {
         h.update(&buf[..n]);
     }
     hex::encode(h.finalize())
+}
+
+/// The binary with a clean environment (no inherited gateway variables).
+pub fn cli() -> Command {
+    let mut c = Command::new(bin());
+    for var in [
+        "ARTIFACT_GATEWAY_TOKEN",
+        "ARTIFACT_GATEWAY_TOKEN_FILE",
+        "ARTIFACT_GATEWAY_CA_FILE",
+        "ARTIFACT_GATEWAY_SERVER",
+        "ARTIFACT_GATEWAY_DEST",
+        "ARTIFACT_GATEWAY_MANIFEST",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+/// Each mount's backend kind, in order: `local`, `s3`, `oss` or `hdfs`.
+pub fn backend_kinds(config: &artifact_gateway::config::Config) -> Vec<&'static str> {
+    use artifact_gateway::storage::registry::BackendSpec;
+    let kind = |m: &artifact_gateway::config::MountConfig| match m.backend().unwrap() {
+        BackendSpec::Local { .. } => "local",
+        BackendSpec::S3 { .. } => "s3",
+        BackendSpec::Oss { .. } => "oss",
+        BackendSpec::Hdfs { .. } => "hdfs",
+    };
+    config.mounts.iter().map(kind).collect()
+}
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `operator-fetch.sh [-D… JVM flags] <uri> <dir> [headers]`: the Flink Kubernetes Operator's
+/// own `HttpArtifactFetcher`, built by tests/flink/install.sh.
+pub fn operator_fetcher() -> PathBuf {
+    let runner = root().join("target/test-servers/cache/flink/operator-fetch.sh");
+    assert!(
+        runner.exists(),
+        "{} is missing: run tests/flink/install.sh (it builds the Flink operator's HttpArtifactFetcher helper)",
+        runner.display()
+    );
+    runner
 }
 
 /// Runs a command, returning (status code, stdout, stderr).

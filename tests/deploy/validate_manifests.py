@@ -540,6 +540,14 @@ def check_flink_deployment(where: str, doc: dict, objects: dict, chart: dict, po
                 problem(w, f"jarURI {jar} must name a .jar")
             needs(jar_path, "jarURI")
         conf = spec.get("flinkConfiguration") or {}
+        # The operator's FlinkConfigBuilder overwrites these for application deployments: native
+        # mode sets pipeline.jars to the jarURI alone, standalone mode sets pipeline.classpaths.
+        if conf.get("pipeline.jars") and spec.get("mode", "native") == "native":
+            problem(w, "pipeline.jars is overwritten with the jarURI alone in native mode: put the jar into "
+                       "/opt/flink/lib (subPath mount) or pipeline.classpaths")
+        if conf.get("pipeline.classpaths") and spec.get("mode") == "standalone":
+            problem(w, "pipeline.classpaths is overwritten in standalone mode: put the jar into /opt/flink/lib "
+                       "(subPath mount) or use native mode")
         for key in ("pipeline.classpaths", "pipeline.jars"):
             for entry in filter(None, str(conf.get(key, "")).split(";")):
                 if not entry.startswith("file:///"):

@@ -1,0 +1,872 @@
+//! Flink on a real Kubernetes: the gateway image built from `deploy/Dockerfile`, installed with its
+//! Helm chart, the Flink Kubernetes Operator 1.7.0 reconciling the examples of `deploy/flink/`
+//! applied as written, and pods pulling their artifacts from the gateway.
+//!
+//! The cluster comes from `tests/servers/k8s/start.sh` (`AG_TEST_K8S_*` in `k8s.env`); the first
+//! test to run calls `tests/k8s/setup.sh` once (images, chart, artifacts, operator). The examples
+//! are applied with only these substitutions, each forced by what runs here:
+//! - `image: flink:1.20.1` → `flink:1.18.1`, `flink-python:1.20.1` → `flink-python:1.18.1` (and
+//!   the Python driver jar's version) and `flinkVersion: v1_20` → `v1_18`: operator 1.7.0 (the
+//!   newest on the reachable Maven Central) supports Flink up to 1.18;
+//! - the Kafka SQL connector `3.3.0-1.20` → the release built for Flink 1.18 (`3.0.1-1.18`, the newest of those the reachable Maven serves), in
+//!   the artifact path and file name alike.
+//!
+//! Host names stay as written: the gateway is `artifact-gateway.flink.svc` inside the cluster.
+//! The tests run one at a time (a lock), since every Flink cluster takes 2 GiB.
+//!
+//! Compiled only with the cargo feature `k8s-tests` (`tests/run.sh --k8s` sets it and starts the
+//! cluster); without it this file is empty and a plain `tests/run.sh` reports it as not run.
+#![cfg(feature = "k8s-tests")]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{require_env, run};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test cluster's settings (`k8s.env`), failing with what to run when absent.
+struct Cluster {
+    kubeconfig: String,
+    bin: PathBuf,
+    state: PathBuf,
+}
+
+fn cluster() -> &'static Cluster {
+    static C: OnceLock<Cluster> = OnceLock::new();
+    C.get_or_init(|| {
+        let kubeconfig = std::env::var("AG_TEST_K8S_KUBECONFIG").unwrap_or_default();
+        assert!(
+            !kubeconfig.is_empty(),
+            "AG_TEST_K8S_KUBECONFIG is not set: these tests need the single-node Kubernetes of \
+             tests/servers/k8s (install it with tests/servers/k8s/install.sh; `tests/run.sh` starts it, \
+             or `tests/servers/k8s/start.sh DIR` and source DIR/k8s.env)"
+        );
+        let bin = PathBuf::from(require_env("AG_TEST_K8S_BIN"));
+        // k8s.env sits next to the cluster's state directory `k8s/`, which holds the kubeconfig.
+        let state = Path::new(&kubeconfig)
+            .parent()
+            .and_then(Path::parent)
+            .expect("kubeconfig under STATE/k8s/")
+            .to_path_buf();
+        Cluster {
+            kubeconfig,
+            bin,
+            state,
+        }
+    })
+}
+
+/// Settings written by tests/k8s/setup.sh.
+struct Stack {
+    admin_token: String,
+    ca_file: PathBuf,
+    gateway_ip: String,
+    artifacts: PathBuf,
+    kafka_version: String,
+}
+
+fn stack() -> &'static Stack {
+    static S: OnceLock<Stack> = OnceLock::new();
+    S.get_or_init(|| {
+        let c = cluster();
+        let started = Instant::now();
+        let (code, out, err) = run(Command::new("bash")
+            .arg(root().join("tests/k8s/setup.sh"))
+            .arg(&c.state)
+            .arg(common::bin()));
+        assert_eq!(
+            code, 0,
+            "tests/k8s/setup.sh failed (images, helm install, artifacts or operator):\n{out}\n{err}"
+        );
+        println!("flink_k8s: setup in {:.0?}\n{out}", started.elapsed());
+        let env = std::fs::read_to_string(c.state.join("flink-k8s.env")).expect("flink-k8s.env");
+        let get = |k: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("{k} missing from flink-k8s.env"))
+                .to_string()
+        };
+        Stack {
+            admin_token: get("AG_K8S_ADMIN_TOKEN"),
+            ca_file: PathBuf::from(get("AG_K8S_CA_FILE")),
+            gateway_ip: get("AG_K8S_GATEWAY_IP"),
+            artifacts: PathBuf::from(get("AG_K8S_ARTIFACTS")),
+            kafka_version: get("AG_K8S_KAFKA_CONNECTOR_VERSION"),
+        }
+    })
+}
+
+/// One test at a time: each Flink cluster needs 2 GiB and the machine has a few cores.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn kubectl(args: &[&str]) -> (i32, String, String) {
+    let c = cluster();
+    run(Command::new(c.bin.join("kubectl"))
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(args))
+}
+
+fn kubectl_ok(args: &[&str]) -> String {
+    let (code, out, err) = kubectl(args);
+    assert_eq!(code, 0, "kubectl {}: {out}{err}", args.join(" "));
+    out
+}
+
+fn kubectl_apply(yaml: &str) {
+    let c = cluster();
+    let mut child = Command::new(c.bin.join("kubectl"))
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl apply");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}{}\n--- manifest ---\n{yaml}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An example of deploy/flink as written, with the documented substitutions only.
+fn example(file: &str) -> String {
+    let text = std::fs::read_to_string(root().join("deploy/flink").join(file))
+        .unwrap_or_else(|e| panic!("deploy/flink/{file}: {e}"));
+    substitute(&text)
+}
+
+fn substitute(text: &str) -> String {
+    let kafka = &stack().kafka_version;
+    text.replace("image: flink:1.20.1", "image: flink:1.18.1")
+        .replace("flinkVersion: v1_20", "flinkVersion: v1_18")
+        .replace("flink-python-1.20.1.jar", "flink-python-1.18.1.jar")
+        .replace("flink-python/1.20.1/", "flink-python/1.18.1/")
+        .replace("flink-python:1.20.1", "flink-python:1.18.1")
+        .replace("3.3.0-1.20", kafka)
+}
+
+/// A field of a custom resource (jsonpath), empty when absent.
+fn field(kind: &str, name: &str, path: &str) -> String {
+    let (_, out, _) = kubectl(&[
+        "-n",
+        "flink",
+        "get",
+        kind,
+        name,
+        "-o",
+        &format!("jsonpath={{{path}}}"),
+    ]);
+    out.trim().to_string()
+}
+
+/// Log lines of every pod of a Flink cluster (label app=<cluster>), accumulated over polls:
+/// TaskManager pods go away after the job finishes, so the test keeps what it has seen.
+struct PodLogs {
+    cluster: String,
+    lines: BTreeSet<String>,
+}
+
+impl PodLogs {
+    fn new(cluster: &str) -> Self {
+        PodLogs {
+            cluster: cluster.to_string(),
+            lines: BTreeSet::new(),
+        }
+    }
+
+    fn poll(&mut self) {
+        let (_, pods, _) = kubectl(&[
+            "-n",
+            "flink",
+            "get",
+            "pods",
+            "-l",
+            &format!("app={}", self.cluster),
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ]);
+        for pod in pods.split_whitespace() {
+            let (_, out, _) = kubectl(&["-n", "flink", "logs", pod, "-c", "flink-main-container"]);
+            self.lines.extend(out.lines().map(str::to_string));
+        }
+    }
+
+    fn contains(&self, needle: &str) -> bool {
+        self.lines.iter().any(|l| l.contains(needle))
+    }
+}
+
+/// Waits until `state()` returns `want`, polling logs meanwhile; fails with the operator's view.
+fn wait_state(
+    what: &str,
+    timeout: Duration,
+    logs: &mut PodLogs,
+    state: impl Fn() -> String,
+    want: &str,
+) {
+    let deadline = Instant::now() + timeout;
+    let mut last;
+    loop {
+        logs.poll();
+        let s = state();
+        if s == want {
+            return;
+        }
+        // A job that failed does not come back (restart strategy none, stateless upgrades).
+        let failed = s == "FAILED" && want != "FAILED";
+        last = s;
+        if failed || Instant::now() > deadline {
+            let (_, pods, _) = kubectl(&["-n", "flink", "get", "pods", "-o", "wide"]);
+            let (_, events, _) =
+                kubectl(&["-n", "flink", "get", "events", "--sort-by=.lastTimestamp"]);
+            let (_, op, _) = kubectl(&[
+                "-n",
+                "flink-operator",
+                "logs",
+                "deployment/flink-kubernetes-operator",
+                "--tail=60",
+            ]);
+            let tail: Vec<&String> = logs.lines.iter().rev().take(40).collect();
+            panic!(
+                "{what}: state {last:?}, expected {want:?} within {timeout:?}\npods:\n{pods}\nevents:\n{events}\n\
+                 operator log:\n{op}\nFlink pod log lines (last 40 of {}):\n{tail:#?}",
+                logs.lines.len()
+            );
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    }
+}
+
+/// Deletes a resource and waits until no pod of the cluster is left.
+fn delete_and_wait(kind: &str, name: &str, cluster: &str) {
+    kubectl(&[
+        "-n",
+        "flink",
+        "delete",
+        kind,
+        name,
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=120s",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, pods, _) = kubectl(&[
+            "-n",
+            "flink",
+            "get",
+            "pods",
+            "-l",
+            &format!("app={cluster}"),
+            "-o",
+            "name",
+        ]);
+        if pods.trim().is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pods of {cluster} still there: {pods}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+fn job_state(kind: &'static str, name: &'static str) -> impl Fn() -> String {
+    move || field(kind, name, ".status.jobStatus.state")
+}
+
+/// The words of WordCount's built-in lines, as its output shows them with the UDF jar on the
+/// class path (application-jar.yaml: the UDF appends "~")...
+const WORDCOUNT_LINES: &[&str] = &[
+    "wordcount-result the~=6",
+    "wordcount-result jar~=2",
+    "wordcount-result gateway~=1",
+    "wordcount-result job~=1",
+];
+/// ...and without it (session-job.yaml runs the job jar alone).
+const WORDCOUNT_PLAIN_LINES: &[&str] = &[
+    "wordcount-result the=6",
+    "wordcount-result jar=2",
+    "wordcount-result gateway=1",
+    "wordcount-result job=1",
+];
+
+fn assert_lines(logs: &PodLogs, expected: &[&str], what: &str) {
+    for line in expected {
+        assert!(
+            logs.contains(line),
+            "{what}: no log line with {line:?} among {} lines of the Flink pods",
+            logs.lines.len()
+        );
+    }
+}
+
+#[test]
+fn gateway_chart_runs_non_root_read_only_with_probes_passing() {
+    let _g = serial();
+    let s = stack();
+    let pod = kubectl_ok(&[
+        "-n",
+        "flink",
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=artifact-gateway",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let ready = kubectl_ok(&[
+        "-n",
+        "flink",
+        "get",
+        "pod",
+        &pod,
+        "-o",
+        "jsonpath={.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}",
+    ]);
+    assert_eq!(ready.trim(), "true 0", "gateway pod ready, never restarted");
+    // Non-root, read-only root filesystem: the running process says so itself.
+    let id = kubectl_ok(&["-n", "flink", "exec", &pod, "--", "id", "-u"]);
+    assert_eq!(id.trim(), "10001");
+    let (code, _, err) = kubectl(&[
+        "-n",
+        "flink",
+        "exec",
+        &pod,
+        "--",
+        "touch",
+        "/usr/local/probe",
+    ]);
+    assert_ne!(code, 0, "the root filesystem must be read-only");
+    assert!(err.contains("Read-only file system"), "{err}");
+    // The probes' endpoints over the Service with TLS, from outside the pod.
+    for path in ["/healthz", "/readyz"] {
+        let (code, out, err) = run(Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&s.ca_file)
+            .args([
+                "--resolve",
+                &format!("artifact-gateway.flink.svc:443:{}", s.gateway_ip),
+                &format!("https://artifact-gateway.flink.svc{path}"),
+            ]));
+        assert_eq!((code, out.as_str()), (0, "200"), "{path}: {err}");
+    }
+}
+
+#[test]
+fn application_jar_cell_runs_the_fetched_job_with_its_udf_jar() {
+    let _g = serial();
+    stack();
+    kubectl_apply(&example("application-jar.yaml"));
+    let mut logs = PodLogs::new("wordcount");
+    wait_state(
+        "FlinkDeployment wordcount (application-jar.yaml)",
+        Duration::from_secs(420),
+        &mut logs,
+        job_state("flinkdeployment", "wordcount"),
+        "FINISHED",
+    );
+    // TaskManager output lines can arrive a poll later than the state.
+    for _ in 0..5 {
+        logs.poll();
+        if WORDCOUNT_LINES.iter().all(|l| logs.contains(l)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_lines(&logs, WORDCOUNT_LINES, "application-jar.yaml");
+    delete_and_wait("flinkdeployment", "wordcount", "wordcount");
+}
+
+#[test]
+fn application_sql_cell_runs_the_fetched_script_with_the_fetched_connector() {
+    let _g = serial();
+    stack();
+    kubectl_apply(&example("application-sql.yaml"));
+    let mut logs = PodLogs::new("orders-etl");
+    wait_state(
+        "FlinkDeployment orders-etl (application-sql.yaml)",
+        Duration::from_secs(420),
+        &mut logs,
+        job_state("flinkdeployment", "orders-etl"),
+        "FINISHED",
+    );
+    for _ in 0..5 {
+        logs.poll();
+        if logs.contains("+I[order-totals, all, 820]") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // The Kafka table's plan (needs the connector in /opt/flink/lib) and the print sink's row.
+    assert_lines(
+        &logs,
+        &[
+            "sql-runner: plan",
+            "orders_out",
+            "+I[order-totals, all, 820]",
+            "sql-runner: done",
+        ],
+        "application-sql.yaml",
+    );
+    delete_and_wait("flinkdeployment", "orders-etl", "orders-etl");
+}
+
+#[test]
+fn session_jar_cell_operator_fetches_the_jar_over_https_with_the_token() {
+    let _g = serial();
+    stack();
+    kubectl_apply(&example("session-job.yaml"));
+    let mut logs = PodLogs::new("session-cluster");
+    wait_state(
+        "FlinkSessionJob wordcount (session-job.yaml)",
+        Duration::from_secs(420),
+        &mut logs,
+        job_state("flinksessionjob", "wordcount"),
+        "FINISHED",
+    );
+    for _ in 0..5 {
+        logs.poll();
+        if WORDCOUNT_PLAIN_LINES.iter().all(|l| logs.contains(l)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_lines(&logs, WORDCOUNT_PLAIN_LINES, "session-job.yaml");
+    kubectl(&[
+        "-n",
+        "flink",
+        "delete",
+        "flinksessionjob",
+        "wordcount",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    delete_and_wait("flinkdeployment", "session-cluster", "session-cluster");
+}
+
+/// Applies application-jar.yaml with one thing broken and expects the JobManager pod's init
+/// container to fail with `code` and a message naming `why`.
+fn broken_application(name: &str, edit: impl Fn(String) -> String, code: i32, why: &str) {
+    let yaml = edit(example("application-jar.yaml"))
+        .replace("name: wordcount\n", &format!("name: {name}\n"))
+        .replace(
+            "name: wordcount-artifacts",
+            &format!("name: {name}-artifacts"),
+        );
+    kubectl_apply(&yaml);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let (exit, log) = loop {
+        let (_, out, _) = kubectl(&[
+            "-n",
+            "flink",
+            "get",
+            "pods",
+            "-l",
+            &format!("app={name},component=jobmanager"),
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.initContainerStatuses[0].state.terminated.exitCode} {.status.initContainerStatuses[0].lastState.terminated.exitCode}{\"\\n\"}{end}",
+        ]);
+        let found = out.lines().find_map(|l| {
+            let mut it = l.split_whitespace();
+            let pod = it.next()?.to_string();
+            let exit: i32 = it.find_map(|c| c.parse().ok().filter(|c: &i32| *c != 0))?;
+            Some((pod, exit))
+        });
+        if let Some((pod, exit)) = found {
+            let (_, log, _) = kubectl(&["-n", "flink", "logs", &pod, "-c", "fetch-artifacts"]);
+            let (_, prev, _) = kubectl(&[
+                "-n",
+                "flink",
+                "logs",
+                &pod,
+                "-c",
+                "fetch-artifacts",
+                "--previous",
+            ]);
+            break (exit, format!("{log}{prev}"));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: the init container did not fail within 240 s: {out}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert_eq!(
+        exit, code,
+        "{name}: init container exit code; its log:\n{log}"
+    );
+    assert!(
+        log.to_lowercase().contains(why),
+        "{name}: the init container's log should say {why:?}:\n{log}"
+    );
+    delete_and_wait("flinkdeployment", name, name);
+    kubectl(&[
+        "-n",
+        "flink",
+        "delete",
+        "configmap",
+        &format!("{name}-artifacts"),
+        "--ignore-not-found",
+    ]);
+}
+
+#[test]
+fn failures_wrong_token_missing_and_corrupted_artifacts_stop_the_pods_visibly() {
+    let _g = serial();
+    let s = stack();
+    // A wrong token: a Secret of the same shape with another value.
+    kubectl(&[
+        "-n",
+        "flink",
+        "delete",
+        "secret",
+        "wrong-flink-token",
+        "--ignore-not-found",
+    ]);
+    kubectl_ok(&[
+        "-n",
+        "flink",
+        "create",
+        "secret",
+        "generic",
+        "wrong-flink-token",
+        "--from-literal=token=0123456789abcdef0123456789abcdef",
+    ]);
+    broken_application(
+        "wc-wrong-token",
+        |y| {
+            y.replace(
+                "secretName: artifact-gateway-flink-token",
+                "secretName: wrong-flink-token",
+            )
+        },
+        3,
+        "401",
+    );
+    // A missing artifact: a version that was never published.
+    broken_application(
+        "wc-missing",
+        |y| {
+            y.replace(
+                "wordcount/1.0.0/wordcount.jar",
+                "wordcount/9.9.9/wordcount.jar",
+            )
+        },
+        3,
+        "404",
+    );
+    // A corrupted artifact: the bytes served differ from the pinned digest.
+    let corrupt = s.artifacts.join("wordcount-corrupted.jar");
+    let mut bytes = std::fs::read(s.artifacts.join("wordcount.jar")).unwrap();
+    let good = common::sha256_file(&s.artifacts.join("wordcount.jar"));
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let (code, out, err) = run(Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&s.ca_file)
+        .args([
+            "--resolve",
+            &format!("artifact-gateway.flink.svc:443:{}", s.gateway_ip),
+            "-H",
+            &format!("Authorization: Bearer {}", s.admin_token),
+            "-T",
+        ])
+        .arg(&corrupt)
+        .arg("https://artifact-gateway.flink.svc/artifacts/jobs/wordcount/1.0.1/wordcount.jar"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out == "201" || out == "200", "PUT corrupted copy: {out}");
+    broken_application(
+        "wc-corrupted",
+        |y| {
+            y.replace(
+                "wordcount/1.0.0/wordcount.jar\n        name: wordcount.jar",
+                &format!("wordcount/1.0.1/wordcount.jar\n        name: wordcount.jar\n        sha256: {good}"),
+            )
+        },
+        4,
+        "sha-256",
+    );
+}
+
+#[test]
+fn session_sql_cell_runner_jar_reads_its_script_from_the_gateway() {
+    let _g = serial();
+    stack();
+    kubectl_apply(&example("session-sql.yaml"));
+    let mut logs = PodLogs::new("sql-session");
+    wait_state(
+        "FlinkSessionJob orders-etl-session (session-sql.yaml)",
+        Duration::from_secs(420),
+        &mut logs,
+        job_state("flinksessionjob", "orders-etl-session"),
+        "FINISHED",
+    );
+    for _ in 0..5 {
+        logs.poll();
+        if logs.contains("+I[order-totals, all, 820]") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_lines(
+        &logs,
+        &[
+            "sql-runner: plan",
+            "orders_out",
+            "+I[order-totals, all, 820]",
+            "sql-runner: done",
+        ],
+        "session-sql.yaml",
+    );
+    kubectl(&[
+        "-n",
+        "flink",
+        "delete",
+        "flinksessionjob",
+        "orders-etl-session",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    delete_and_wait("flinkdeployment", "sql-session", "sql-session");
+}
+
+/// The effective Flink configuration the operator wrote for a deployment (ConfigMap
+/// flink-config-<name>, key flink-conf.yaml), as `key: value` lines.
+fn effective_conf(name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (code, out, _) = kubectl(&[
+            "-n",
+            "flink",
+            "get",
+            "configmap",
+            &format!("flink-config-{name}"),
+            "-o",
+            "jsonpath={.data.flink-conf\\.yaml}",
+        ]);
+        if code == 0 && !out.trim().is_empty() {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no ConfigMap flink-config-{name} within 120 s"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+fn conf_value(conf: &str, key: &str) -> Option<String> {
+    conf.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().to_string())
+}
+
+/// The two FlinkConfigBuilder traps, shown on the configuration the operator really writes: in
+/// native mode pipeline.jars becomes the jarURI alone (why application-python.yaml mounts its
+/// connector into /opt/flink/lib), in standalone mode pipeline.classpaths is replaced.
+#[test]
+fn operator_overwrites_pipeline_jars_in_native_and_classpaths_in_standalone_mode() {
+    let _g = serial();
+    stack();
+    let native = example("application-jar.yaml")
+        .replace("name: wordcount\n", "name: trap-native\n")
+        .replace("name: wordcount-artifacts", "name: trap-native-artifacts")
+        .replace(
+            "    pipeline.classpaths: file:///opt/flink/artifacts/string-udfs.jar\n",
+            "    pipeline.classpaths: file:///opt/flink/artifacts/string-udfs.jar\n    pipeline.jars: file:///opt/flink/artifacts/string-udfs.jar\n",
+        );
+    kubectl_apply(&native);
+    let conf = effective_conf("trap-native");
+    assert_eq!(
+        conf_value(&conf, "pipeline.jars").as_deref(),
+        Some("local:///opt/flink/artifacts/wordcount.jar"),
+        "native mode: pipeline.jars is the jarURI alone, the extra jar is gone:\n{conf}"
+    );
+    assert_eq!(
+        conf_value(&conf, "pipeline.classpaths").as_deref(),
+        Some("file:///opt/flink/artifacts/string-udfs.jar"),
+        "native mode keeps pipeline.classpaths:\n{conf}"
+    );
+    delete_and_wait("flinkdeployment", "trap-native", "trap-native");
+
+    let standalone = example("application-jar.yaml")
+        .replace("name: wordcount\n", "name: trap-standalone\n")
+        .replace(
+            "name: wordcount-artifacts",
+            "name: trap-standalone-artifacts",
+        )
+        .replace(
+            "  serviceAccount: flink\n",
+            "  serviceAccount: flink\n  mode: standalone\n",
+        );
+    kubectl_apply(&standalone);
+    let conf = effective_conf("trap-standalone");
+    let classpaths = conf_value(&conf, "pipeline.classpaths").unwrap_or_default();
+    assert!(
+        !classpaths.contains("string-udfs.jar"),
+        "standalone mode: pipeline.classpaths was expected to be replaced, got {classpaths:?}:\n{conf}"
+    );
+    kubectl(&[
+        "-n",
+        "flink",
+        "delete",
+        "flinkdeployment",
+        "trap-standalone",
+        "--wait=true",
+        "--timeout=120s",
+    ]);
+    kubectl(&[
+        "-n",
+        "flink",
+        "delete",
+        "configmap",
+        "trap-native-artifacts",
+        "trap-standalone-artifacts",
+        "--ignore-not-found",
+    ]);
+}
+
+/// No GET of an artifact answers 3xx: the operator's fetcher saves a cross-scheme redirect's
+/// body as a 0-byte jar. Asked in the cluster, through the Service, for the shapes of URL a
+/// person might write.
+#[test]
+fn no_artifact_get_answers_a_redirect() {
+    let _g = serial();
+    let s = stack();
+    let base = "https://artifact-gateway.flink.svc";
+    for path in [
+        "/artifacts/jobs/wordcount/1.0.0/wordcount.jar",
+        "/artifacts/jobs/wordcount/1.0.0/wordcount.jar/",
+        "/artifacts/jobs/wordcount/1.0.0",
+        "/artifacts/jobs/wordcount/1.0.0/",
+        "/artifacts/jobs",
+        "/artifacts/jobs/",
+        "/artifacts//jobs/wordcount/1.0.0/wordcount.jar",
+        "/artifacts/jobs/wordcount/./1.0.0/wordcount.jar",
+        "/artifacts/jobs/wordcount/9.9.9/wordcount.jar",
+        "/artifacts/nope/x.jar",
+        "/artifacts",
+        "/",
+    ] {
+        for token in [Some(s.admin_token.as_str()), None] {
+            let mut cmd = Command::new("curl");
+            cmd.args([
+                "-sS",
+                "--path-as-is",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+            ])
+            .arg(&s.ca_file)
+            .args([
+                "--resolve",
+                &format!("artifact-gateway.flink.svc:443:{}", s.gateway_ip),
+            ]);
+            if let Some(t) = token {
+                cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+            }
+            let (code, out, err) = run(cmd.arg(format!("{base}{path}")));
+            assert_eq!(code, 0, "{path}: {err}");
+            let status: u16 = out.trim().parse().unwrap();
+            assert!(
+                !(300..400).contains(&status),
+                "GET {path} (token: {}) answered {status}",
+                token.is_some()
+            );
+        }
+    }
+}
+
+const PYFLINK_LINES: &[&str] = &[
+    "pyflink-job: plan",
+    "clicks_out",
+    "+I[clicks, HOME!, 3]",
+    "+I[clicks, CART!, 1]",
+];
+
+#[test]
+#[ignore = "the PyFlink image is not built by the test run yet (pip inside the image build cannot verify PyPI here); build it with AG_K8S_PYFLINK=1 tests/k8s/images.sh and run with --ignored"]
+fn application_python_cell_runs_the_fetched_script_with_its_connector_in_lib() {
+    let _g = serial();
+    stack();
+    kubectl_apply(&example("application-python.yaml"));
+    let mut logs = PodLogs::new("clickstream");
+    wait_state(
+        "FlinkDeployment clickstream (application-python.yaml)",
+        Duration::from_secs(480),
+        &mut logs,
+        job_state("flinkdeployment", "clickstream"),
+        "FINISHED",
+    );
+    for _ in 0..5 {
+        logs.poll();
+        if PYFLINK_LINES.iter().all(|l| logs.contains(l)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_lines(&logs, PYFLINK_LINES, "application-python.yaml");
+    delete_and_wait("flinkdeployment", "clickstream", "clickstream");
+}
+
+#[test]
+#[ignore = "the PyFlink image is not built by the test run yet (pip inside the image build cannot verify PyPI here); build it with AG_K8S_PYFLINK=1 tests/k8s/images.sh and run with --ignored"]
+fn session_python_cell_operator_fetches_the_driver_jar_and_pods_the_script() {
+    let _g = serial();
+    stack();
+    kubectl_apply(&example("session-python.yaml"));
+    let mut logs = PodLogs::new("python-session");
+    wait_state(
+        "FlinkSessionJob clickstream-session (session-python.yaml)",
+        Duration::from_secs(480),
+        &mut logs,
+        job_state("flinksessionjob", "clickstream-session"),
+        "FINISHED",
+    );
+    for _ in 0..5 {
+        logs.poll();
+        if PYFLINK_LINES.iter().all(|l| logs.contains(l)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_lines(&logs, PYFLINK_LINES, "session-python.yaml");
+    kubectl(&[
+        "-n",
+        "flink",
+        "delete",
+        "flinksessionjob",
+        "clickstream-session",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    delete_and_wait("flinkdeployment", "python-session", "python-session");
+}

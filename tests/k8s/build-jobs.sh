@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the artifacts the Kubernetes tests publish to the gateway, against Flink 1.18.1 (the
+# Flink of the test image), into OUT_DIR:
+#   wordcount.jar     org.apache.flink.streaming.examples.wordcount.WordCount (jobs/WordCount.java)
+#   string-udfs.jar   artifactgateway.udfs.StringUdfs, the UDF jar WordCount needs at run time
+#   sql-runner.jar    org.apache.flink.examples.SqlRunner (jobs/SqlRunner.java)
+#   orders-etl.sql    jobs/orders-etl.sql
+#   job.py            jobs/job.py (the PyFlink job)
+#   flink-python-$FLINK_IMAGE_VERSION.jar  Flink's Python driver jar (session Python cell's jarURI)
+#   flink-sql-connector-kafka-$KAFKA_CONNECTOR.jar   from Maven Central (the SQL cells' connector)
+# Cached by the hash of the inputs under target/test-servers/cache/k8s/jobs/.
+#
+# usage: tests/k8s/build-jobs.sh OUT_DIR
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=../servers/k8s/versions.env
+source "$ROOT/tests/servers/k8s/versions.env"
+die() { echo "tests/k8s/build-jobs.sh: $*" >&2; exit 1; }
+[[ $# -eq 1 ]] || die "usage: build-jobs.sh OUT_DIR"
+OUT="$1"
+# The Kafka SQL connector release built for Flink 1.18 (the newest for 1.18 the reachable Maven serves).
+KAFKA_CONNECTOR=3.0.1-1.18
+CACHE="$ROOT/target/test-servers/cache/k8s"
+SDIST="$CACHE/flink-sdist/apache-flink-libraries-$FLINK_IMAGE_VERSION.tar.gz"
+[[ -s "$SDIST" ]] || die "$SDIST missing: run tests/k8s/images.sh first (it downloads Flink $FLINK_IMAGE_VERSION)"
+command -v javac >/dev/null || die "javac not found (a JDK 17 is needed)"
+
+hash="$({ cat "$HERE"/jobs/*.java "$HERE"/jobs/*.sql "$HERE"/jobs/*.py "${BASH_SOURCE[0]}"; echo "$FLINK_IMAGE_VERSION $KAFKA_CONNECTOR"; javac -version 2>&1; } | sha256sum | cut -c1-16)"
+built="$CACHE/jobs/$hash"
+if [[ ! -f "$built/.done" ]]; then
+    rm -rf "$built"
+    mkdir -p "$built/classes-udf" "$built/classes-wc" "$built/classes-sql" "$built/flink"
+    tar --no-same-owner -xzf "$SDIST" -C "$built/flink" --strip-components=3 \
+        "apache-flink-libraries-$FLINK_IMAGE_VERSION/deps/lib/flink-dist-$FLINK_IMAGE_VERSION.jar" \
+        "apache-flink-libraries-$FLINK_IMAGE_VERSION/deps/lib/flink-table-api-java-uber-$FLINK_IMAGE_VERSION.jar" \
+        "apache-flink-libraries-$FLINK_IMAGE_VERSION/deps/opt/flink-python-$FLINK_IMAGE_VERSION.jar"
+    cp="$built/flink/flink-dist-$FLINK_IMAGE_VERSION.jar:$built/flink/flink-table-api-java-uber-$FLINK_IMAGE_VERSION.jar"
+    javac --release 11 -nowarn -d "$built/classes-udf" "$HERE/jobs/StringUdfs.java"
+    javac --release 11 -nowarn -cp "$cp" -d "$built/classes-wc" "$HERE/jobs/WordCount.java"
+    javac --release 11 -nowarn -cp "$cp" -d "$built/classes-sql" "$HERE/jobs/SqlRunner.java"
+    jar --create --file "$built/string-udfs.jar" -C "$built/classes-udf" .
+    jar --create --file "$built/wordcount.jar" --main-class org.apache.flink.streaming.examples.wordcount.WordCount -C "$built/classes-wc" .
+    jar --create --file "$built/sql-runner.jar" --main-class org.apache.flink.examples.SqlRunner -C "$built/classes-sql" .
+    cp "$HERE/jobs/orders-etl.sql" "$HERE/jobs/job.py" "$built/"
+    mv "$built/flink/flink-python-$FLINK_IMAGE_VERSION.jar" "$built/"
+    mvn -q -B dependency:copy -Dartifact="org.apache.flink:flink-sql-connector-kafka:$KAFKA_CONNECTOR" \
+        -DoutputDirectory="$built" >"$built/mvn.log" 2>&1 \
+        || { tail -n 20 "$built/mvn.log" >&2; die "Maven could not download flink-sql-connector-kafka $KAFKA_CONNECTOR"; }
+    rm -rf "$built/classes-"* "$built/flink"
+    touch "$built/.done"
+fi
+mkdir -p "$OUT"
+cp "$built"/*.jar "$built"/*.sql "$built"/*.py "$OUT/"
+echo "$OUT"
