@@ -39,6 +39,18 @@ pub fn quoted_etag(meta: &Meta) -> String {
     format!("\"{}\"", meta.etag)
 }
 
+/// Whether the request carries any precondition header (its answer may then need no body).
+pub fn has_conditions(headers: &HeaderMap) -> bool {
+    [
+        header::IF_MATCH,
+        header::IF_UNMODIFIED_SINCE,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+    ]
+    .iter()
+    .any(|h| headers.contains_key(h))
+}
+
 /// Evaluates the preconditions against the current artifact (`None`: it does not exist).
 pub fn evaluate(method: &Method, headers: &HeaderMap, meta: Option<&Meta>) -> Precondition {
     let safe = method == Method::GET || method == Method::HEAD;

@@ -1,5 +1,6 @@
 //! Prometheus metrics, exposed at `/metrics` in the OpenMetrics text format.
 
+use std::borrow::Cow;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -10,8 +11,28 @@ use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub method: String,
+    /// Borrowed for the standard methods: counting a request allocates nothing.
+    pub method: Cow<'static, str>,
     pub status: u16,
+}
+
+impl RequestLabels {
+    pub fn new(method: &http::Method, status: u16) -> RequestLabels {
+        use http::Method;
+        let known: Option<&'static str> = match *method {
+            Method::GET => Some("GET"),
+            Method::HEAD => Some("HEAD"),
+            Method::PUT => Some("PUT"),
+            Method::POST => Some("POST"),
+            Method::DELETE => Some("DELETE"),
+            Method::OPTIONS => Some("OPTIONS"),
+            _ => None,
+        };
+        RequestLabels {
+            method: known.map_or_else(|| Cow::Owned(method.to_string()), Cow::Borrowed),
+            status,
+        }
+    }
 }
 
 /// The gateway's counters.

@@ -19,6 +19,8 @@
 //!
 //! Paths that resolve outside the root through a symlink are refused as `InvalidPath`.
 
+#[cfg(target_os = "linux")]
+mod fast;
 mod fs;
 
 use std::collections::hash_map::DefaultHasher;
@@ -74,6 +76,9 @@ struct Inner {
     /// Parsed sidecars by artifact path, each valid only for the data file version it was read
     /// for.
     sidecars: std::sync::Mutex<HashMap<ArtifactPath, (FileVersion, Option<Record>)>>,
+    /// The inline path for reads the kernel's caches can answer.
+    #[cfg(target_os = "linux")]
+    fast: fast::Fast,
 }
 
 /// What identifies one version of a data file: a replaced, rewritten or touched file differs
@@ -107,6 +112,8 @@ impl LocalStorage {
         let tmp = internal.join("tmp");
         let meta = internal.join("meta");
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        #[cfg(target_os = "linux")]
+        let fast = fast::Fast::new(&root);
         Ok(LocalStorage {
             inner: Arc::new(Inner {
                 root,
@@ -115,6 +122,8 @@ impl LocalStorage {
                 staging_ready: AtomicBool::new(false),
                 locks,
                 sidecars: std::sync::Mutex::new(HashMap::new()),
+                #[cfg(target_os = "linux")]
+                fast,
             }),
         })
     }
@@ -231,7 +240,10 @@ impl LocalStorage {
             return Err(is_a_directory(path));
         }
         let sidecar = self.recorded(path, &md);
-        Ok((meta_from(path, &md, sidecar), file))
+        let meta = meta_from(path, &md, sidecar);
+        #[cfg(target_os = "linux")]
+        self.inner.fast.remember(&md, &meta);
+        Ok((meta, file))
     }
 
     /// The sidecar record of the data file `md` describes: from memory when it was already read
@@ -321,6 +333,10 @@ impl Storage for LocalStorage {
     }
 
     async fn head(&self, path: &ArtifactPath) -> Result<Meta> {
+        #[cfg(target_os = "linux")]
+        if let Some(meta) = self.inner.fast.head(path) {
+            return Ok(meta);
+        }
         let this = self.clone();
         let path = path.clone();
         // One trip to the blocking pool for resolve + stat + sidecar: this is the hot path.
@@ -328,6 +344,15 @@ impl Storage for LocalStorage {
     }
 
     async fn get(&self, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult> {
+        #[cfg(target_os = "linux")]
+        if let Some(found) = self.inner.fast.get(path, &opts, SMALL_BODY) {
+            let (meta, found, range) = found?;
+            let source = match found {
+                fast::Found::Bytes(b) => Source::Read(b),
+                fast::Found::File(f) => Source::File(f),
+            };
+            return Ok(body_of(meta, source, range, path));
+        }
         let this = self.clone();
         let owned = path.clone();
         let range_opt = opts.range.clone();
@@ -353,11 +378,7 @@ impl Storage for LocalStorage {
             Ok((meta, source, range))
         })
         .await?;
-        let body = match source {
-            Source::Read(bytes) => futures::stream::once(async { Ok(bytes) }).boxed(),
-            Source::File(file) => file_io::stream(file, range.end - range.start, path),
-        };
-        Ok(GetResult::new(meta, range, body))
+        Ok(body_of(meta, source, range, path))
     }
 
     async fn put(
@@ -441,6 +462,8 @@ impl Storage for LocalStorage {
             .await
             .map_err(|e| not_found_or_io(e, path))?;
         let _ = tokio::fs::remove_file(self.sidecar_path(path)).await;
+        #[cfg(target_os = "linux")]
+        self.inner.fast.forget(path);
         self.inner
             .sidecars
             .lock()
@@ -545,6 +568,20 @@ impl Storage for LocalStorage {
         })
         .await
     }
+}
+
+/// The result of a read from its source.
+fn body_of(
+    meta: Meta,
+    source: Source,
+    range: std::ops::Range<u64>,
+    path: &ArtifactPath,
+) -> GetResult {
+    let body = match source {
+        Source::Read(bytes) => futures::stream::once(async { Ok(bytes) }).boxed(),
+        Source::File(file) => file_io::stream(file, range.end - range.start, path),
+    };
+    GetResult::new(meta, range, body)
 }
 
 /// What a GET streams from.
