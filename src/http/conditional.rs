@@ -36,7 +36,11 @@ pub enum RangeDecision {
 
 /// The strong validator as sent on the wire: `"<etag>"`.
 pub fn quoted_etag(meta: &Meta) -> String {
-    format!("\"{}\"", meta.etag)
+    let mut s = String::with_capacity(meta.etag.len() + 2);
+    s.push('"');
+    s.push_str(&meta.etag);
+    s.push('"');
+    s
 }
 
 /// Whether the request carries any precondition header (its answer may then need no body).

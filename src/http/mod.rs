@@ -29,7 +29,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use self::body::Body;
-use self::metrics::{Metrics, RequestLabels};
+use self::metrics::Metrics;
 use self::render::Outcome;
 use self::routes::Endpoint;
 use crate::error::{Error, Result};
@@ -309,9 +309,7 @@ impl Drop for AccessLog {
     fn drop(&mut self) {
         let m = &self.state.metrics;
         m.in_flight.dec();
-        m.requests
-            .get_or_create(&RequestLabels::new(&self.method, self.status))
-            .inc();
+        m.count_request(&self.method, self.status);
         m.bytes_sent.inc_by(self.bytes);
         let complete = !self.failed
             && (self.finished || self.inner.is_end_stream() || self.expected == Some(self.bytes));
