@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod minio;
+pub mod mounts;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};

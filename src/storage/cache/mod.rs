@@ -699,4 +699,8 @@ impl Storage for CachedStorage {
     async fn start(&self) -> Result<()> {
         self.inner.backend.start().await
     }
+
+    async fn check_writable(&self) -> Result<()> {
+        self.inner.backend.check_writable().await
+    }
 }
