@@ -37,7 +37,7 @@ command -v podman >/dev/null || need+=(podman)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 if [[ ${#need[@]} -gt 0 ]]; then
     echo "k8s: apt-get install ${need[*]}"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; } \
+    "$(dirname "${BASH_SOURCE[0]}")/../../apt-install.sh" "${need[@]}" \
         || die "apt-get install ${need[*]} failed (root and Debian's package mirror are needed)"
 fi
 
