@@ -151,17 +151,28 @@ fn chart_and_flink_examples_validate_offline_and_chart_configs_parse() {
             )
         ]
     );
-    assert_eq!(signing.max_expires, std::time::Duration::from_secs(24 * 3600));
+    assert_eq!(
+        signing.max_expires,
+        std::time::Duration::from_secs(24 * 3600)
+    );
     let rendered = std::fs::read_to_string(out.path().join("rendered-existing-tls.yaml")).unwrap();
     for (item_key, path) in [("key-2026-12", "k2"), ("key-2026-06", "k1")] {
         assert!(
-            rendered.contains(&format!("- key: {item_key}\n                      path: {path}")),
+            rendered.contains(&format!(
+                "- key: {item_key}\n                      path: {path}"
+            )),
             "the signing volume maps Secret key {item_key} to file {path}:\n{rendered}"
         );
     }
     let shared = tls.mounts.iter().find(|m| m.name == "shared").unwrap();
     assert!(shared.read_only);
-    assert!(!tls.mounts.iter().find(|m| m.name == "jobs").unwrap().read_only);
+    assert!(
+        !tls.mounts
+            .iter()
+            .find(|m| m.name == "jobs")
+            .unwrap()
+            .read_only
+    );
 }
 
 /// The instructions of a Dockerfile, continuation lines joined, comments dropped.

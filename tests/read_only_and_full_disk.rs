@@ -66,7 +66,7 @@ fn serve_data_on_a_read_only_directory_serves_reads_and_refuses_writes() {
         &["--data", ro.path().to_str().unwrap()],
         &[("ARTIFACT_GATEWAY_TOKEN", TOKEN)],
     );
-    let logs = gw.drain_logs().join("\n");
+    let logs = gw.startup_lines.join("\n");
     assert!(
         logs.contains("serving it read-only"),
         "the start-up log says the mount is read-only:\n{logs}"
@@ -156,7 +156,7 @@ fn read_only_option_refuses_writes_and_writes_nothing() {
         &["--config", config.to_str().unwrap()],
         &[("ARTIFACT_GATEWAY_TOKEN", TOKEN)],
     );
-    let logs = gw.drain_logs().join("\n");
+    let logs = gw.startup_lines.join("\n");
     assert!(logs.contains("read_only = true"), "{logs}");
     let c = client();
     assert_eq!(
@@ -187,11 +187,11 @@ fn fetch_reads_a_file_url_from_a_read_only_directory() {
     let ro = MountPoint::read_only(src.path());
     let dest = tempdir();
     let url = url::Url::from_file_path(ro.path().join("app.jar")).unwrap();
-    let (code, _, err) = run(cli()
-        .arg("fetch")
-        .arg("--dest")
-        .arg(dest.path())
-        .args(["--sha256", &sha, url.as_str()]));
+    let (code, _, err) = run(cli().arg("fetch").arg("--dest").arg(dest.path()).args([
+        "--sha256",
+        &sha,
+        url.as_str(),
+    ]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(common::sha256_file(&dest.path().join("app.jar")), sha);
     drop(ro);
@@ -282,11 +282,12 @@ fn fetch_onto_a_full_disk_exits_1_and_leaves_nothing_partial() {
     let disk = MountPoint::tmpfs("4m");
     let dest = disk.path().join("usrlib");
     let url = url::Url::from_file_path(src.path().join("big.jar")).unwrap();
-    let (code, _, err) = run(cli()
-        .arg("fetch")
-        .arg("--dest")
-        .arg(&dest)
-        .args(["--deadline", "20s", url.as_str()]));
+    let (code, _, err) =
+        run(cli()
+            .arg("fetch")
+            .arg("--dest")
+            .arg(&dest)
+            .args(["--deadline", "20s", url.as_str()]));
     assert_eq!(code, 1, "{err}");
     let line = err
         .lines()

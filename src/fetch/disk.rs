@@ -270,7 +270,10 @@ fn local(context: &str, err: Option<std::io::Error>) -> Error {
                 std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
             );
             let (kind, context) = if full {
-                (ErrorKind::InsufficientStorage, format!("the destination is full: {context}"))
+                (
+                    ErrorKind::InsufficientStorage,
+                    format!("the destination is full: {context}"),
+                )
             } else {
                 (ErrorKind::Internal, context.to_string())
             };

@@ -79,6 +79,8 @@ pub struct Gateway {
     pub url: String,
     pub port: u16,
     pub stderr_lines: mpsc::Receiver<String>,
+    /// The stderr lines before the listening line (start-up messages).
+    pub startup_lines: Vec<String>,
 }
 
 impl Gateway {
@@ -130,6 +132,7 @@ impl Gateway {
                             url,
                             port,
                             stderr_lines: rx,
+                            startup_lines: seen,
                         };
                     }
                     seen.push(line);
