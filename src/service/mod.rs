@@ -20,7 +20,7 @@ use crate::retry::{within, Backoff};
 use crate::storage::metrics::StorageMetrics;
 use crate::storage::{
     registry, ArtifactPath, ByteStream, GetOptions, GetResult, ListOptions, ListPage, Meta,
-    PutOptions, PutResult, Storage,
+    PutResult, Storage, Upload,
 };
 
 pub use auth::{Authorizer, Principal, Scope};
@@ -317,16 +317,13 @@ impl Gateway {
         &self,
         mount: &Mount,
         path: &ArtifactPath,
-        body: ByteStream,
-        mut opts: PutOptions,
+        mut upload: Upload,
     ) -> Result<PutResult> {
-        opts.max_size = Some(
-            opts.max_size
-                .map_or(mount.max_upload_size, |m| m.min(mount.max_upload_size)),
-        );
+        let limit = mount.max_upload_size;
+        upload.opts.max_size = Some(upload.opts.max_size.map_or(limit, |m| m.min(limit)));
         mount
             .storage
-            .put(path, body, opts)
+            .put(path, upload)
             .await
             .map_err(|e| e.with_mount(&mount.name))
     }
