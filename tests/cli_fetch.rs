@@ -738,7 +738,7 @@ fn store_through_registry(
     files: &[(&str, &[u8])],
 ) -> Vec<String> {
     use artifact_gateway::storage::registry::{self, BackendSpec};
-    use artifact_gateway::storage::{ArtifactPath, ByteStream, PutOptions, Upload};
+    use artifact_gateway::storage::{ArtifactPath, ByteStream, Upload};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -12,8 +12,8 @@ use artifact_gateway::service::auth::Scope;
 use artifact_gateway::service::{Authorizer, Gateway, Mount, Signer};
 use artifact_gateway::storage::local::LocalStorage;
 use artifact_gateway::storage::{
-    ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta,
-    PutOptions, PutResult, Sha256, Storage, Upload,
+    ArtifactPath, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta, PutResult,
+    Sha256, Storage, Upload,
 };
 use async_trait::async_trait;
 use bytes::Bytes;

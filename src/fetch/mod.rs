@@ -228,7 +228,7 @@ mod tests {
     use super::disk::Slot;
     use super::*;
     use crate::storage::local::LocalStorage;
-    use crate::storage::{ArtifactPath, PutOptions, Storage, Upload};
+    use crate::storage::{ArtifactPath, Storage, Upload};
 
     struct Fixture {
         _store_dir: tempfile::TempDir,

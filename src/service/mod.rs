@@ -19,8 +19,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{within, Backoff};
 use crate::storage::metrics::StorageMetrics;
 use crate::storage::{
-    registry, ArtifactPath, ByteStream, GetOptions, GetResult, ListOptions, ListPage, Meta,
-    PutResult, Storage, Upload,
+    registry, ArtifactPath, GetOptions, GetResult, ListOptions, ListPage, Meta, PutResult, Storage,
+    Upload,
 };
 
 pub use auth::{Authorizer, Principal, Scope};

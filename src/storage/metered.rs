@@ -13,7 +13,7 @@ use futures::StreamExt;
 use super::metrics::{MountLabel, MountOp, Op, StorageMetrics};
 use super::{
     ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta,
-    PutOptions, PutResult, Storage, Upload,
+    PutResult, Storage, Upload,
 };
 use crate::error::Result;
 

@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use artifact_gateway::storage::{
-    ArtifactPath, ByteStream, ListOptions, PutOptions, Storage, Upload,
-};
+use artifact_gateway::storage::{ArtifactPath, ByteStream, ListOptions, Storage, Upload};
 use artifact_gateway::ErrorKind;
 use bytes::Bytes;
 use futures::StreamExt;

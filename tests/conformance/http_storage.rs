@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use artifact_gateway::storage::{
     ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult, ListOptions, ListPage,
-    Meta, PutMode, PutOptions, PutResult, Sha256, Storage, Upload,
+    Meta, PutMode, PutResult, Sha256, Storage, Upload,
 };
 use artifact_gateway::{Error, ErrorKind, Result};
 use async_trait::async_trait;

@@ -12,7 +12,7 @@ use super::index::{self, Evicted, Index};
 use super::{Inner, State};
 use crate::error::{Error, ErrorKind};
 use crate::storage::metrics::{MountReason, Reason};
-use crate::storage::{GetOptions, Storage};
+use crate::storage::GetOptions;
 
 /// Creates the directories, empties `tmp`, scans `data`.
 pub(super) fn prepare(
@@ -192,7 +192,7 @@ impl Inner {
         }
     }
 
-    pub(super) fn fail(&self, fill: &Arc<Fill>, failure: Failure) {
+    fn fail(&self, fill: &Arc<Fill>, failure: Failure) {
         let reason = if failure.disk_full {
             Reason::disk_full
         } else if failure.local {

@@ -11,7 +11,7 @@ use super::index::{Key, Pin};
 use super::Inner;
 use crate::error::Result;
 use crate::storage::metrics::{MountReason, MountServed, Reason, Served};
-use crate::storage::{ArtifactPath, ByteStream, GetOptions, Meta, Storage};
+use crate::storage::{ArtifactPath, ByteStream, GetOptions, Meta};
 
 /// How one read is served.
 enum Plan {
@@ -22,7 +22,7 @@ enum Plan {
 }
 
 impl Inner {
-    pub(super) fn reader_metrics(&self, served: Served, started: Instant) -> ReaderMetrics {
+    fn reader_metrics(&self, served: Served, started: Instant) -> ReaderMetrics {
         ReaderMetrics {
             served_bytes: self
                 .metrics
@@ -41,7 +41,7 @@ impl Inner {
         }
     }
 
-    pub(super) fn fallback(&self, meta: &Meta, reason: Reason) -> Fallback {
+    fn fallback(&self, meta: &Meta, reason: Reason) -> Fallback {
         Fallback {
             backend: self.backend.clone(),
             etag: meta.etag.clone(),
@@ -133,7 +133,7 @@ impl Inner {
         ))
     }
 
-    pub(super) async fn bypass(
+    async fn bypass(
         &self,
         path: &ArtifactPath,
         meta: &Meta,
@@ -179,7 +179,7 @@ impl Inner {
         Ok(meta)
     }
 
-    pub(super) fn bypassed(&self, reason: Reason) -> prometheus_client::metrics::counter::Counter {
+    fn bypassed(&self, reason: Reason) -> prometheus_client::metrics::counter::Counter {
         self.metrics
             .cache_bypassed
             .get_or_create(&MountReason {
@@ -189,7 +189,7 @@ impl Inner {
             .clone()
     }
 
-    pub(super) fn plan(self: &Arc<Self>, key: &Key, path: &ArtifactPath, meta: &Meta) -> Plan {
+    fn plan(self: &Arc<Self>, key: &Key, path: &ArtifactPath, meta: &Meta) -> Plan {
         let mut st = self.state.lock().expect("cache lock");
         if let Some(pin) = st.index.pin(key, meta.size) {
             return Plan::Hit(pin);

@@ -66,7 +66,7 @@ use super::errors::{changed, directory_in_the_way, exists, file_in_the_way, not_
 use super::sidecar::{self, Record};
 use super::{
     guess_content_type, ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, HashingBody,
-    ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Storage, Upload,
+    ListOptions, ListPage, Meta, PutMode, PutResult, Storage, Upload,
 };
 use crate::error::{Error, ErrorKind, Result};
 

@@ -27,15 +27,14 @@ use std::hash::{Hash, Hasher as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::Mutex;
 
 use self::fs::{
-    escape, etag_of, not_found_or_io, read_small, remove_stale_temp_files, resolve_root, sync_dir,
-    TempGuard,
+    escape, etag_of, not_found_or_io, remove_stale_temp_files, resolve_root, sync_dir, TempGuard,
 };
 use self::meta::{meta_from, SidecarCache};
 use super::blocking::blocking;
@@ -44,9 +43,8 @@ use super::file_io;
 use super::path::RESERVED_SEGMENT;
 use super::sidecar::Record;
 use super::{
-    guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult,
-    HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Sha256, Storage,
-    Upload,
+    ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult, HashingBody, ListOptions,
+    ListPage, Meta, PutMode, PutOptions, PutResult, Sha256, Storage, Upload,
 };
 use crate::error::{Error, ErrorKind, Result};
 

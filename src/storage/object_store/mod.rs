@@ -75,9 +75,8 @@ use super::etag::{quote, unquote};
 use super::path::RESERVED_SEGMENT;
 use super::sidecar;
 use super::{
-    guess_content_type, ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, HashingBody,
-    ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Sha256, Storage, Upload,
-    UploadTuning,
+    guess_content_type, ArtifactPath, Capabilities, GetOptions, GetResult, HashingBody,
+    ListOptions, ListPage, Meta, PutMode, PutResult, Sha256, Storage, Upload, UploadTuning,
 };
 use crate::error::{Error, ErrorKind, Result};
 

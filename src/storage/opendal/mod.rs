@@ -52,8 +52,8 @@ use super::errors::{exists, not_found, reword};
 use super::etag::{quote, unquote};
 use super::sidecar::{self, Record};
 use super::{
-    guess_content_type, ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, HashingBody,
-    ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Storage, Upload, UploadTuning,
+    guess_content_type, ArtifactPath, Capabilities, GetOptions, GetResult, HashingBody,
+    ListOptions, ListPage, Meta, PutMode, PutResult, Storage, Upload, UploadTuning,
 };
 use crate::error::{Error, ErrorKind, Result};
 
