@@ -12,8 +12,8 @@ use artifact_gateway::service::auth::Scope;
 use artifact_gateway::service::{Authorizer, Gateway, Mount, Signer};
 use artifact_gateway::storage::local::LocalStorage;
 use artifact_gateway::storage::{
-    ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta,
-    PutOptions, PutResult, Sha256, Storage,
+    ArtifactPath, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta, PutResult,
+    Sha256, Storage, Upload,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -62,14 +62,9 @@ impl Storage for Counting {
         }
         Ok(r)
     }
-    async fn put(
-        &self,
-        p: &ArtifactPath,
-        b: ByteStream,
-        o: PutOptions,
-    ) -> artifact_gateway::Result<PutResult> {
+    async fn put(&self, p: &ArtifactPath, u: Upload) -> artifact_gateway::Result<PutResult> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.put(p, b, o).await
+        self.inner.put(p, u).await
     }
     async fn delete(&self, p: &ArtifactPath) -> artifact_gateway::Result<()> {
         self.calls.fetch_add(1, Ordering::SeqCst);

@@ -19,8 +19,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{within, Backoff};
 use crate::storage::metrics::StorageMetrics;
 use crate::storage::{
-    registry, ArtifactPath, ByteStream, GetOptions, GetResult, ListOptions, ListPage, Meta,
-    PutOptions, PutResult, Storage,
+    registry, ArtifactPath, GetOptions, GetResult, ListOptions, ListPage, Meta, PutResult, Storage,
+    Upload,
 };
 
 pub use auth::{Authorizer, Principal, Scope};
@@ -370,17 +370,14 @@ impl Gateway {
         &self,
         mount: &Mount,
         path: &ArtifactPath,
-        body: ByteStream,
-        mut opts: PutOptions,
+        mut upload: Upload,
     ) -> Result<PutResult> {
         mount.writable()?;
-        opts.max_size = Some(
-            opts.max_size
-                .map_or(mount.max_upload_size, |m| m.min(mount.max_upload_size)),
-        );
+        let limit = mount.max_upload_size;
+        upload.opts.max_size = Some(upload.opts.max_size.map_or(limit, |m| m.min(limit)));
         mount
             .storage
-            .put(path, body, opts)
+            .put(path, upload)
             .await
             .map_err(|e| e.with_mount(&mount.name))
     }
