@@ -8,7 +8,7 @@ for prog in curl wget; do
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "tests/install.sh: installing ${need_apt[*]} with apt-get"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"; } >/dev/null; then
+  if ! "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" "${need_apt[@]}" >/dev/null; then
     echo "tests/install.sh: could not install ${need_apt[*]}; install them with apt-get" >&2
     exit 1
   fi

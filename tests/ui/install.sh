@@ -11,7 +11,7 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "tests/ui/install.sh: installing ${need_apt[*]} with apt-get"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"; } >/dev/null; then
+  if ! ../apt-install.sh "${need_apt[@]}" >/dev/null; then
     echo "tests/ui/install.sh: could not install ${need_apt[*]}; install them with apt-get" >&2
     exit 1
   fi

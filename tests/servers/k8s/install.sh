@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs a single-node Kubernetes for the tests (idempotent; seconds when warm):
-#   Debian:  containerd, runc, CNI plugins, iptables, conntrack, socat, openssl, podman, debootstrap
+#   Debian:  containerd, runc, CNI plugins, iptables, conntrack, socat, openssl, podman, debootstrap,
+#            catatonit, unzip
 #   Go:      kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl, kube-proxy
 #            (k8s.io/kubernetes $K8S_VERSION), etcd $ETCD_VERSION, CoreDNS $COREDNS_VERSION, helm
 #            $HELM_VERSION — all built from the Go module proxy.
@@ -35,9 +36,12 @@ command -v socat >/dev/null || need+=(socat)
 command -v openssl >/dev/null || need+=(openssl)
 command -v podman >/dev/null || need+=(podman)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# The pod sandbox image is Debian's static catatonit (base-images.sh); only a Recommends of podman.
+command -v catatonit >/dev/null || need+=(catatonit)
+command -v unzip >/dev/null || need+=(unzip)
 if [[ ${#need[@]} -gt 0 ]]; then
     echo "k8s: apt-get install ${need[*]}"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; } \
+    "$HERE/../../apt-install.sh" "${need[@]}" \
         || die "apt-get install ${need[*]} failed (root and Debian's package mirror are needed)"
 fi
 
