@@ -3,6 +3,7 @@
 //! give every test its own random prefix.
 #![allow(dead_code)]
 
+pub mod cache;
 pub mod minio;
 pub mod proxy;
 
