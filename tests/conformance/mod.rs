@@ -70,6 +70,11 @@ cases!(
     ready_check,
 );
 
+/// Every case applies to a backend used through the trait.
+pub const ALL_APPLY: &[&str] = &[];
+/// Over HTTP a request cannot lower the mount's upload limit.
+pub const HTTP_SKIPS: &[&str] = &["size_limit_stores_nothing"];
+
 impl Suite {
     pub fn new(label: &str, storage: Arc<dyn Storage>, over_http: bool) -> Suite {
         let root = ArtifactPath::parse(&format!(
@@ -119,6 +124,13 @@ impl Suite {
         );
         assert_eq!(passed + skipped.len(), CASES.len());
         skipped
+    }
+
+    /// Runs every case and asserts that exactly the cases named in `skips` were skipped:
+    /// [`ALL_APPLY`] for a backend through the trait, [`HTTP_SKIPS`] over HTTP.
+    pub async fn run_expecting(&self, skips: &[&str]) {
+        let skipped = self.run().await;
+        assert_eq!(skipped, skips, "conformance[{}]: skipped cases", self.label);
     }
 
     fn caps(&self) -> artifact_gateway::storage::Capabilities {
