@@ -126,6 +126,7 @@ fn env_opts(write_token: bool, signing: Option<Signer>) -> Env {
         }),
         anonymous_read,
         max_upload_size: 1 << 20,
+        read_only: false,
     };
     let public = mount("default", dir.path(), true);
     let private = mount("private", private_dir.path(), false);
@@ -908,6 +909,7 @@ async fn a_body_failing_midway_fails_the_response() {
         }),
         anonymous_read: true,
         max_upload_size: 1 << 20,
+        read_only: false,
     };
     let gw = Gateway::new(vec![mount], Authorizer::default(), Duration::from_secs(5));
     let state = AppState::new(Arc::new(gw));

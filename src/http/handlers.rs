@@ -209,6 +209,7 @@ pub fn whoami(gw: &Gateway, cred: Option<&str>) -> Result<Outcome> {
                 "name": m.name,
                 "url": listing::url_path(&m.name, &ArtifactPath::root(), true),
                 "anonymous_read": m.anonymous_read,
+                "read_only": m.read_only,
                 "max_upload_size": m.max_upload_size,
                 "read": scopes.contains(&Scope::Read),
                 "write": scopes.contains(&Scope::Write),

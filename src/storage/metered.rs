@@ -109,4 +109,8 @@ impl Storage for Metered {
     async fn start(&self) -> Result<()> {
         self.inner.start().await
     }
+
+    async fn check_writable(&self) -> Result<()> {
+        self.inner.check_writable().await
+    }
 }

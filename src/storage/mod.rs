@@ -369,6 +369,14 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     async fn start(&self) -> Result<()> {
         Ok(())
     }
+
+    /// The server's start-up probe whether writes can succeed: [`ErrorKind::ReadOnly`] when the
+    /// store can only be read (a directory on a read-only filesystem, or one this process may
+    /// not write), so the mount serves reads and refuses writes up front. Other errors are
+    /// reported but do not make the mount read-only. Stores that cannot tell cheaply say `Ok`.
+    async fn check_writable(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Wraps a body so it yields exactly `expected` bytes: a short or long stream ends with an

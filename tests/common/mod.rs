@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod minio;
+pub mod mounts;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
@@ -79,6 +80,8 @@ pub struct Gateway {
     pub url: String,
     pub port: u16,
     pub stderr_lines: mpsc::Receiver<String>,
+    /// The stderr lines before the listening line (start-up messages).
+    pub startup_lines: Vec<String>,
 }
 
 impl Gateway {
@@ -130,6 +133,7 @@ impl Gateway {
                             url,
                             port,
                             stderr_lines: rx,
+                            startup_lines: seen,
                         };
                     }
                     seen.push(line);

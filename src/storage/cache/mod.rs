@@ -271,4 +271,8 @@ impl Storage for CachedStorage {
         self.inner.backend.start().await?;
         self.inner.start().await
     }
+
+    async fn check_writable(&self) -> Result<()> {
+        self.inner.backend.check_writable().await
+    }
 }

@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use super::fs::{etag_of, read_small};
+use super::fs::{etag_of, read_small, TempGuard};
 use super::LocalStorage;
 use crate::error::{Error, Result};
 use crate::storage::sidecar::Record;
@@ -101,12 +101,15 @@ impl LocalStorage {
                 .map_err(|e| Error::io("cannot create metadata directory", e))?;
         }
         let tmp = self.staging_name(".meta").await?;
+        // A full disk may fail the write: leave no temporary file behind.
+        let guard = TempGuard(Some(tmp.clone()));
         tokio::fs::write(&tmp, sidecar.to_json())
             .await
-            .map_err(|e| Error::io("cannot write metadata", e))?;
+            .map_err(|e| Error::io("cannot write metadata", e).with_path(path.as_str()))?;
         tokio::fs::rename(&tmp, &target)
             .await
-            .map_err(|e| Error::io("cannot place metadata", e))?;
+            .map_err(|e| Error::io("cannot place metadata", e).with_path(path.as_str()))?;
+        guard.keep();
         Ok(())
     }
 

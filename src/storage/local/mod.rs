@@ -307,19 +307,26 @@ impl Storage for LocalStorage {
         };
         opts.mode.check(path, current.as_deref())?;
         self.write_sidecar(path, &sidecar).await?;
-        if opts.mode == PutMode::Create {
+        let placed = if opts.mode == PutMode::Create {
             // A hard link fails atomically if the name exists, even against other processes.
             tokio::fs::hard_link(&tmp, &target).await.map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
                     exists(path)
                 } else {
-                    Error::io("cannot place the upload", e)
+                    Error::io("cannot place the upload", e).with_path(path.as_str())
                 }
-            })?;
+            })
         } else {
             tokio::fs::rename(&tmp, &target)
                 .await
-                .map_err(|e| Error::io("cannot place the upload", e).with_path(path.as_str()))?;
+                .map_err(|e| Error::io("cannot place the upload", e).with_path(path.as_str()))
+        };
+        if let Err(e) = placed {
+            if existing.is_none() && e.kind() != ErrorKind::PreconditionFailed {
+                // Nothing was there: leave no record of what was not stored either.
+                self.forget_sidecar(path).await;
+            }
+            return Err(e);
         }
         drop(guard);
         sync_dir(target.parent().expect("has parent")).await;
@@ -443,6 +450,42 @@ impl Storage for LocalStorage {
             }
             remove_stale_temp_files(&tmp, STALE_TEMP_AGE);
             Ok(())
+        })
+        .await
+    }
+
+    /// Creates the staging directory and a file in it, and removes the file: a read-only
+    /// filesystem (`EROFS`) or a directory this process may not write (`EACCES`, `EPERM`) is
+    /// [`ErrorKind::ReadOnly`].
+    async fn check_writable(&self) -> Result<()> {
+        let root = self.inner.root.clone();
+        let tmp = self.inner.tmp.clone();
+        blocking(move || {
+            let probe = tmp.join(format!("{}.probe", uuid::Uuid::new_v4()));
+            let result = std::fs::create_dir_all(&tmp)
+                .and_then(|()| std::fs::File::create(&probe))
+                .map(drop);
+            let _ = std::fs::remove_file(&probe);
+            match result {
+                Ok(()) => Ok(()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ReadOnlyFilesystem
+                            | std::io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    Err(Error::new(
+                        ErrorKind::ReadOnly,
+                        format!("{} cannot be written: {e}", root.display()),
+                    )
+                    .with_source(e))
+                }
+                Err(e) => Err(Error::io(
+                    &format!("cannot write a probe file in {}", tmp.display()),
+                    e,
+                )),
+            }
         })
         .await
     }
