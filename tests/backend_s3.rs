@@ -21,8 +21,6 @@ use artifact_gateway::{Error, ErrorKind};
 use bytes::Bytes;
 use common::minio::{Minio, PrivateMinio};
 use conformance::backend::{json_of, readyz, walk_pages};
-use conformance::http_storage::HttpStorage;
-use conformance::{Suite, ALL_APPLY, HTTP_SKIPS};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
@@ -115,9 +113,7 @@ async fn conformance_s3_trait() {
     assert!(storage
         .describe()
         .starts_with(&format!("s3://{}/ag-test-", minio.bucket)));
-    Suite::new("s3", storage, false)
-        .run_expecting(ALL_APPLY)
-        .await;
+    conformance::run_on_trait("s3", storage).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,10 +125,7 @@ async fn conformance_s3_http() {
     let token = "s3-conformance-token";
     let gw = start_gateway(&config, &envs, token);
     let caps = minio.storage(&prefix).capabilities();
-    let storage = Arc::new(HttpStorage::new(&gw.url, "s3", Some(token), caps));
-    Suite::new("s3-http", storage, true)
-        .run_expecting(HTTP_SKIPS)
-        .await;
+    conformance::run_over_http("s3-http", &gw.url, "s3", token, caps).await;
 }
 
 // ---------- digests and metadata specific to S3 ----------

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use artifact_gateway::storage::cache::CacheOptions;
 use artifact_gateway::storage::metrics::StorageMetrics;
-use artifact_gateway::storage::registry::{BackendOptions, BackendSpec, HdfsOptions};
 use artifact_gateway::storage::{ArtifactPath, Storage};
 use bytes::Bytes;
 use common::cache::{
@@ -26,10 +25,6 @@ use common::cache::{
 };
 
 const MOUNT: &str = "hcached";
-
-fn hdfs_url() -> String {
-    common::require_env("AG_TEST_HDFS_URL")
-}
 
 /// The tests of this file share the datanode's byte count: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -75,15 +70,7 @@ async fn cached(
     opts: &CacheOptions,
     metrics: &StorageMetrics,
 ) -> Arc<dyn Storage> {
-    let spec = BackendSpec::from_url(
-        &format!("{url}/{prefix}"),
-        BackendOptions {
-            hdfs: Some(HdfsOptions::default()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    cached_mount(&spec, MOUNT, opts, metrics).await
+    cached_mount(&common::hdfs_spec(url, prefix), MOUNT, opts, metrics).await
 }
 
 async fn read_all(store: &Arc<dyn Storage>, p: &ArtifactPath) -> Vec<u8> {
@@ -93,7 +80,7 @@ async fn read_all(store: &Arc<dyn Storage>, p: &ArtifactPath) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_concurrent_cold_reads_cause_one_hdfs_read() {
     let _serial = SERIAL.lock().await;
-    let url = hdfs_url();
+    let url = common::hdfs_url();
     let prefix = common::random_prefix("hcache64");
     let size = 32 << 20;
     let data = Arc::new(pattern(size, 1));
@@ -136,7 +123,7 @@ async fn sixty_four_concurrent_cold_reads_cause_one_hdfs_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_replaced_behind_the_cache_is_served_new() {
     let _serial = SERIAL.lock().await;
-    let url = hdfs_url();
+    let url = common::hdfs_url();
     let prefix = common::random_prefix("hcachechg");
     let abs = format!("/{prefix}/udf.jar");
     let (v1, v2) = (pattern(2 << 20, 2), pattern(2 << 20, 3));
@@ -170,7 +157,7 @@ async fn a_file_replaced_behind_the_cache_is_served_new() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_sixty_four_concurrent_cold_downloads_read_hdfs_once() {
     let _serial = SERIAL.lock().await;
-    let url = hdfs_url();
+    let url = common::hdfs_url();
     let prefix = common::random_prefix("hcache64http");
     let size: usize = 16 << 20;
     let data = Arc::new(pattern(size, 4));

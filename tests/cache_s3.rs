@@ -283,10 +283,9 @@ async fn an_unstarted_cache_writes_nothing_and_passes_reads_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_changed_behind_the_cache_is_served_new() {
     let minio = Minio::from_env();
-    let prefix = common::random_prefix("cachechg");
-    let key = format!("{prefix}/app.jar");
     let (v1, v2) = (pattern(3 << 20, 10), pattern(3 << 20, 11));
-    minio.put_raw(&key, v1.clone()).await;
+    let prefix = minio.stage("cachechg", &[("app.jar", &v1[..])]).await;
+    let key = format!("{prefix}/app.jar");
     let dir = common::tempdir();
     let metrics = StorageMetrics::default();
     let store = cached(&minio, &prefix, &CacheOptions::in_dir(dir.path()), &metrics).await;
@@ -655,10 +654,9 @@ async fn a_full_cache_disk_degrades_to_pass_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_survive_a_restart_and_are_revalidated() {
     let minio = Minio::from_env();
-    let prefix = common::random_prefix("cacherestart");
-    let key = format!("{prefix}/r.jar");
     let v1 = pattern(2 << 20, 60);
-    minio.put_raw(&key, v1.clone()).await;
+    let prefix = minio.stage("cacherestart", &[("r.jar", &v1[..])]).await;
+    let key = format!("{prefix}/r.jar");
     let dir = common::tempdir();
     let cache_dir = dir.path().join("cache");
     let client = reqwest::Client::new();
