@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use artifact_gateway::storage::registry;
-use artifact_gateway::storage::{ArtifactPath, PutMode, PutOptions, Sha256, Storage, Upload};
+use artifact_gateway::storage::{ArtifactPath, PutMode, PutOptions, Storage, Upload};
 use artifact_gateway::ErrorKind;
 use bytes::Bytes;
 use conformance::backend::{

@@ -23,7 +23,7 @@ use artifact_gateway::storage::{ArtifactPath, PutOptions, Sha256, Storage, Uploa
 use artifact_gateway::ErrorKind;
 use bytes::Bytes;
 use conformance::backend::{
-    at, json_of, names, one_chunk, put_named, put_recorded, readyz, walk_pages, PrivateServer,
+    at, json_of, names, put_named, put_recorded, readyz, walk_pages, PrivateServer,
 };
 use conformance::{Suite, ALL_APPLY};
 use futures::StreamExt;
