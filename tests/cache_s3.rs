@@ -276,6 +276,57 @@ async fn an_unstarted_cache_writes_nothing_and_passes_reads_through() {
     minio.delete_prefix(&prefix).await;
 }
 
+/// Two stores on one cache directory (two gateways, or two mounts by mistake): the second
+/// `start` is refused, naming the directory, before it touches the first one's files; once the
+/// first store is gone, the directory can be used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_directory_in_use_is_refused() {
+    let minio = Minio::from_env();
+    let data = pattern(1 << 20, 101);
+    let prefix = minio.stage("cachelock", &[("a.jar", &data[..])]).await;
+    let dir = common::tempdir();
+    let cache_dir = dir.path().join("cache");
+    let metrics = StorageMetrics::default();
+    let opts = CacheOptions::in_dir(&cache_dir);
+    let first = cached(&minio, &prefix, &opts, &metrics).await;
+    read_and_compare(&first, &path("a.jar"), GetOptions::default(), &data)
+        .await
+        .unwrap();
+    settle(&cache_dir).await;
+
+    let spec = BackendSpec::S3 {
+        bucket: minio.bucket.clone(),
+        prefix: prefix.clone(),
+        options: minio.options(),
+    };
+    let second = registry::build_mount(&spec, "other", Some(&opts), &StorageMetrics::default())
+        .await
+        .unwrap();
+    let err = second.start().await.unwrap_err();
+    assert_eq!(err.kind(), artifact_gateway::ErrorKind::InvalidInput);
+    assert!(err.message().contains("in use by another process"), "{err}");
+    assert!(err.message().contains(cache_dir.to_str().unwrap()), "{err}");
+    assert_eq!(
+        files_in(&cache_dir.join("data")).len(),
+        1,
+        "the first store's entry is untouched"
+    );
+    read_and_compare(&first, &path("a.jar"), GetOptions::default(), &data)
+        .await
+        .unwrap();
+    assert_eq!(counts(&metrics).hits, 1);
+
+    drop(first);
+    let third = registry::build_mount(&spec, "third", Some(&opts), &StorageMetrics::default())
+        .await
+        .unwrap();
+    third
+        .start()
+        .await
+        .expect("the lock went with the first store");
+    minio.delete_prefix(&prefix).await;
+}
+
 // ---------- validation ----------
 
 /// An object replaced behind the cache (by another tool, same size) is served new at once;
@@ -388,6 +439,71 @@ async fn http_replaced_object_is_served_new() {
     let hits = common::gateway_metric(&gw.url, "artifact_gateway_cache_hits_total", &[]).await;
     let misses = common::gateway_metric(&gw.url, "artifact_gateway_cache_misses_total", &[]).await;
     assert_eq!((hits, misses), (1.0, 3.0));
+    minio.delete_prefix(&prefix).await;
+}
+
+/// A conditional GET answered `304 Not Modified` (or `412`) needs no body: on an object not
+/// cached yet it starts no fill and reads no byte from the backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_a_304_on_a_cold_object_starts_no_fill() {
+    let minio = Minio::from_env();
+    let data = pattern(2 << 20, 23);
+    let prefix = minio.stage("cache304", &[("cold.jar", &data[..])]).await;
+    let dir = common::tempdir();
+    let cache_dir = dir.path().join("cache");
+    let gw = start_cached_gateway(&minio, &prefix, dir.path(), None);
+    let client = reqwest::Client::new();
+    let url = gw.artifact(MOUNT, "cold.jar");
+    let head = client.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let etag = head.headers()["etag"].to_str().unwrap().to_string();
+    let modified = head.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_string();
+
+    let r = client
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = client
+        .get(&url)
+        .header("if-modified-since", &modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = client
+        .get(&url)
+        .header("if-match", "\"another-version\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+
+    settle(&cache_dir).await;
+    assert!(files_in(&cache_dir.join("data")).is_empty(), "no entry");
+    let misses = common::gateway_metric(&gw.url, "artifact_gateway_cache_misses_total", &[]).await;
+    let read = common::gateway_metric(
+        &gw.url,
+        "artifact_gateway_backend_read_bytes_total",
+        &[("mount", MOUNT)],
+    )
+    .await;
+    assert_eq!((misses, read), (0.0, 0.0), "no fill, no byte read");
+
+    // A GET whose condition lets the body through fills as usual.
+    let r = client
+        .get(&url)
+        .header("if-none-match", "\"another-version\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap() == data);
     minio.delete_prefix(&prefix).await;
 }
 

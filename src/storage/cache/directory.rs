@@ -15,12 +15,41 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::storage::metrics::{MountReason, Reason};
 use crate::storage::GetOptions;
 
-/// Creates the directories, empties `tmp`, scans `data`.
+/// Why a cache directory cannot be used by this process.
+pub(super) enum Refused {
+    /// Another process holds the directory's lock.
+    InUse(PathBuf),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for Refused {
+    fn from(e: std::io::Error) -> Refused {
+        Refused::Io(e)
+    }
+}
+
+/// Takes the directory's lock (an exclusive `flock` on `<dir>/lock`, held while the returned
+/// file is open), creates the directories, empties `tmp`, scans `data`. A directory locked by
+/// another process is refused before anything in it is touched: two processes on one cache
+/// directory would delete each other's fills in progress and evict each other's entries.
 pub(super) fn prepare(
+    dir: &Path,
     data_dir: &Path,
     tmp_dir: &Path,
     max: u64,
-) -> std::io::Result<(Index, Evicted)> {
+) -> std::result::Result<(Index, Evicted, std::fs::File), Refused> {
+    std::fs::create_dir_all(dir)?;
+    let lock_path = dir.join("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(Refused::InUse(lock_path)),
+        Err(std::fs::TryLockError::Error(e)) => return Err(Refused::Io(e)),
+    }
     std::fs::create_dir_all(data_dir)?;
     if tmp_dir.exists() {
         let mut leftovers = 0;
@@ -46,7 +75,7 @@ pub(super) fn prepare(
     for k in &evicted.keys {
         std::fs::remove_file(data_dir.join(k))?;
     }
-    Ok((index, evicted))
+    Ok((index, evicted, lock))
 }
 
 impl Inner {
@@ -56,16 +85,32 @@ impl Inner {
         if self.started.load(Ordering::Acquire) {
             return Ok(());
         }
-        let (d, t, max) = (self.data_dir.clone(), self.tmp_dir.clone(), self.max_size);
-        let (index, evicted) = tokio::task::spawn_blocking(move || prepare(&d, &t, max))
-            .await
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("cache start-up: {e}")))?
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidInput,
-                    format!("cache directory {}: {e}", self.dir.display()),
-                )
-            })?;
+        let (root, d, t, max) = (
+            self.dir.clone(),
+            self.data_dir.clone(),
+            self.tmp_dir.clone(),
+            self.max_size,
+        );
+        let (index, evicted, lock) =
+            tokio::task::spawn_blocking(move || prepare(&root, &d, &t, max))
+                .await
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("cache start-up: {e}")))?
+                .map_err(|e| match e {
+                    Refused::InUse(lock) => Error::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "cache directory {} is in use by another process (it holds {}): \
+                             give every process and every mount a [mounts.cache] dir of its own",
+                            self.dir.display(),
+                            lock.display()
+                        ),
+                    ),
+                    Refused::Io(e) => Error::new(
+                        ErrorKind::InvalidInput,
+                        format!("cache directory {}: {e}", self.dir.display()),
+                    ),
+                })?;
+        let _ = self.lock.set(lock);
         tracing::info!(mount = %self.mount, dir = %self.dir.display(), entries = index.len(), bytes = index.used(), max_size = max, "cache ready");
         {
             let mut st = self.state.lock().expect("cache lock");

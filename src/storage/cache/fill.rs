@@ -246,9 +246,7 @@ pub async fn copy_body(
 
 /// Where a reader gets its bytes.
 pub enum Source {
-    /// A complete entry.
-    Entry { file: Arc<File>, pin: Pin },
-    /// A fill in progress (or just finished).
+    /// A fill in progress (or just finished). Complete entries are served by `hit.rs`.
     Fill(Arc<Fill>),
 }
 
@@ -307,7 +305,6 @@ pub fn read(
     metrics: ReaderMetrics,
 ) -> ByteStream {
     let (file, fill, pin) = match source {
-        Source::Entry { file, pin } => (Some(file), None, pin),
         Source::Fill(f) => {
             let rx = f.progress.subscribe();
             let pin = f.pin.clone();

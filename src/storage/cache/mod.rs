@@ -34,10 +34,13 @@
 //!   (pinned to the ETag) and succeed; for `disk_full_backoff` no new fill starts and reads go
 //!   straight to the backend.
 //! - A fill continues when the reads that wanted it go away (the next read will want it too).
-//! - One process per cache directory; one directory per mount.
+//! - One process per cache directory; one directory per mount. [`Storage::start`] takes an
+//!   exclusive lock on `<dir>/lock` (held while the store lives; the kernel drops it when the
+//!   process dies) and refuses a directory another process holds, before touching anything.
 
 mod directory;
 mod fill;
+mod hit;
 pub mod index;
 mod serve;
 mod validate;
@@ -114,6 +117,8 @@ struct Inner {
     max_size: u64,
     /// Set by [`Storage::start`] once the directory is prepared; reads bypass the cache before.
     started: AtomicBool,
+    /// The directory's lock, held from [`Storage::start`] for the life of the store.
+    lock: std::sync::OnceLock<std::fs::File>,
     disk_full_backoff: Duration,
     state: Mutex<State>,
     validator: Validator,
@@ -148,6 +153,7 @@ impl CachedStorage {
             tmp_dir: opts.dir.join("tmp"),
             max_size,
             started: AtomicBool::new(false),
+            lock: std::sync::OnceLock::new(),
             disk_full_backoff: opts.disk_full_backoff,
             state: Mutex::new(State {
                 index: Index::new(max_size),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::fill::{self, Fallback, Fill, Phase, ReaderMetrics, Source};
+use super::hit;
 use super::index::{Key, Pin};
 use super::Inner;
 use crate::error::Result;
@@ -66,23 +67,23 @@ impl Inner {
                 m.cache_hits.get_or_create(&self.label).inc();
                 let file_path = self.data_dir.join(&key);
                 let size = meta.size;
-                let opened = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-                    let f = std::fs::File::open(&file_path)?;
-                    let len = f.metadata()?.len();
-                    Ok((f, len))
-                })
-                .await;
+                let r = range.clone();
+                let opened =
+                    tokio::task::spawn_blocking(move || hit::open(&file_path, size, &r)).await;
                 match opened {
-                    Ok(Ok((file, len))) if len == size => (
-                        Source::Entry {
-                            file: Arc::new(file),
+                    Ok(Ok(Some(opened))) => {
+                        return Ok(hit::body(
+                            opened,
+                            path.clone(),
+                            range,
                             pin,
-                        },
-                        Served::hit,
-                    ),
+                            self.fallback(meta, Reason::disk_error),
+                            self.reader_metrics(Served::hit, started),
+                        ))
+                    }
                     other => {
                         // Gone or damaged behind our back: forget it; the next read refills.
-                        tracing::warn!(mount = %self.mount, path = %path.as_str(), result = ?other.map(|r| r.map(|(_, l)| l).map_err(|e| e.to_string())), "a cache entry is missing or damaged; dropping it");
+                        tracing::warn!(mount = %self.mount, path = %path.as_str(), result = ?other.map(|r| r.map(|o| o.is_some()).map_err(|e| e.to_string())), "a cache entry is missing or damaged; dropping it");
                         drop(pin);
                         self.forget(&key);
                         let _ = tokio::fs::remove_file(self.data_dir.join(&key)).await;
@@ -123,7 +124,6 @@ impl Inner {
                 }
                 (Source::Fill(fill), served)
             }
-            s => (s, served),
         };
         Ok(fill::read(
             source,
