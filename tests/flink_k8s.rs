@@ -813,7 +813,6 @@ const PYFLINK_LINES: &[&str] = &[
 ];
 
 #[test]
-#[ignore = "the PyFlink image is not built by the test run yet (pip inside the image build cannot verify PyPI here); build it with AG_K8S_PYFLINK=1 tests/k8s/images.sh and run with --ignored"]
 fn application_python_cell_runs_the_fetched_script_with_its_connector_in_lib() {
     let _g = serial();
     stack();
@@ -838,7 +837,6 @@ fn application_python_cell_runs_the_fetched_script_with_its_connector_in_lib() {
 }
 
 #[test]
-#[ignore = "the PyFlink image is not built by the test run yet (pip inside the image build cannot verify PyPI here); build it with AG_K8S_PYFLINK=1 tests/k8s/images.sh and run with --ignored"]
 fn session_python_cell_operator_fetches_the_driver_jar_and_pods_the_script() {
     let _g = serial();
     stack();
