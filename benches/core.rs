@@ -69,6 +69,7 @@ fn in_process_get(c: &mut Criterion) {
             storage: Arc::new(LocalStorage::new(dir.path()).unwrap()),
             anonymous_read: true,
             max_upload_size: u64::MAX,
+            read_only: false,
         };
         let state = AppState::new(Arc::new(Gateway::new(
             vec![mount],

@@ -61,7 +61,7 @@ pub fn exit_code(kind: ErrorKind) -> i32 {
     match kind {
         ErrorKind::DigestMismatch => EXIT_INTEGRITY,
         ErrorKind::BackendUnavailable | ErrorKind::Timeout | ErrorKind::Aborted => EXIT_UNAVAILABLE,
-        ErrorKind::Internal => EXIT_LOCAL,
+        ErrorKind::Internal | ErrorKind::InsufficientStorage => EXIT_LOCAL,
         _ => EXIT_REFUSED,
     }
 }
@@ -347,13 +347,11 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>) -> Result<()> {
     let env_token = std::env::var("ARTIFACT_GATEWAY_TOKEN")
         .ok()
         .filter(|v| !v.trim().is_empty());
-    let gateway = Arc::new(Gateway::from_config(&config, env_token.as_deref()).await?);
-    // Opening a store writes nothing; the server's housekeeping runs once, here.
-    for m in gateway.mounts() {
-        m.storage.start().await.map_err(|e| {
-            crate::error::Error::new(e.kind(), format!("mounts[{:?}]: {}", m.name, e.message()))
-        })?;
-    }
+    let mut gateway = Gateway::from_config(&config, env_token.as_deref()).await?;
+    // Opening a store writes nothing; the server's housekeeping (and the write probe that
+    // finds read-only directories) runs once, here.
+    gateway.start().await?;
+    let gateway = Arc::new(gateway);
     let state = AppState::with_max_header_bytes(
         gateway.clone(),
         config.limits.max_header_bytes.as_u64() as usize,
@@ -367,7 +365,7 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>) -> Result<()> {
     .await?;
     let scheme = if server.is_tls() { "https" } else { "http" };
     for m in gateway.mounts() {
-        tracing::info!(mount = %m.name, backend = %m.storage.describe(), anonymous_read = m.anonymous_read, "mount ready");
+        tracing::info!(mount = %m.name, backend = %m.storage.describe(), anonymous_read = m.anonymous_read, read_only = m.read_only, "mount ready");
     }
     tracing::info!(address = %server.local_addr(), "listening on {scheme}://{}", server.local_addr());
     server.serve(shutdown_signal()).await

@@ -29,6 +29,12 @@ pub enum ErrorKind {
     Unauthenticated,
     /// A valid credential without the needed scope, or writes disabled.
     PermissionDenied,
+    /// A write to a mount that only serves reads (`read_only = true`, or a read-only
+    /// directory found at start-up, or a filesystem that turned read-only).
+    ReadOnly,
+    /// The store has no room left for the write: a full disk (`ENOSPC`), a quota (`EDQUOT`,
+    /// an HDFS space or name quota), or an object store answering `507`.
+    InsufficientStorage,
     /// The backend does not support the operation (see `Capabilities`).
     Unsupported,
     /// The backend could not be reached or answered with a server error.
@@ -39,7 +45,7 @@ pub enum ErrorKind {
     Timeout,
     /// The client went away or sent a broken body.
     Aborted,
-    /// A bug or an unexpected local failure (disk full, permission on the data dir, …).
+    /// A bug or an unexpected local failure (permission on the data dir, …).
     Internal,
 }
 
@@ -57,6 +63,8 @@ impl ErrorKind {
             ErrorKind::HeaderTooLarge => "header_too_large",
             ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::ReadOnly => "read_only",
+            ErrorKind::InsufficientStorage => "insufficient_storage",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::BackendUnavailable => "backend_unavailable",
             ErrorKind::BackendAuth => "backend_auth",
@@ -139,6 +147,10 @@ impl Error {
             | Io::ConnectionAborted
             | Io::BrokenPipe => ErrorKind::BackendUnavailable,
             Io::UnexpectedEof => ErrorKind::Aborted,
+            Io::StorageFull | Io::QuotaExceeded | Io::FileTooLarge => {
+                ErrorKind::InsufficientStorage
+            }
+            Io::ReadOnlyFilesystem => ErrorKind::ReadOnly,
             _ => ErrorKind::Internal,
         };
         Error::new(kind, format!("{context}: {err}")).with_source(err)

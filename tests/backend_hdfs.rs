@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use artifact_gateway::storage::hdfs::HdfsOptions;
 use artifact_gateway::storage::registry::{self, BackendOptions, BackendSpec};
-use artifact_gateway::storage::{ArtifactPath, PutMode, PutOptions, Sha256, Storage};
+use artifact_gateway::storage::{ArtifactPath, PutMode, PutOptions, Sha256, Storage, Upload};
 use artifact_gateway::ErrorKind;
 use bytes::Bytes;
 use conformance::backend::{
@@ -116,11 +116,7 @@ async fn file_replaced_by_another_client_has_no_digest() {
     let st = storage(&url, &prefix).await;
     let path = at("lib/udf.jar");
     let put = st
-        .put(
-            &path,
-            one_chunk(b"written by the gateway"),
-            PutOptions::default(),
-        )
+        .put(&path, Upload::new(one_chunk(b"written by the gateway")))
         .await
         .unwrap();
     assert_eq!(
@@ -153,7 +149,10 @@ async fn file_replaced_by_another_client_has_no_digest() {
         },
         ..Default::default()
     };
-    let err = st.put(&path, one_chunk(b"x"), stale).await.unwrap_err();
+    let err = st
+        .put(&path, Upload::with(one_chunk(b"x"), stale))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PreconditionFailed);
 }
 

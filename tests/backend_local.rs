@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use artifact_gateway::storage::local::LocalStorage;
-use artifact_gateway::storage::{ArtifactPath, GetOptions, ListOptions, Storage};
+use artifact_gateway::storage::{ArtifactPath, GetOptions, ListOptions, Storage, Upload};
 use conformance::http_storage::HttpStorage;
 use conformance::Suite;
 use futures::StreamExt;
@@ -151,8 +151,7 @@ async fn a_read_only_directory_is_opened_and_read() {
     let put = storage
         .put(
             &ArtifactPath::parse("new.jar").unwrap(),
-            conformance::backend::one_chunk(b"x"),
-            Default::default(),
+            Upload::new(conformance::backend::one_chunk(b"x")),
         )
         .await;
     assert!(put.is_err(), "a put into a read-only directory succeeded");

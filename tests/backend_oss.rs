@@ -19,7 +19,7 @@ use std::time::Duration;
 use artifact_gateway::secret::Secret;
 use artifact_gateway::storage::oss::OssOptions;
 use artifact_gateway::storage::registry::{self, BackendOptions, BackendSpec};
-use artifact_gateway::storage::{ArtifactPath, PutOptions, Sha256, Storage};
+use artifact_gateway::storage::{ArtifactPath, PutOptions, Sha256, Storage, Upload};
 use artifact_gateway::ErrorKind;
 use bytes::Bytes;
 use conformance::backend::{
@@ -223,11 +223,7 @@ async fn object_replaced_by_another_tool_has_no_digest() {
     let st = storage(&s, &prefix, &s.secret).await;
     let path = at("lib/udf.jar");
     let put = st
-        .put(
-            &path,
-            one_chunk(b"written by the gateway"),
-            PutOptions::default(),
-        )
+        .put(&path, Upload::new(one_chunk(b"written by the gateway")))
         .await
         .unwrap();
     assert_eq!(
@@ -300,7 +296,7 @@ async fn failed_multipart_uploads_are_aborted() {
 
     // 1. The body breaks after 20 MiB (two parts uploaded).
     let err = st
-        .put(&path, body(mib(20), true), PutOptions::default())
+        .put(&path, Upload::new(body(mib(20), true)))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Aborted, "{err:?}");
@@ -309,22 +305,25 @@ async fn failed_multipart_uploads_are_aborted() {
         sha256: Some(Sha256::of(b"other")),
         ..Default::default()
     };
-    let err = st.put(&path, body(mib(20), false), opts).await.unwrap_err();
+    let err = st
+        .put(&path, Upload::with(body(mib(20), false), opts))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DigestMismatch);
     // 3. The size limit is crossed after two parts.
     let opts = PutOptions {
         max_size: Some(mib(18) as u64),
         ..Default::default()
     };
-    let err = st.put(&path, body(mib(20), false), opts).await.unwrap_err();
+    let err = st
+        .put(&path, Upload::with(body(mib(20), false), opts))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TooLarge);
     // 4. The put future is dropped midway (client gone): the guard aborts in the background.
     let st2 = st.clone();
     let p2 = path.clone();
-    let task = tokio::spawn(async move {
-        st2.put(&p2, slow_body(mib(40)), PutOptions::default())
-            .await
-    });
+    let task = tokio::spawn(async move { st2.put(&p2, Upload::new(slow_body(mib(40)))).await });
     tokio::time::sleep(Duration::from_secs(3)).await;
     task.abort();
     let _ = task.await;
@@ -352,7 +351,7 @@ async fn failed_multipart_uploads_are_aborted() {
     }
     // And a good multipart upload still works afterwards.
     let res = st
-        .put(&path, body(mib(20), false), PutOptions::default())
+        .put(&path, Upload::new(body(mib(20), false)))
         .await
         .unwrap();
     assert_eq!(res.meta.size, mib(20) as u64);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use artifact_gateway::storage::{
-    ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256, Storage,
+    ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256, Storage, Upload,
 };
 use artifact_gateway::{Error, ErrorKind};
 use bytes::Bytes;
@@ -144,7 +144,7 @@ async fn multipart_digest_sidecar_follows_the_etag() {
     let storage = minio.storage(&prefix);
     let p = path("jobs/big.jar");
     let (body, digest) = pattern_body(40 << 20, 5);
-    let res = storage.put(&p, body, PutOptions::default()).await.unwrap();
+    let res = storage.put(&p, Upload::new(body)).await.unwrap();
     assert!(
         res.meta.etag.contains('-'),
         "40 MiB with 16 MiB parts is a multipart upload: {}",
@@ -218,7 +218,7 @@ async fn multipart_with_declared_digest_and_modes() {
         mode: PutMode::Create,
         ..Default::default()
     };
-    let res = storage.put(&p, body, opts).await.unwrap();
+    let res = storage.put(&p, Upload::with(body, opts)).await.unwrap();
     assert!(res.created);
     assert_eq!(storage.head(&p).await.unwrap().sha256, Some(digest));
 
@@ -229,7 +229,11 @@ async fn multipart_with_declared_digest_and_modes() {
         ..Default::default()
     };
     assert_eq!(
-        storage.put(&p, body, opts).await.unwrap_err().kind(),
+        storage
+            .put(&p, Upload::with(body, opts))
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::PreconditionFailed
     );
 
@@ -241,7 +245,7 @@ async fn multipart_with_declared_digest_and_modes() {
         },
         ..Default::default()
     };
-    let v2 = storage.put(&p, body, opts).await.unwrap();
+    let v2 = storage.put(&p, Upload::with(body, opts)).await.unwrap();
     assert!(!v2.created);
     assert_eq!(storage.head(&p).await.unwrap().sha256, Some(d2));
     let (body, _) = pattern_body(20 << 20, 12);
@@ -252,7 +256,11 @@ async fn multipart_with_declared_digest_and_modes() {
         ..Default::default()
     };
     assert_eq!(
-        storage.put(&p, body, opts).await.unwrap_err().kind(),
+        storage
+            .put(&p, Upload::with(body, opts))
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::PreconditionFailed
     );
     assert_eq!(storage.head(&p).await.unwrap().etag, v2.meta.etag);
@@ -264,7 +272,11 @@ async fn multipart_with_declared_digest_and_modes() {
         ..Default::default()
     };
     assert_eq!(
-        storage.put(&p, body, opts).await.unwrap_err().kind(),
+        storage
+            .put(&p, Upload::with(body, opts))
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::DigestMismatch
     );
     assert_eq!(storage.head(&p).await.unwrap().etag, v2.meta.etag);
@@ -328,7 +340,7 @@ async fn listing_pages_through_a_large_directory() {
         async move {
             let (body, _) = pattern_body(10, i as u8);
             storage
-                .put(&path(&format!("many/{name}")), body, PutOptions::default())
+                .put(&path(&format!("many/{name}")), Upload::new(body))
                 .await
                 .unwrap();
         }
@@ -343,11 +355,7 @@ async fn listing_pages_through_a_large_directory() {
     for d in ["d1", "d2"] {
         let (body, _) = pattern_body(10, 1);
         storage
-            .put(
-                &path(&format!("many/{d}/x.jar")),
-                body,
-                PutOptions::default(),
-            )
+            .put(&path(&format!("many/{d}/x.jar")), Upload::new(body))
             .await
             .unwrap();
     }
@@ -635,7 +643,7 @@ async fn multipart_modes_lose_to_a_concurrent_writer() {
             PutMode::Create
         } else {
             let v1 = storage
-                .put(&p, pattern_body(100, 1).0, PutOptions::default())
+                .put(&p, Upload::new(pattern_body(100, 1).0))
                 .await
                 .unwrap();
             PutMode::Update { etag: v1.meta.etag }
@@ -654,11 +662,13 @@ async fn multipart_modes_lose_to_a_concurrent_writer() {
             storage2
                 .put(
                     &p2,
-                    body,
-                    PutOptions {
-                        mode: put_mode,
-                        ..Default::default()
-                    },
+                    Upload::with(
+                        body,
+                        PutOptions {
+                            mode: put_mode,
+                            ..Default::default()
+                        },
+                    ),
                 )
                 .await
         });

@@ -738,7 +738,7 @@ fn store_through_registry(
     files: &[(&str, &[u8])],
 ) -> Vec<String> {
     use artifact_gateway::storage::registry::{self, BackendSpec};
-    use artifact_gateway::storage::{ArtifactPath, ByteStream, PutOptions};
+    use artifact_gateway::storage::{ArtifactPath, ByteStream, Upload};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -752,11 +752,7 @@ fn store_through_registry(
                 bytes::Bytes::copy_from_slice(bytes),
             )]));
             let res = storage
-                .put(
-                    &ArtifactPath::parse(path).unwrap(),
-                    body,
-                    PutOptions::default(),
-                )
+                .put(&ArtifactPath::parse(path).unwrap(), Upload::new(body))
                 .await
                 .unwrap();
             etags.push(res.meta.etag);

@@ -191,8 +191,12 @@ fn example_documents_the_real_defaults() {
         .find(|m| m.name == "jobs")
         .expect("a `jobs` mount");
     assert_eq!(
-        (jobs.anonymous_read, jobs.max_upload_size),
-        (m.anonymous_read, m.max_upload_size)
+        (jobs.anonymous_read, jobs.read_only, jobs.max_upload_size),
+        (m.anonymous_read, m.read_only, m.max_upload_size)
+    );
+    assert!(
+        mounts.iter().any(|m| m.read_only),
+        "config/example.toml shows a read-only mount"
     );
     let s3 = mounts
         .iter()

@@ -126,6 +126,53 @@ fn chart_and_flink_examples_validate_offline_and_chart_configs_parse() {
         Some("nn1,nn2")
     );
     assert_eq!(s3.log.level.as_deref(), Some("artifact_gateway=debug,info"));
+    assert!(default.signing.is_none(), "signed URLs are off by default");
+
+    // Signing keys from a Secret, two at once (a rotation: the first signs, both verify), each a
+    // file of the `signing` volume (validate.sh checks the file is mounted from that Secret key);
+    // and a read-only mount on a volume that is not the data volume.
+    let tls = &parsed["existing-tls"];
+    let signing = tls.signing.as_ref().expect("signing keys rendered");
+    let keys: Vec<(String, String)> = signing
+        .keys
+        .iter()
+        .map(|k| (k.id.clone(), format!("{:?}", k.secret)))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (
+                "k2".to_string(),
+                "file:/etc/artifact-gateway/signing/k2".to_string()
+            ),
+            (
+                "k1".to_string(),
+                "file:/etc/artifact-gateway/signing/k1".to_string()
+            )
+        ]
+    );
+    assert_eq!(
+        signing.max_expires,
+        std::time::Duration::from_secs(24 * 3600)
+    );
+    let rendered = std::fs::read_to_string(out.path().join("rendered-existing-tls.yaml")).unwrap();
+    for (item_key, path) in [("key-2026-12", "k2"), ("key-2026-06", "k1")] {
+        assert!(
+            rendered.contains(&format!(
+                "- key: {item_key}\n                      path: {path}"
+            )),
+            "the signing volume maps Secret key {item_key} to file {path}:\n{rendered}"
+        );
+    }
+    let shared = tls.mounts.iter().find(|m| m.name == "shared").unwrap();
+    assert!(shared.read_only);
+    assert!(
+        !tls.mounts
+            .iter()
+            .find(|m| m.name == "jobs")
+            .unwrap()
+            .read_only
+    );
 }
 
 /// The instructions of a Dockerfile, continuation lines joined, comments dropped.

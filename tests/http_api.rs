@@ -12,8 +12,8 @@ use artifact_gateway::service::auth::Scope;
 use artifact_gateway::service::{Authorizer, Gateway, Mount, Signer};
 use artifact_gateway::storage::local::LocalStorage;
 use artifact_gateway::storage::{
-    ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta,
-    PutOptions, PutResult, Sha256, Storage,
+    ArtifactPath, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta, PutResult,
+    Sha256, Storage, Upload,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -62,14 +62,9 @@ impl Storage for Counting {
         }
         Ok(r)
     }
-    async fn put(
-        &self,
-        p: &ArtifactPath,
-        b: ByteStream,
-        o: PutOptions,
-    ) -> artifact_gateway::Result<PutResult> {
+    async fn put(&self, p: &ArtifactPath, u: Upload) -> artifact_gateway::Result<PutResult> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.put(p, b, o).await
+        self.inner.put(p, u).await
     }
     async fn delete(&self, p: &ArtifactPath) -> artifact_gateway::Result<()> {
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -131,6 +126,7 @@ fn env_opts(write_token: bool, signing: Option<Signer>) -> Env {
         }),
         anonymous_read,
         max_upload_size: 1 << 20,
+        read_only: false,
     };
     let public = mount("default", dir.path(), true);
     let private = mount("private", private_dir.path(), false);
@@ -913,6 +909,7 @@ async fn a_body_failing_midway_fails_the_response() {
         }),
         anonymous_read: true,
         max_upload_size: 1 << 20,
+        read_only: false,
     };
     let gw = Gateway::new(vec![mount], Authorizer::default(), Duration::from_secs(5));
     let state = AppState::new(Arc::new(gw));

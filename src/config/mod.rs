@@ -117,6 +117,11 @@ pub struct MountConfig {
     /// Allow reads without a token. Default false.
     #[serde(default)]
     pub anonymous_read: bool,
+    /// Serve reads only: PUT and DELETE answer `405` (code `read_only`). Default false; a
+    /// local mount whose directory cannot be written (a read-only filesystem or permissions)
+    /// is found at start-up and served read-only without it.
+    #[serde(default)]
+    pub read_only: bool,
     /// Largest accepted upload. Default 10 GiB.
     #[serde(default = "default_max_upload")]
     pub max_upload_size: ByteSize,
@@ -188,6 +193,7 @@ impl Config {
                 name: "default".into(),
                 url: url.to_string(),
                 anonymous_read: true,
+                read_only: false,
                 max_upload_size: default_max_upload(),
                 s3: None,
                 oss: None,

@@ -259,11 +259,26 @@ async fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
-/// A local file-system failure. Always `Internal`: a missing or read-only destination is the
-/// machine's problem, never "artifact not found".
+/// A local file-system failure: `InsufficientStorage` for a full disk or a quota, `Internal`
+/// for the rest. A missing or read-only destination is the machine's problem, never "artifact
+/// not found".
 fn local(context: &str, err: Option<std::io::Error>) -> Error {
     match err {
-        Some(e) => Error::new(ErrorKind::Internal, format!("{context}: {e}")).with_source(e),
+        Some(e) => {
+            let full = matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            );
+            let (kind, context) = if full {
+                (
+                    ErrorKind::InsufficientStorage,
+                    format!("the destination is full: {context}"),
+                )
+            } else {
+                (ErrorKind::Internal, context.to_string())
+            };
+            Error::new(kind, format!("{context}: {e}")).with_source(e)
+        }
         None => Error::new(ErrorKind::Internal, context.to_string()),
     }
 }

@@ -228,7 +228,7 @@ mod tests {
     use super::disk::Slot;
     use super::*;
     use crate::storage::local::LocalStorage;
-    use crate::storage::{ArtifactPath, PutOptions, Storage};
+    use crate::storage::{ArtifactPath, Storage, Upload};
 
     struct Fixture {
         _store_dir: tempfile::TempDir,
@@ -253,11 +253,7 @@ mod tests {
             )]));
             let res = self
                 .storage
-                .put(
-                    &ArtifactPath::parse(path).unwrap(),
-                    body,
-                    PutOptions::default(),
-                )
+                .put(&ArtifactPath::parse(path).unwrap(), Upload::new(body))
                 .await
                 .unwrap();
             res.meta.etag

@@ -117,6 +117,12 @@ pub(super) async fn fetch_one(
                 restarted = true;
                 from_scratch = true;
             }
+            Err(Failed { error, .. }) if error.kind() == ErrorKind::InsufficientStorage => {
+                // No room for the part file: keep none of it (a retry would only fill the disk
+                // again, and a partial file is no use to anyone).
+                let _ = slot.discard().await;
+                return Err(error);
+            }
             Err(Failed { error, .. }) => {
                 let (wait, error) = backoff.after(error)?;
                 observer.retrying(index, name, &error, wait);

@@ -20,6 +20,8 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        ErrorKind::ReadOnly => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
         ErrorKind::Unsupported => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::BackendUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::BackendAuth => StatusCode::BAD_GATEWAY,
@@ -28,10 +30,19 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
-/// `{"error":{"code":"…","message":"…","mount":…,"path":…}}` with the matching status.
+/// `{"error":{"code":"…","message":"…","mount":…,"path":…}}` with the matching status. A
+/// write to a read-only mount is a `405` whose `Allow` names the methods the mount takes.
 pub fn render(err: &Error) -> http::Response<Body> {
-    render_as(status_of(err.kind()), err)
+    let mut resp = render_as(status_of(err.kind()), err);
+    if err.kind() == ErrorKind::ReadOnly {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(READ_ONLY_ALLOW));
+    }
+    resp
 }
+
+/// The methods an artifact of a read-only mount takes.
+pub const READ_ONLY_ALLOW: &str = "GET, HEAD";
 
 /// The error body under a status the request decided rather than the error's kind (405).
 pub fn render_as(status: StatusCode, err: &Error) -> http::Response<Body> {

@@ -11,7 +11,7 @@ use super::render::Outcome;
 use crate::error::{Error, ErrorKind, Result};
 use crate::service::{Gateway, Mount, Plan, Read, Scope};
 use crate::storage::{
-    ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256,
+    ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256, Upload,
 };
 
 #[allow(clippy::too_many_arguments)]
@@ -138,7 +138,7 @@ pub async fn put(
         sha256: declared,
         max_size: None,
     };
-    let res = gw.put(m, path, body, opts).await?;
+    let res = gw.put(m, path, Upload::with(body, opts)).await?;
     let location = listing::url_path(&m.name, path, false);
     Ok(Outcome::Stored {
         meta: res.meta,
@@ -209,6 +209,7 @@ pub fn whoami(gw: &Gateway, cred: Option<&str>) -> Result<Outcome> {
                 "name": m.name,
                 "url": listing::url_path(&m.name, &ArtifactPath::root(), true),
                 "anonymous_read": m.anonymous_read,
+                "read_only": m.read_only,
                 "max_upload_size": m.max_upload_size,
                 "read": scopes.contains(&Scope::Read),
                 "write": scopes.contains(&Scope::Write),

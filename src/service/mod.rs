@@ -19,8 +19,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{within, Backoff};
 use crate::storage::metrics::StorageMetrics;
 use crate::storage::{
-    registry, ArtifactPath, ByteStream, GetOptions, GetResult, ListOptions, ListPage, Meta,
-    PutOptions, PutResult, Storage,
+    registry, ArtifactPath, GetOptions, GetResult, ListOptions, ListPage, Meta, PutResult, Storage,
+    Upload,
 };
 
 pub use auth::{Authorizer, Principal, Scope};
@@ -55,6 +55,26 @@ pub struct Mount {
     pub storage: Arc<dyn Storage>,
     pub anonymous_read: bool,
     pub max_upload_size: u64,
+    /// Reads only: writes are refused with [`ErrorKind::ReadOnly`] before they reach storage.
+    /// Set by `read_only = true`, or by [`Gateway::start`] for a store that cannot be written.
+    pub read_only: bool,
+}
+
+impl Mount {
+    /// `Ok` when the mount takes writes; the `read_only` refusal otherwise.
+    pub fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                format!(
+                    "mount {:?} is read-only: it serves GET and HEAD only",
+                    self.name
+                ),
+            )
+            .with_mount(&self.name));
+        }
+        Ok(())
+    }
 }
 
 /// A mount and the scopes the caller holds on it.
@@ -89,6 +109,7 @@ impl Gateway {
                     storage,
                     anonymous_read: m.anonymous_read,
                     max_upload_size: m.max_upload_size.as_u64(),
+                    read_only: m.read_only,
                 },
             );
         }
@@ -139,6 +160,34 @@ impl Gateway {
         self.mounts.values()
     }
 
+    /// The server's start-up, once per mount: the store's housekeeping ([`Storage::start`]),
+    /// then a probe whether it can be written. A store that can only be read (a read-only
+    /// directory) makes its mount read-only, which is logged. A mount configured read-only is
+    /// neither started nor probed: nothing is written to it, ever.
+    pub async fn start(&mut self) -> Result<()> {
+        for m in self.mounts.values_mut() {
+            if m.read_only {
+                tracing::info!(mount = %m.name, "read-only mount (read_only = true): writes answer 405");
+                continue;
+            }
+            m.storage.start().await.map_err(|e| {
+                Error::new(e.kind(), format!("mounts[{:?}]: {}", m.name, e.message()))
+            })?;
+            match m.storage.check_writable().await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::ReadOnly => {
+                    tracing::warn!(mount = %m.name, reason = %e, "the mount's store cannot be written: serving it read-only (writes answer 405)");
+                    m.read_only = true;
+                }
+                // Not a reason to refuse writes (a full disk may be emptied); they will say.
+                Err(e) => {
+                    tracing::warn!(mount = %m.name, error = %e, "the write probe failed")
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Finds the mount and checks the caller may use `scope` on it.
     pub fn authorize(
         &self,
@@ -153,6 +202,9 @@ impl Gateway {
             .auth
             .check(mount, m.anonymous_read, scope, credential)
             .map_err(|e| e.with_mount(mount))?;
+        if scope != Scope::Read {
+            m.writable()?;
+        }
         Ok((m, who))
     }
 
@@ -250,6 +302,7 @@ impl Gateway {
             .map(|m| {
                 let scopes = [Scope::Read, Scope::Write, Scope::Delete]
                     .into_iter()
+                    .filter(|s| *s == Scope::Read || !m.read_only)
                     .filter(|s| {
                         self.auth
                             .check(&m.name, m.anonymous_read, *s, credential)
@@ -317,21 +370,20 @@ impl Gateway {
         &self,
         mount: &Mount,
         path: &ArtifactPath,
-        body: ByteStream,
-        mut opts: PutOptions,
+        mut upload: Upload,
     ) -> Result<PutResult> {
-        opts.max_size = Some(
-            opts.max_size
-                .map_or(mount.max_upload_size, |m| m.min(mount.max_upload_size)),
-        );
+        mount.writable()?;
+        let limit = mount.max_upload_size;
+        upload.opts.max_size = Some(upload.opts.max_size.map_or(limit, |m| m.min(limit)));
         mount
             .storage
-            .put(path, body, opts)
+            .put(path, upload)
             .await
             .map_err(|e| e.with_mount(&mount.name))
     }
 
     pub async fn delete(&self, mount: &Mount, path: &ArtifactPath) -> Result<()> {
+        mount.writable()?;
         within(self.backend_timeout, BACKEND, mount.storage.delete(path))
             .await
             .map_err(|e| e.with_mount(&mount.name))

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use super::metrics::{MountLabel, MountOp, Op, StorageMetrics};
 use super::{
     ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta,
-    PutOptions, PutResult, Storage,
+    PutResult, Storage, Upload,
 };
 use crate::error::Result;
 
@@ -87,14 +87,9 @@ impl Storage for Metered {
         Ok(res)
     }
 
-    async fn put(
-        &self,
-        path: &ArtifactPath,
-        body: ByteStream,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
+    async fn put(&self, path: &ArtifactPath, upload: Upload) -> Result<PutResult> {
         self.count(Op::put);
-        self.inner.put(path, body, opts).await
+        self.inner.put(path, upload).await
     }
 
     async fn delete(&self, path: &ArtifactPath) -> Result<()> {
@@ -113,5 +108,9 @@ impl Storage for Metered {
 
     async fn start(&self) -> Result<()> {
         self.inner.start().await
+    }
+
+    async fn check_writable(&self) -> Result<()> {
+        self.inner.check_writable().await
     }
 }

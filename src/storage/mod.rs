@@ -176,6 +176,42 @@ pub struct PutOptions {
     pub max_size: Option<u64>,
 }
 
+impl PutOptions {
+    /// The content type to record: the declared one, or a guess from the file name.
+    pub fn content_type_for(&self, path: &ArtifactPath) -> String {
+        self.content_type
+            .clone()
+            .unwrap_or_else(|| guess_content_type(path))
+    }
+}
+
+/// What [`Storage::put`] stores: the body, and how to store it.
+pub struct Upload {
+    pub body: ByteStream,
+    pub opts: PutOptions,
+}
+
+impl Upload {
+    /// `body` stored with the default options: overwrite, content type guessed from the name,
+    /// no declared digest, no size limit.
+    pub fn new(body: ByteStream) -> Upload {
+        Upload::with(body, PutOptions::default())
+    }
+
+    /// `body` stored as `opts` say.
+    pub fn with(body: ByteStream, opts: PutOptions) -> Upload {
+        Upload { body, opts }
+    }
+}
+
+impl fmt::Debug for Upload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upload")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The result of [`Storage::put`].
 #[derive(Debug, Clone)]
 pub struct PutResult {
@@ -317,12 +353,7 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
 
     async fn get(&self, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult>;
 
-    async fn put(
-        &self,
-        path: &ArtifactPath,
-        body: ByteStream,
-        opts: PutOptions,
-    ) -> Result<PutResult>;
+    async fn put(&self, path: &ArtifactPath, upload: Upload) -> Result<PutResult>;
 
     async fn delete(&self, path: &ArtifactPath) -> Result<()>;
 
@@ -336,6 +367,14 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// creating a missing data directory). Opening a store never writes: a store that is only
     /// read (`fetch`, a read-only mount) is never started, and works without it.
     async fn start(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The server's start-up probe whether writes can succeed: [`ErrorKind::ReadOnly`] when the
+    /// store can only be read (a directory on a read-only filesystem, or one this process may
+    /// not write), so the mount serves reads and refuses writes up front. Other errors are
+    /// reported but do not make the mount read-only. Stores that cannot tell cheaply say `Ok`.
+    async fn check_writable(&self) -> Result<()> {
         Ok(())
     }
 }

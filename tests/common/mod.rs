@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod minio;
+pub mod mounts;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
@@ -78,6 +79,8 @@ pub struct Gateway {
     pub url: String,
     pub port: u16,
     pub stderr_lines: mpsc::Receiver<String>,
+    /// The stderr lines before the listening line (start-up messages).
+    pub startup_lines: Vec<String>,
 }
 
 impl Gateway {
@@ -129,6 +132,7 @@ impl Gateway {
                             url,
                             port,
                             stderr_lines: rx,
+                            startup_lines: seen,
                         };
                     }
                     seen.push(line);

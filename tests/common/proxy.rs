@@ -1,6 +1,7 @@
 //! A TCP proxy in front of a test server that counts the bytes the server sends (what a
-//! backend really delivered on the wire, headers included), can slow them down, and can cut
-//! every open connection at once (a backend dying mid-transfer, seen from the client).
+//! backend really delivered on the wire, headers included), can slow them down, stall them
+//! (a backend that stops answering mid-way, connections open), and can cut every open
+//! connection at once (a backend dying mid-transfer, seen from the client).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +17,7 @@ pub struct Proxy {
     down: Arc<AtomicU64>,
     rate: Arc<AtomicU64>,
     refusing: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -28,8 +30,10 @@ impl Proxy {
         let down = Arc::new(AtomicU64::new(0));
         let rate = Arc::new(AtomicU64::new(0));
         let refusing = Arc::new(AtomicBool::new(false));
+        let stalled = Arc::new(AtomicBool::new(false));
         let (cut, _) = watch::channel(0u64);
         let (d, r, c, refuse) = (down.clone(), rate.clone(), cut.clone(), refusing.clone());
+        let stall = stalled.clone();
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -40,6 +44,7 @@ impl Proxy {
                     continue;
                 }
                 let (d, r, mut cut_rx) = (d.clone(), r.clone(), c.subscribe());
+                let stall = stall.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(target).await else {
                         return;
@@ -47,7 +52,7 @@ impl Proxy {
                     let _ = client.set_nodelay(true);
                     let _ = server.set_nodelay(true);
                     tokio::select! {
-                        _ = pipe(client, server, d, r) => {}
+                        _ = pipe(client, server, d, r, stall) => {}
                         _ = cut_rx.changed() => {}
                     }
                 });
@@ -58,6 +63,7 @@ impl Proxy {
             down,
             rate,
             refusing,
+            stalled,
             cut,
             accept,
         }
@@ -93,6 +99,12 @@ impl Proxy {
     pub fn up(&self) {
         self.refusing.store(false, Ordering::SeqCst);
     }
+
+    /// Stops (`true`) or resumes forwarding the server's bytes on every connection; the
+    /// connections stay open, so the client sees a backend that stopped answering.
+    pub fn stall(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Proxy {
@@ -102,7 +114,13 @@ impl Drop for Proxy {
     }
 }
 
-async fn pipe(client: TcpStream, server: TcpStream, down: Arc<AtomicU64>, rate: Arc<AtomicU64>) {
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    down: Arc<AtomicU64>,
+    rate: Arc<AtomicU64>,
+    stalled: Arc<AtomicBool>,
+) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let up = async move {
@@ -116,6 +134,9 @@ async fn pipe(client: TcpStream, server: TcpStream, down: Arc<AtomicU64>, rate: 
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            while stalled.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             down.fetch_add(n as u64, Ordering::SeqCst);
             if cw.write_all(&buf[..n]).await.is_err() {
                 break;

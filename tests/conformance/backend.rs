@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use artifact_gateway::storage::{ArtifactPath, ByteStream, ListOptions, PutOptions, Storage};
+use artifact_gateway::storage::{ArtifactPath, ByteStream, ListOptions, Storage, Upload};
 use artifact_gateway::ErrorKind;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -24,7 +24,7 @@ pub fn one_chunk(data: &[u8]) -> ByteStream {
 /// Puts each relative path with its own name as content.
 pub async fn put_named(st: &dyn Storage, rels: &[&str]) {
     for rel in rels {
-        st.put(&at(rel), one_chunk(rel.as_bytes()), PutOptions::default())
+        st.put(&at(rel), Upload::new(one_chunk(rel.as_bytes())))
             .await
             .unwrap_or_else(|e| panic!("put {rel}: {e:?}"));
     }
@@ -32,10 +32,7 @@ pub async fn put_named(st: &dyn Storage, rels: &[&str]) {
 
 /// The kind of error a plain put of `data` at `rel` fails with.
 pub async fn put_refused(st: &dyn Storage, rel: &str, data: &[u8]) -> ErrorKind {
-    match st
-        .put(&at(rel), one_chunk(data), PutOptions::default())
-        .await
-    {
+    match st.put(&at(rel), Upload::new(one_chunk(data))).await {
         Ok(r) => panic!("put {rel} succeeded: {r:?}"),
         Err(e) => e.kind(),
     }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use artifact_gateway::storage::{
     ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult, ListOptions, ListPage,
-    Meta, PutMode, PutOptions, PutResult, Sha256, Storage,
+    Meta, PutMode, PutResult, Sha256, Storage, Upload,
 };
 use artifact_gateway::{Error, ErrorKind, Result};
 use async_trait::async_trait;
@@ -191,12 +191,8 @@ impl Storage for HttpStorage {
         Ok(GetResult { meta, range, body })
     }
 
-    async fn put(
-        &self,
-        path: &ArtifactPath,
-        body: ByteStream,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
+    async fn put(&self, path: &ArtifactPath, upload: Upload) -> Result<PutResult> {
+        let Upload { body, opts } = upload;
         let mut req = self.req(reqwest::Method::PUT, &self.url(path, false));
         if let Some(d) = opts.sha256 {
             req = req.header("x-checksum-sha256", d.to_hex());

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use artifact_gateway::storage::{
-    ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256, Storage,
+    ArtifactPath, ByteStream, GetOptions, ListOptions, PutMode, PutOptions, Sha256, Storage, Upload,
 };
 use artifact_gateway::{Error, ErrorKind};
 use bytes::Bytes;
@@ -153,7 +153,7 @@ pub async fn put(
     data: &[u8],
 ) -> artifact_gateway::storage::PutResult {
     s.storage
-        .put(path, body_of(data.to_vec()), PutOptions::default())
+        .put(path, Upload::new(body_of(data.to_vec())))
         .await
         .unwrap_or_else(|e| panic!("put {path}: {e:?}"))
 }
@@ -243,7 +243,7 @@ async fn put_get_head_roundtrip(s: &Suite, dir: ArtifactPath) -> Outcome {
         ..Default::default()
     };
     s.storage
-        .put(&sql, body_of(&b"SELECT 1;"[..]), opts)
+        .put(&sql, Upload::with(body_of(&b"SELECT 1;"[..]), opts))
         .await
         .unwrap();
     assert_eq!(
@@ -372,11 +372,15 @@ async fn create_only_put(s: &Suite, dir: ArtifactPath) -> Outcome {
     };
     let res = s
         .storage
-        .put(&path, body_of(&b"first"[..]), opts())
+        .put(&path, Upload::with(body_of(&b"first"[..]), opts()))
         .await
         .unwrap();
     assert!(res.created);
-    let err = kind(s.storage.put(&path, body_of(&b"second"[..]), opts()).await);
+    let err = kind(
+        s.storage
+            .put(&path, Upload::with(body_of(&b"second"[..]), opts()))
+            .await,
+    );
     assert_eq!(err, ErrorKind::PreconditionFailed);
     assert_eq!(
         read_all(s, &path, GetOptions::default()).await.unwrap(),
@@ -394,13 +398,19 @@ async fn guarded_update(s: &Suite, dir: ArtifactPath) -> Outcome {
     };
     let v2 = s
         .storage
-        .put(&path, body_of(&b"v2"[..]), upd(v1.meta.etag.clone()))
+        .put(
+            &path,
+            Upload::with(body_of(&b"v2"[..]), upd(v1.meta.etag.clone())),
+        )
         .await
         .unwrap();
     assert!(!v2.created);
     let err = kind(
         s.storage
-            .put(&path, body_of(&b"v3"[..]), upd(v1.meta.etag.clone()))
+            .put(
+                &path,
+                Upload::with(body_of(&b"v3"[..]), upd(v1.meta.etag.clone())),
+            )
             .await,
     );
     assert_eq!(
@@ -415,7 +425,10 @@ async fn guarded_update(s: &Suite, dir: ArtifactPath) -> Outcome {
     let missing = p(&dir, "missing.jar");
     let err = kind(
         s.storage
-            .put(&missing, body_of(&b"x"[..]), upd("nope".into()))
+            .put(
+                &missing,
+                Upload::with(body_of(&b"x"[..]), upd("nope".into())),
+            )
             .await,
     );
     assert_eq!(
@@ -436,7 +449,7 @@ async fn digest_mismatch_stores_nothing(s: &Suite, dir: ArtifactPath) -> Outcome
     };
     let err = kind(
         s.storage
-            .put(&path, body_of(pattern(200_000, 3)), opts)
+            .put(&path, Upload::with(body_of(pattern(200_000, 3)), opts))
             .await,
     );
     assert_eq!(err, ErrorKind::DigestMismatch);
@@ -452,7 +465,11 @@ async fn digest_mismatch_stores_nothing(s: &Suite, dir: ArtifactPath) -> Outcome
         ..Default::default()
     };
     assert_eq!(
-        kind(s.storage.put(&path, body_of(&b"evil"[..]), opts).await),
+        kind(
+            s.storage
+                .put(&path, Upload::with(body_of(&b"evil"[..]), opts))
+                .await
+        ),
         ErrorKind::DigestMismatch
     );
     assert_eq!(
@@ -465,7 +482,7 @@ async fn digest_mismatch_stores_nothing(s: &Suite, dir: ArtifactPath) -> Outcome
         ..Default::default()
     };
     s.storage
-        .put(&path, body_of(&b"better"[..]), opts)
+        .put(&path, Upload::with(body_of(&b"better"[..]), opts))
         .await
         .unwrap();
     assert_eq!(
@@ -495,7 +512,7 @@ async fn interrupted_upload_leaves_nothing(s: &Suite, dir: ArtifactPath) -> Outc
     let path = p(&dir, "half.jar");
     let err = s
         .storage
-        .put(&path, failing_body(20 << 20), PutOptions::default())
+        .put(&path, Upload::new(failing_body(20 << 20)))
         .await;
     assert!(err.is_err(), "a broken body must fail the put");
     assert_eq!(
@@ -515,7 +532,7 @@ async fn interrupted_upload_leaves_nothing(s: &Suite, dir: ArtifactPath) -> Outc
     put(s, &path, b"old and whole").await;
     assert!(s
         .storage
-        .put(&path, failing_body(1 << 20), PutOptions::default())
+        .put(&path, Upload::new(failing_body(1 << 20)))
         .await
         .is_err());
     assert_eq!(
@@ -536,7 +553,11 @@ async fn size_limit_stores_nothing(s: &Suite, dir: ArtifactPath) -> Outcome {
         ..Default::default()
     };
     assert_eq!(
-        kind(s.storage.put(&path, body_of(pattern(5000, 1)), opts).await),
+        kind(
+            s.storage
+                .put(&path, Upload::with(body_of(pattern(5000, 1)), opts))
+                .await
+        ),
         ErrorKind::TooLarge
     );
     assert_eq!(kind(s.storage.head(&path).await), ErrorKind::NotFound);
@@ -741,7 +762,11 @@ async fn large_streamed_roundtrip(s: &Suite, dir: ArtifactPath) -> Outcome {
         sha256: Some(expected),
         ..Default::default()
     };
-    let res = s.storage.put(&path, body, opts).await.unwrap();
+    let res = s
+        .storage
+        .put(&path, Upload::with(body, opts))
+        .await
+        .unwrap();
     assert_eq!(res.meta.size, len);
     let got = s.storage.get(&path, GetOptions::default()).await.unwrap();
     let mut h = artifact_gateway::storage::digest::Hasher::new();

@@ -71,6 +71,9 @@ must_fail "a token without its Secret" "existingSecret is required" 'tokens: [{n
 must_fail "a token without scopes" "needs scopes" 'tokens: [{name: t, existingSecret: s}]'
 must_fail "no mounts at all" "at least one mount" 'mounts: []'
 must_fail "a mount without a URL" "needs a url" 'mounts: [{name: jobs}]'
+must_fail "a signing key without its Secret" "existingSecret is required" 'signing: {keys: [{id: k1}]}'
+must_fail "a signing key id that is not a file name" "is a file name" \
+    'signing: {keys: [{id: ../k, existingSecret: s}]}'
 
 echo "== NOTES.txt"
 # `helm template` renders NOTES.txt but never prints it, and `helm install --dry-run` needs a

@@ -267,6 +267,9 @@ def check_chart_render(name: str, docs: list[dict], out: Path) -> dict:
         secret = t["secret"]
         if "file" in secret:
             files.resolve(container, secret["file"], f"token {t['name']} file")
+    for k in (config.get("signing") or {}).get("keys", []):
+        if "file" in k["secret"]:
+            files.resolve(container, k["secret"]["file"], f"signing key {k['id']} file")
     if "tls" in config:
         for key in ("cert_file", "key_file"):
             files.resolve(container, config["tls"][key], f"tls.{key}")
@@ -303,11 +306,14 @@ def check_chart_render(name: str, docs: list[dict], out: Path) -> dict:
     if not psc.get("runAsNonRoot") or csc.get("allowPrivilegeEscalation") is not False or not csc.get("readOnlyRootFilesystem"):
         problem(where, "the gateway must run as non-root, without privilege escalation, on a read-only root filesystem")
 
-    # file:// mounts live on a mounted volume (a read-only root cannot hold data).
+    # file:// mounts live on a mounted volume (a read-only root cannot hold data); a read-only
+    # mount may be on any volume (an NFS export, say).
     for m in config.get("mounts", []):
         if m["url"].startswith("file://"):
             path = urlsplit(m["url"]).path
             resolved = files.resolve(container, path, f"mount {m['name']} directory")
+            if m.get("read_only"):
+                continue
             if resolved and "persistentVolumeClaim" not in files.volumes[resolved[0]] and "emptyDir" not in files.volumes[resolved[0]]:
                 problem(where, f"mount {m['name']} directory {path} is not on a writable data volume")
 

@@ -72,29 +72,33 @@ impl Index {
     /// Adds a complete entry found on disk at start-up (oldest first gives the LRU order).
     pub fn insert_existing(&mut self, key: Key, size: u64) {
         self.used += size;
+        self.add_newest(key, size, Arc::new(()));
+    }
+
+    /// Indexes an entry whose bytes are already counted in `used`, as the most recently used.
+    fn add_newest(&mut self, key: Key, size: u64, pin: Pin) {
+        let tick = self.next_tick(&key);
+        self.entries.insert(key, Entry { size, tick, pin });
+    }
+
+    /// The next tick of the LRU order, taken by `key`.
+    fn next_tick(&mut self, key: &str) -> u64 {
         self.tick += 1;
-        self.lru.insert(self.tick, key.clone());
-        self.entries.insert(
-            key,
-            Entry {
-                size,
-                tick: self.tick,
-                pin: Arc::new(()),
-            },
-        );
+        self.lru.insert(self.tick, key.to_string());
+        self.tick
     }
 
     /// Finds an entry of exactly `size` bytes, marks it most recently used, and pins it.
     pub fn pin(&mut self, key: &str, size: u64) -> Option<Pin> {
-        let e = self.entries.get_mut(key)?;
+        let e = self.entries.get(key)?;
         if e.size != size {
             return None;
         }
-        self.lru.remove(&e.tick);
-        self.tick += 1;
-        e.tick = self.tick;
-        self.lru.insert(self.tick, key.to_string());
-        Some(e.pin.clone())
+        let (old_tick, pin) = (e.tick, e.pin.clone());
+        self.lru.remove(&old_tick);
+        let tick = self.next_tick(key);
+        self.entries.get_mut(key)?.tick = tick;
+        Some(pin)
     }
 
     pub fn contains(&self, key: &str) -> bool {
@@ -154,16 +158,7 @@ impl Index {
     /// An entry already under `key` is replaced (its bytes are released).
     pub fn commit(&mut self, key: Key, size: u64, pin: Pin) {
         self.remove(&key);
-        self.tick += 1;
-        self.lru.insert(self.tick, key.clone());
-        self.entries.insert(
-            key,
-            Entry {
-                size,
-                tick: self.tick,
-                pin,
-            },
-        );
+        self.add_newest(key, size, pin);
     }
 
     /// Evicts unpinned entries until the complete entries and reservations fit `max_size`

@@ -36,13 +36,14 @@
 //! - A fill continues when the reads that wanted it go away (the next read will want it too).
 //! - One process per cache directory; one directory per mount.
 
+mod directory;
 mod fill;
 pub mod index;
+mod serve;
 mod validate;
 
 use std::collections::HashMap;
-use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,13 +52,13 @@ use bytesize::ByteSize;
 use serde::Deserialize;
 use sha2::Digest;
 
-use self::fill::{Failure, Fallback, Fill, Phase, ReaderMetrics, Source};
-use self::index::{Evicted, Index, Key, Pin};
+use self::fill::Fill;
+use self::index::{Index, Key};
 use self::validate::Validator;
-use super::metrics::{MountLabel, MountReason, MountServed, Reason, Served, StorageMetrics};
+use super::metrics::{MountLabel, StorageMetrics};
 use super::{
-    ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta,
-    PutOptions, PutResult, Storage,
+    ArtifactPath, Capabilities, GetOptions, GetResult, ListOptions, ListPage, Meta, PutResult,
+    Storage, Upload,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -121,14 +122,6 @@ struct State {
     disk_full_until: Option<Instant>,
 }
 
-/// How one read is served.
-enum Plan {
-    Hit(Pin),
-    Join(Arc<Fill>),
-    Start(Arc<Fill>),
-    Bypass(Reason),
-}
-
 impl CachedStorage {
     /// Opens (or creates) the cache directory: removes leftovers of interrupted fills and
     /// rebuilds the index from the entries on disk.
@@ -142,7 +135,7 @@ impl CachedStorage {
         let tmp_dir = opts.dir.join("tmp");
         let max = opts.max_size.as_u64();
         let (d, t) = (data_dir.clone(), tmp_dir.clone());
-        let (index, evicted) = tokio::task::spawn_blocking(move || prepare(&d, &t, max))
+        let (index, evicted) = tokio::task::spawn_blocking(move || directory::prepare(&d, &t, max))
             .await
             .map_err(|e| Error::new(ErrorKind::Internal, format!("cache start-up: {e}")))?
             .map_err(|e| {
@@ -177,36 +170,6 @@ impl CachedStorage {
     }
 }
 
-/// Creates the directories, empties `tmp`, scans `data`.
-fn prepare(data_dir: &Path, tmp_dir: &Path, max: u64) -> std::io::Result<(Index, Evicted)> {
-    std::fs::create_dir_all(data_dir)?;
-    if tmp_dir.exists() {
-        let mut leftovers = 0;
-        for e in std::fs::read_dir(tmp_dir)? {
-            let e = e?;
-            if e.file_type()?.is_dir() {
-                std::fs::remove_dir_all(e.path())?;
-            } else {
-                std::fs::remove_file(e.path())?;
-            }
-            leftovers += 1;
-        }
-        if leftovers > 0 {
-            tracing::info!(dir = %tmp_dir.display(), leftovers, "removed leftovers of interrupted cache fills");
-        }
-    }
-    std::fs::create_dir_all(tmp_dir)?;
-    let mut index = Index::new(max);
-    for (key, size) in index::scan(data_dir)? {
-        index.insert_existing(key, size);
-    }
-    let evicted = index.shrink_to_fit();
-    for k in &evicted.keys {
-        std::fs::remove_file(data_dir.join(k))?;
-    }
-    Ok((index, evicted))
-}
-
 impl Inner {
     fn key(&self, meta: &Meta) -> Key {
         let mut h = sha2::Sha256::new();
@@ -220,387 +183,6 @@ impl Inner {
             h.update(part);
         }
         hex::encode(h.finalize())
-    }
-
-    fn update_gauges(&self, st: &State) {
-        self.metrics
-            .cache_stored_bytes
-            .get_or_create(&self.label)
-            .set(st.index.used() as i64);
-        self.metrics
-            .cache_entries
-            .get_or_create(&self.label)
-            .set(st.index.len() as i64);
-    }
-
-    /// Drops an entry from the index (its file is deleted by the caller).
-    fn forget(&self, key: &str) {
-        let mut st = self.state.lock().expect("cache lock");
-        st.index.remove(key);
-        self.update_gauges(&st);
-    }
-
-    fn note_evicted(&self, evicted: Evicted) {
-        if evicted.keys.is_empty() {
-            return;
-        }
-        self.metrics
-            .cache_evictions
-            .get_or_create(&self.label)
-            .inc_by(evicted.keys.len() as u64);
-        self.metrics
-            .cache_evicted_bytes
-            .get_or_create(&self.label)
-            .inc_by(evicted.bytes);
-    }
-
-    /// Deletes evicted files in the background.
-    fn delete_files(&self, evicted: &Evicted) {
-        if evicted.keys.is_empty() {
-            return;
-        }
-        let paths: Vec<PathBuf> = evicted.keys.iter().map(|k| self.data_dir.join(k)).collect();
-        tokio::task::spawn_blocking(move || {
-            for p in paths {
-                if let Err(e) = std::fs::remove_file(&p) {
-                    tracing::warn!(file = %p.display(), error = %e, "cannot delete an evicted cache entry");
-                }
-            }
-        });
-    }
-
-    fn bypassed(&self, reason: Reason) -> prometheus_client::metrics::counter::Counter {
-        self.metrics
-            .cache_bypassed
-            .get_or_create(&MountReason {
-                mount: self.mount.clone(),
-                reason,
-            })
-            .clone()
-    }
-
-    fn plan(self: &Arc<Self>, key: &Key, path: &ArtifactPath, meta: &Meta) -> Plan {
-        let mut st = self.state.lock().expect("cache lock");
-        if let Some(pin) = st.index.pin(key, meta.size) {
-            return Plan::Hit(pin);
-        }
-        if let Some(f) = st.fills.get(key) {
-            return Plan::Join(f.clone());
-        }
-        if meta.size > st.index.max_size() {
-            return Plan::Bypass(Reason::too_large);
-        }
-        if let Some(until) = st.disk_full_until {
-            if Instant::now() < until {
-                return Plan::Bypass(Reason::disk_full);
-            }
-            st.disk_full_until = None;
-        }
-        let Some(evicted) = st.index.reserve(meta.size) else {
-            return Plan::Bypass(Reason::no_room);
-        };
-        let tmp = self
-            .tmp_dir
-            .join(format!("{key}.{}", uuid::Uuid::new_v4().simple()));
-        let fill = Arc::new(Fill::new(key.clone(), path.clone(), meta.clone(), tmp));
-        st.fills.insert(key.clone(), fill.clone());
-        self.update_gauges(&st);
-        drop(st);
-        self.delete_files(&evicted);
-        self.note_evicted(evicted);
-        tokio::spawn(self.clone().run_fill(fill.clone()));
-        Plan::Start(fill)
-    }
-
-    /// The fill task: temporary file, backend read pinned to the ETag, copy, fsync, rename.
-    async fn run_fill(self: Arc<Self>, fill: Arc<Fill>) {
-        let tmp = fill.tmp_path.clone();
-        let created = tokio::task::spawn_blocking(move || {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-        })
-        .await;
-        match created {
-            Ok(Ok(f)) => {
-                let _ = fill.file.set(Arc::new(f));
-            }
-            Ok(Err(e)) => return self.fail(&fill, Failure::local("creating a cache file", &e)),
-            Err(e) => {
-                let e = std::io::Error::other(e.to_string());
-                return self.fail(&fill, Failure::local("creating a cache file", &e));
-            }
-        }
-        let opts = GetOptions {
-            range: None,
-            if_match: Some(fill.meta.etag.clone()),
-        };
-        let res = match self.backend.get(&fill.path, opts).await {
-            Ok(r) => r,
-            Err(e) => return self.fail(&fill, Failure::backend(&e)),
-        };
-        if res.meta.size != fill.meta.size || res.meta.etag != fill.meta.etag {
-            let e = super::errors::changed(&fill.path);
-            return self.fail(&fill, Failure::backend(&e));
-        }
-        fill.set_phase(Phase::Streaming);
-        let written = match fill::copy_body(&fill, res.body).await {
-            Ok(n) => n,
-            Err(f) => return self.fail(&fill, f),
-        };
-        self.metrics
-            .cache_fill_bytes
-            .get_or_create(&self.label)
-            .inc_by(written);
-        if written != fill.meta.size {
-            let e = Error::new(
-                ErrorKind::BackendUnavailable,
-                format!(
-                    "the backend sent {written} bytes of an artifact of {}",
-                    fill.meta.size
-                ),
-            );
-            return self.fail(&fill, Failure::backend(&e));
-        }
-        let (tmp, dest, dir) = (
-            fill.tmp_path.clone(),
-            self.data_dir.join(&fill.key),
-            self.data_dir.clone(),
-        );
-        let renamed = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::rename(&tmp, &dest)?;
-            std::fs::File::open(&dir)?.sync_all()
-        })
-        .await;
-        let mut st = self.state.lock().expect("cache lock");
-        if st
-            .fills
-            .get(&fill.key)
-            .is_some_and(|f| Arc::ptr_eq(f, &fill))
-        {
-            st.fills.remove(&fill.key);
-        }
-        match renamed {
-            Ok(Ok(())) => {
-                st.index
-                    .commit(fill.key.clone(), fill.meta.size, fill.pin.clone());
-                self.update_gauges(&st);
-                drop(st);
-                self.metrics
-                    .cache_fill_seconds
-                    .get_or_create(&self.label)
-                    .observe(fill.started.elapsed().as_secs_f64());
-                tracing::debug!(mount = %self.mount, path = %fill.path.as_str(), bytes = written, took = ?fill.started.elapsed(), "cache fill complete");
-                fill.set_phase(Phase::Done);
-            }
-            other => {
-                // Every byte is in the file the readers hold open: they finish; the entry is
-                // not kept.
-                st.index.release(fill.meta.size);
-                self.update_gauges(&st);
-                drop(st);
-                tracing::warn!(mount = %self.mount, path = %fill.path.as_str(), result = ?other.map(|r| r.map_err(|e| e.to_string())), "cannot keep a complete cache fill");
-                let _ = std::fs::remove_file(&fill.tmp_path);
-                fill.set_phase(Phase::Done);
-            }
-        }
-    }
-
-    fn fail(&self, fill: &Arc<Fill>, failure: Failure) {
-        let reason = if failure.disk_full {
-            Reason::disk_full
-        } else if failure.local {
-            Reason::disk_error
-        } else {
-            Reason::backend
-        };
-        {
-            let mut st = self.state.lock().expect("cache lock");
-            if st
-                .fills
-                .get(&fill.key)
-                .is_some_and(|f| Arc::ptr_eq(f, fill))
-            {
-                st.fills.remove(&fill.key);
-            }
-            st.index.release(fill.meta.size);
-            if failure.disk_full {
-                st.disk_full_until = Some(Instant::now() + self.disk_full_backoff);
-            }
-            self.update_gauges(&st);
-        }
-        self.metrics
-            .cache_fill_failures
-            .get_or_create(&MountReason {
-                mount: self.mount.clone(),
-                reason,
-            })
-            .inc();
-        tracing::warn!(mount = %self.mount, path = %fill.path.as_str(), reason = ?reason, error = %failure.message, "cache fill failed");
-        fill.set_phase(Phase::Failed(failure));
-        let tmp = fill.tmp_path.clone();
-        tokio::task::spawn_blocking(move || {
-            let _ = std::fs::remove_file(tmp);
-        });
-    }
-
-    fn reader_metrics(&self, served: Served, started: Instant) -> ReaderMetrics {
-        ReaderMetrics {
-            served_bytes: self
-                .metrics
-                .cache_served_bytes
-                .get_or_create(&self.label)
-                .clone(),
-            first_byte: self
-                .metrics
-                .cache_first_byte_seconds
-                .get_or_create(&MountServed {
-                    mount: self.mount.clone(),
-                    served,
-                })
-                .clone(),
-            started,
-        }
-    }
-
-    fn fallback(&self, meta: &Meta, reason: Reason) -> Fallback {
-        Fallback {
-            backend: self.backend.clone(),
-            etag: meta.etag.clone(),
-            bypassed: self.bypassed(reason),
-        }
-    }
-
-    /// The bytes `range` of the validated version `meta`.
-    async fn open(
-        self: &Arc<Self>,
-        path: &ArtifactPath,
-        meta: &Meta,
-        range: Range<u64>,
-        started: Instant,
-    ) -> Result<ByteStream> {
-        let key = self.key(meta);
-        let plan = self.plan(&key, path, meta);
-        let m = &self.metrics;
-        let (source, served) = match plan {
-            Plan::Hit(pin) => {
-                m.cache_hits.get_or_create(&self.label).inc();
-                let file_path = self.data_dir.join(&key);
-                let size = meta.size;
-                let opened = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-                    let f = std::fs::File::open(&file_path)?;
-                    let len = f.metadata()?.len();
-                    Ok((f, len))
-                })
-                .await;
-                match opened {
-                    Ok(Ok((file, len))) if len == size => (
-                        Source::Entry {
-                            file: Arc::new(file),
-                            pin,
-                        },
-                        Served::hit,
-                    ),
-                    other => {
-                        // Gone or damaged behind our back: forget it; the next read refills.
-                        tracing::warn!(mount = %self.mount, path = %path.as_str(), result = ?other.map(|r| r.map(|(_, l)| l).map_err(|e| e.to_string())), "a cache entry is missing or damaged; dropping it");
-                        drop(pin);
-                        self.forget(&key);
-                        let _ = tokio::fs::remove_file(self.data_dir.join(&key)).await;
-                        return self
-                            .bypass(path, meta, range, Reason::disk_error, started)
-                            .await;
-                    }
-                }
-            }
-            Plan::Start(fill) => {
-                m.cache_misses.get_or_create(&self.label).inc();
-                (Source::Fill(fill), Served::miss)
-            }
-            Plan::Join(fill) => {
-                m.cache_coalesced_waiters.get_or_create(&self.label).inc();
-                (Source::Fill(fill), Served::coalesced)
-            }
-            Plan::Bypass(reason) => {
-                return self.bypass(path, meta, range, reason, started).await;
-            }
-        };
-        let (source, served) = match source {
-            Source::Fill(fill) => {
-                let written = match fill.opened().await {
-                    Ok(w) => w,
-                    Err(f) if f.local => {
-                        return self
-                            .bypass(path, meta, range, Reason::disk_error, started)
-                            .await
-                    }
-                    Err(f) => return Err(fill::open_error(&f, path)),
-                };
-                let done = fill.progress.borrow().phase == Phase::Done;
-                if range.start > written && !done {
-                    return self
-                        .bypass(path, meta, range, Reason::range_ahead, started)
-                        .await;
-                }
-                (Source::Fill(fill), served)
-            }
-            s => (s, served),
-        };
-        Ok(fill::read(
-            source,
-            path.clone(),
-            range,
-            self.fallback(meta, Reason::disk_error),
-            self.reader_metrics(served, started),
-        ))
-    }
-
-    async fn bypass(
-        &self,
-        path: &ArtifactPath,
-        meta: &Meta,
-        range: Range<u64>,
-        reason: Reason,
-        started: Instant,
-    ) -> Result<ByteStream> {
-        self.bypassed(reason).inc();
-        let opts = GetOptions {
-            range: Some(range),
-            if_match: Some(meta.etag.clone()),
-        };
-        let res = self.backend.get(path, opts).await?;
-        let hist = self
-            .metrics
-            .cache_first_byte_seconds
-            .get_or_create(&MountServed {
-                mount: self.mount.clone(),
-                served: Served::bypass,
-            })
-            .clone();
-        let mut first = true;
-        Ok(Box::pin(futures::StreamExt::inspect(res.body, move |c| {
-            if first && c.is_ok() {
-                first = false;
-                hist.observe(started.elapsed().as_secs_f64());
-            }
-        })))
-    }
-
-    async fn validate(&self, path: &ArtifactPath) -> Result<Meta> {
-        let started = Instant::now();
-        let (meta, v) = self.validator.validate(path).await?;
-        let m = &self.metrics;
-        if v.shared {
-            m.cache_validations_shared.get_or_create(&self.label).inc();
-        } else {
-            m.cache_validations.get_or_create(&self.label).inc();
-        }
-        m.cache_validation_seconds
-            .get_or_create(&self.label)
-            .observe(started.elapsed().as_secs_f64());
-        Ok(meta)
     }
 }
 
@@ -675,13 +257,8 @@ impl Storage for CachedStorage {
         }
     }
 
-    async fn put(
-        &self,
-        path: &ArtifactPath,
-        body: ByteStream,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.inner.backend.put(path, body, opts).await
+    async fn put(&self, path: &ArtifactPath, upload: Upload) -> Result<PutResult> {
+        self.inner.backend.put(path, upload).await
     }
 
     async fn delete(&self, path: &ArtifactPath) -> Result<()> {
@@ -698,5 +275,9 @@ impl Storage for CachedStorage {
 
     async fn start(&self) -> Result<()> {
         self.inner.backend.start().await
+    }
+
+    async fn check_writable(&self) -> Result<()> {
+        self.inner.backend.check_writable().await
     }
 }

@@ -38,6 +38,12 @@ pub fn map_error(what: &str, e: HdfsError) -> Error {
                 "FileAlreadyExistsException"
                 | "AlreadyBeingCreatedException"
                 | "ParentNotDirectoryException" => ErrorKind::PreconditionFailed,
+                // org.apache.hadoop.hdfs.protocol.{DSQuotaExceeded,NSQuotaExceeded}Exception and
+                // their parent: the directory's space or name quota is used up.
+                "DSQuotaExceededException"
+                | "NSQuotaExceededException"
+                | "QuotaExceededException"
+                | "QuotaByStorageTypeExceededException" => ErrorKind::InsufficientStorage,
                 "AccessControlException"
                 | "AuthorizationException"
                 | "InvalidToken"
@@ -63,6 +69,9 @@ pub fn map_error(what: &str, e: HdfsError) -> Error {
     };
     let message = match kind {
         ErrorKind::BackendAuth => format!("HDFS refused the gateway's user during {what}: {e}"),
+        ErrorKind::InsufficientStorage => {
+            format!("HDFS has no room for {what} (a quota is used up): {e}")
+        }
         ErrorKind::BackendUnavailable | ErrorKind::Timeout => {
             format!("HDFS is unavailable during {what}: {e}")
         }
@@ -109,6 +118,14 @@ mod tests {
                 ErrorKind::Timeout,
             ),
             (HdfsError::ChecksumError, ErrorKind::BackendUnavailable),
+            (
+                rpc("org.apache.hadoop.hdfs.protocol.DSQuotaExceededException"),
+                ErrorKind::InsufficientStorage,
+            ),
+            (
+                rpc("org.apache.hadoop.hdfs.protocol.NSQuotaExceededException"),
+                ErrorKind::InsufficientStorage,
+            ),
         ];
         for (e, want) in cases {
             let shown = e.to_string();

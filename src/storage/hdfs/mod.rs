@@ -66,7 +66,7 @@ use super::errors::{changed, directory_in_the_way, exists, file_in_the_way, not_
 use super::sidecar::{self, Record};
 use super::{
     guess_content_type, ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, HashingBody,
-    ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Storage,
+    ListOptions, ListPage, Meta, PutMode, PutResult, Storage, Upload,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -361,12 +361,8 @@ impl Storage for HdfsStorage {
         Ok(GetResult::new(meta, range, body))
     }
 
-    async fn put(
-        &self,
-        path: &ArtifactPath,
-        body: ByteStream,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
+    async fn put(&self, path: &ArtifactPath, upload: Upload) -> Result<PutResult> {
+        let Upload { body, opts } = upload;
         path.require_artifact()?;
         let target = self.abs(path.as_str());
         let existed = self.check_mode(path, &opts.mode).await?.is_some();
@@ -400,10 +396,7 @@ impl Storage for HdfsStorage {
                 reword(err, ErrorKind::PreconditionFailed, || file_in_the_way(path))
             })?;
         self.check_mode(path, &opts.mode).await?;
-        let content_type = opts
-            .content_type
-            .clone()
-            .unwrap_or_else(|| guess_content_type(path));
+        let content_type = opts.content_type_for(path);
         let record = Record::new(sha, Some(content_type), len, validator(&staged));
         self.write_small(&self.abs(&sidecar::meta_key(path)), record.to_json())
             .await

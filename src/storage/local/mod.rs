@@ -20,40 +20,37 @@
 //! Paths that resolve outside the root through a symlink are refused as `InvalidPath`.
 
 mod fs;
+mod meta;
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher as _};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::Mutex;
 
 use self::fs::{
-    escape, etag_of, not_found_or_io, read_small, remove_stale_temp_files, resolve_root, sync_dir,
-    TempGuard,
+    escape, etag_of, not_found_or_io, remove_stale_temp_files, resolve_root, sync_dir, TempGuard,
 };
+use self::meta::{meta_from, SidecarCache};
 use super::blocking::blocking;
 use super::errors::{directory_in_the_way, exists, file_in_the_way, is_a_directory};
 use super::file_io;
 use super::path::RESERVED_SEGMENT;
 use super::sidecar::Record;
 use super::{
-    guess_content_type, ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult,
-    HashingBody, ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Sha256, Storage,
+    ArtifactPath, ByteStream, Capabilities, Entry, GetOptions, GetResult, HashingBody, ListOptions,
+    ListPage, Meta, PutMode, PutOptions, PutResult, Sha256, Storage, Upload,
 };
 use crate::error::{Error, ErrorKind, Result};
 
 /// Bodies up to this size are read in the same blocking-pool trip as the open and stat.
 const SMALL_BODY: u64 = 64 * 1024;
 const LOCK_STRIPES: usize = 64;
-/// Sidecars remembered in memory (the cache is emptied when it is full).
-const SIDECAR_CACHE_ENTRIES: usize = 8192;
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// Artifacts in a directory on local disk.
@@ -73,29 +70,7 @@ struct Inner {
     locks: Vec<Mutex<()>>,
     /// Parsed sidecars by artifact path, each valid only for the data file version it was read
     /// for.
-    sidecars: std::sync::Mutex<HashMap<ArtifactPath, (FileVersion, Option<Record>)>>,
-}
-
-/// What identifies one version of a data file: a replaced, rewritten or touched file differs
-/// in at least one field (a put renames a new inode into place; an in-place write or a touch
-/// moves the change time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileVersion {
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-}
-
-impl FileVersion {
-    fn of(md: &std::fs::Metadata) -> Self {
-        FileVersion {
-            ino: md.ino(),
-            size: md.len(),
-            mtime_ns: md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128,
-            ctime_ns: md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128,
-        }
-    }
+    sidecars: SidecarCache,
 }
 
 impl LocalStorage {
@@ -114,7 +89,7 @@ impl LocalStorage {
                 meta,
                 staging_ready: AtomicBool::new(false),
                 locks,
-                sidecars: std::sync::Mutex::new(HashMap::new()),
+                sidecars: SidecarCache::default(),
             }),
         })
     }
@@ -138,21 +113,6 @@ impl LocalStorage {
         for seg in path.segments() {
             p.push(seg);
         }
-        p
-    }
-
-    fn sidecar_path(&self, path: &ArtifactPath) -> PathBuf {
-        let mut p = self.inner.meta.clone();
-        for seg in path.segments() {
-            p.push(seg);
-        }
-        let name = format!(
-            "{}.json",
-            p.file_name()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        );
-        p.set_file_name(name);
         p
     }
 
@@ -234,57 +194,10 @@ impl LocalStorage {
         Ok((meta_from(path, &md, sidecar), file))
     }
 
-    /// The sidecar record of the data file `md` describes: from memory when it was already read
-    /// for this very version of the file, else from disk (blocking).
-    fn recorded(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Option<Record> {
-        let version = FileVersion::of(md);
-        let cache = &self.inner.sidecars;
-        if let Some((v, r)) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
-            if *v == version {
-                return r.clone();
-            }
-        }
-        let record = read_small(&self.sidecar_path(path))
-            .and_then(|b| Record::matching(&b, md.len(), &etag_of(md)));
-        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= SIDECAR_CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(path.clone(), (version, record.clone()));
-        record
-    }
-
     fn lock_for(&self, path: &ArtifactPath) -> &Mutex<()> {
         let mut h = DefaultHasher::new();
         path.hash(&mut h);
         &self.inner.locks[(h.finish() as usize) % LOCK_STRIPES]
-    }
-
-    async fn meta_of(&self, path: &ArtifactPath, md: &std::fs::Metadata) -> Meta {
-        let file = self.sidecar_path(path);
-        let sidecar = tokio::task::spawn_blocking(move || read_small(&file))
-            .await
-            .ok()
-            .flatten();
-        let sidecar = sidecar.and_then(|b| Record::matching(&b, md.len(), &etag_of(md)));
-        meta_from(path, md, sidecar)
-    }
-
-    async fn write_sidecar(&self, path: &ArtifactPath, sidecar: &Record) -> Result<()> {
-        let target = self.sidecar_path(path);
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| Error::io("cannot create metadata directory", e))?;
-        }
-        let tmp = self.staging_name(".meta").await?;
-        tokio::fs::write(&tmp, sidecar.to_json())
-            .await
-            .map_err(|e| Error::io("cannot write metadata", e))?;
-        tokio::fs::rename(&tmp, &target)
-            .await
-            .map_err(|e| Error::io("cannot place metadata", e))?;
-        Ok(())
     }
 
     /// Streams the body into a temporary file, fsyncs it and checks size and digest.
@@ -360,20 +273,13 @@ impl Storage for LocalStorage {
         Ok(GetResult::new(meta, range, body))
     }
 
-    async fn put(
-        &self,
-        path: &ArtifactPath,
-        body: ByteStream,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
+    async fn put(&self, path: &ArtifactPath, upload: Upload) -> Result<PutResult> {
+        let Upload { body, opts } = upload;
         path.require_artifact()?;
         let target = self.prepare_parent(path).await?;
         let (tmp, sha) = self.stage(path, body, &opts).await?;
         let guard = TempGuard(Some(tmp.clone()));
-        let content_type = opts
-            .content_type
-            .clone()
-            .unwrap_or_else(|| guess_content_type(path));
+        let content_type = opts.content_type_for(path);
         let staged_md = tokio::fs::metadata(&tmp)
             .await
             .map_err(|e| Error::io("cannot stat the upload", e))?;
@@ -401,19 +307,26 @@ impl Storage for LocalStorage {
         };
         opts.mode.check(path, current.as_deref())?;
         self.write_sidecar(path, &sidecar).await?;
-        if opts.mode == PutMode::Create {
+        let placed = if opts.mode == PutMode::Create {
             // A hard link fails atomically if the name exists, even against other processes.
             tokio::fs::hard_link(&tmp, &target).await.map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
                     exists(path)
                 } else {
-                    Error::io("cannot place the upload", e)
+                    Error::io("cannot place the upload", e).with_path(path.as_str())
                 }
-            })?;
+            })
         } else {
             tokio::fs::rename(&tmp, &target)
                 .await
-                .map_err(|e| Error::io("cannot place the upload", e).with_path(path.as_str()))?;
+                .map_err(|e| Error::io("cannot place the upload", e).with_path(path.as_str()))
+        };
+        if let Err(e) = placed {
+            if existing.is_none() && e.kind() != ErrorKind::PreconditionFailed {
+                // Nothing was there: leave no record of what was not stored either.
+                self.forget_sidecar(path).await;
+            }
+            return Err(e);
         }
         drop(guard);
         sync_dir(target.parent().expect("has parent")).await;
@@ -440,12 +353,7 @@ impl Storage for LocalStorage {
         tokio::fs::remove_file(self.full_path(path))
             .await
             .map_err(|e| not_found_or_io(e, path))?;
-        let _ = tokio::fs::remove_file(self.sidecar_path(path)).await;
-        self.inner
-            .sidecars
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(path);
+        self.forget_sidecar(path).await;
         Ok(())
     }
 
@@ -545,6 +453,42 @@ impl Storage for LocalStorage {
         })
         .await
     }
+
+    /// Creates the staging directory and a file in it, and removes the file: a read-only
+    /// filesystem (`EROFS`) or a directory this process may not write (`EACCES`, `EPERM`) is
+    /// [`ErrorKind::ReadOnly`].
+    async fn check_writable(&self) -> Result<()> {
+        let root = self.inner.root.clone();
+        let tmp = self.inner.tmp.clone();
+        blocking(move || {
+            let probe = tmp.join(format!("{}.probe", uuid::Uuid::new_v4()));
+            let result = std::fs::create_dir_all(&tmp)
+                .and_then(|()| std::fs::File::create(&probe))
+                .map(drop);
+            let _ = std::fs::remove_file(&probe);
+            match result {
+                Ok(()) => Ok(()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ReadOnlyFilesystem
+                            | std::io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    Err(Error::new(
+                        ErrorKind::ReadOnly,
+                        format!("{} cannot be written: {e}", root.display()),
+                    )
+                    .with_source(e))
+                }
+                Err(e) => Err(Error::io(
+                    &format!("cannot write a probe file in {}", tmp.display()),
+                    e,
+                )),
+            }
+        })
+        .await
+    }
 }
 
 /// What a GET streams from.
@@ -553,109 +497,4 @@ enum Source {
     Read(bytes::Bytes),
     /// An open file positioned at the range's start.
     File(std::fs::File),
-}
-
-fn meta_from(path: &ArtifactPath, md: &std::fs::Metadata, sidecar: Option<Record>) -> Meta {
-    Meta {
-        path: path.clone(),
-        size: md.len(),
-        last_modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        etag: etag_of(md),
-        sha256: sidecar.as_ref().and_then(Record::sha256),
-        content_type: Some(
-            sidecar
-                .as_ref()
-                .and_then(Record::content_type)
-                .map(str::to_string)
-                .unwrap_or_else(|| guess_content_type(path)),
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-    use std::io::Write as _;
-
-    fn body(bytes: &'static [u8]) -> ByteStream {
-        futures::stream::iter([Ok(Bytes::from_static(bytes))]).boxed()
-    }
-
-    async fn stored(dir: &Path) -> (LocalStorage, ArtifactPath, PathBuf) {
-        std::fs::create_dir_all(dir).unwrap();
-        let store = LocalStorage::new(dir).unwrap();
-        let path = ArtifactPath::parse("jobs/a.jar").unwrap();
-        store
-            .put(&path, body(b"first version"), PutOptions::default())
-            .await
-            .unwrap();
-        // The digest comes back, and is now remembered in memory.
-        let meta = store.head(&path).await.unwrap();
-        assert_eq!(meta.sha256, Some(Sha256::of(b"first version")));
-        (store, path, dir.join("jobs/a.jar"))
-    }
-
-    async fn body_of(store: &LocalStorage, path: &ArtifactPath) -> Vec<u8> {
-        let mut res = store.get(path, GetOptions::default()).await.unwrap();
-        let mut out = Vec::new();
-        while let Some(chunk) = res.body.next().await {
-            out.extend_from_slice(&chunk.unwrap());
-        }
-        out
-    }
-
-    // A clock tick apart, so the change shows in the file's times.
-    fn tick() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-
-    #[tokio::test]
-    async fn a_file_rewritten_in_place_is_never_served_with_the_remembered_digest() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, path, file) = stored(dir.path()).await;
-        tick();
-        // Same inode, same size, new bytes: another tool writing into the file.
-        let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
-        f.write_all(b"second versio").unwrap();
-        drop(f);
-        let res = store.get(&path, GetOptions::default()).await.unwrap();
-        assert_eq!(res.meta.sha256, None, "the sidecar describes other bytes");
-        assert_eq!(body_of(&store, &path).await, b"second versio");
-        assert_eq!(store.head(&path).await.unwrap().sha256, None);
-    }
-
-    #[tokio::test]
-    async fn a_file_replaced_or_touched_by_another_tool_loses_the_remembered_digest() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, path, file) = stored(dir.path()).await;
-        tick();
-        let other = dir.path().join("other");
-        std::fs::write(&other, b"first version").unwrap();
-        std::fs::rename(&other, &file).unwrap();
-        assert_eq!(store.head(&path).await.unwrap().sha256, None);
-
-        let (store, path, file) = stored(&dir.path().join("again")).await;
-        tick();
-        let f = std::fs::File::options().write(true).open(&file).unwrap();
-        f.set_modified(SystemTime::now()).unwrap();
-        drop(f);
-        assert_eq!(store.head(&path).await.unwrap().sha256, None);
-    }
-
-    #[tokio::test]
-    async fn a_new_put_is_served_with_its_own_digest() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, path, _) = stored(dir.path()).await;
-        store
-            .put(&path, body(b"second version"), PutOptions::default())
-            .await
-            .unwrap();
-        let res = store.get(&path, GetOptions::default()).await.unwrap();
-        assert_eq!(res.meta.sha256, Some(Sha256::of(b"second version")));
-        assert_eq!(body_of(&store, &path).await, b"second version");
-        store.delete(&path).await.unwrap();
-        std::fs::write(dir.path().join("jobs/a.jar"), b"second version").unwrap();
-        assert_eq!(store.head(&path).await.unwrap().sha256, None);
-    }
 }

@@ -8,7 +8,8 @@
 //!    inside `Generic` (a listing refused with 403, a 416 on a read), so a store whose HTTP
 //!    client can watch answers (S3's, see `s3/completion.rs`) records it with
 //!    [`record_status`] while an adapter call runs inside [`observing`]: 401/403 → the store
-//!    refused our credentials, 416 → range not satisfiable, anything else → unavailable.
+//!    refused our credentials, 416 → range not satisfiable, 507 → the store is out of room,
+//!    anything else → unavailable.
 //!
 //! Failures with none of these (a malformed answer, a credential provider that cannot be
 //! reached) are `BackendUnavailable`: worth a retry, and the message keeps the store's words.
@@ -64,6 +65,9 @@ pub(crate) fn map_err(e: ::object_store::Error, path: &ArtifactPath) -> Error {
         }
         ErrorKind::Timeout => format!("the object store did not answer in time: {}", short(&e)),
         ErrorKind::BackendUnavailable => format!("the object store is unavailable: {}", short(&e)),
+        ErrorKind::InsufficientStorage => {
+            format!("the object store has no room for the upload: {}", short(&e))
+        }
         _ => format!("object store error: {}", short(&e)),
     };
     Error::new(kind, message)
@@ -90,6 +94,8 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
     match LAST_FAILED_STATUS.try_with(Cell::get).ok().flatten() {
         Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => ErrorKind::BackendAuth,
         Some(StatusCode::RANGE_NOT_SATISFIABLE) => ErrorKind::RangeNotSatisfiable,
+        // MinIO's `XMinioStorageFull` and other stores out of room.
+        Some(StatusCode::INSUFFICIENT_STORAGE) => ErrorKind::InsufficientStorage,
         _ => ErrorKind::BackendUnavailable,
     }
 }

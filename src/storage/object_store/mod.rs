@@ -75,8 +75,8 @@ use super::etag::{quote, unquote};
 use super::path::RESERVED_SEGMENT;
 use super::sidecar;
 use super::{
-    guess_content_type, ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, HashingBody,
-    ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Sha256, Storage, UploadTuning,
+    guess_content_type, ArtifactPath, Capabilities, GetOptions, GetResult, HashingBody,
+    ListOptions, ListPage, Meta, PutMode, PutResult, Sha256, Storage, Upload, UploadTuning,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -330,13 +330,8 @@ impl Storage for ObjectStoreStorage {
     }
 
     /// Every call runs [`observing`] the statuses its requests end with (see `errors.rs`).
-    async fn put(
-        &self,
-        path: &ArtifactPath,
-        body: ByteStream,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        observing(self.put_now(path, body, opts)).await
+    async fn put(&self, path: &ArtifactPath, upload: Upload) -> Result<PutResult> {
+        observing(self.put_now(path, upload)).await
     }
 
     async fn delete(&self, path: &ArtifactPath) -> Result<()> {
@@ -407,20 +402,13 @@ impl ObjectStoreStorage {
         Ok(GetResult::new(meta, range, Box::pin(stream)))
     }
 
-    async fn put_now(
-        &self,
-        path: &ArtifactPath,
-        body: ByteStream,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
+    async fn put_now(&self, path: &ArtifactPath, upload: Upload) -> Result<PutResult> {
+        let Upload { body, opts } = upload;
         path.require_artifact()?;
         let key = self.key(path)?;
         // Fail early (before any byte moves) when the mode cannot succeed; learns `created`.
         let created = self.check_mode(&key, path, &opts.mode).await?;
-        let content_type = opts
-            .content_type
-            .clone()
-            .unwrap_or_else(|| guess_content_type(path));
+        let content_type = opts.content_type_for(path);
         let mut attributes = Attributes::new();
         attributes.insert(
             Attribute::ContentType,

@@ -52,8 +52,8 @@ use super::errors::{exists, not_found, reword};
 use super::etag::{quote, unquote};
 use super::sidecar::{self, Record};
 use super::{
-    guess_content_type, ArtifactPath, ByteStream, Capabilities, GetOptions, GetResult, HashingBody,
-    ListOptions, ListPage, Meta, PutMode, PutOptions, PutResult, Storage, UploadTuning,
+    guess_content_type, ArtifactPath, Capabilities, GetOptions, GetResult, HashingBody,
+    ListOptions, ListPage, Meta, PutMode, PutResult, Storage, Upload, UploadTuning,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -253,20 +253,13 @@ impl Storage for OpendalStorage {
         Ok(GetResult::new(meta, range, Box::pin(body)))
     }
 
-    async fn put(
-        &self,
-        path: &ArtifactPath,
-        body: ByteStream,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
+    async fn put(&self, path: &ArtifactPath, upload: Upload) -> Result<PutResult> {
+        let Upload { body, opts } = upload;
         path.require_artifact()?;
         // Fail fast, before the body streams; repeated below right before completing.
         let existed = self.check_mode(path, &opts.mode).await?;
         let push_create = opts.mode == PutMode::Create && self.cap.write_with_if_not_exists;
-        let content_type = opts
-            .content_type
-            .clone()
-            .unwrap_or_else(|| guess_content_type(path));
+        let content_type = opts.content_type_for(path);
         let writer = self
             .op
             .writer_with(path.as_str())

@@ -79,6 +79,7 @@ Where the pod finds its files.
 {{- define "artifact-gateway.configDir" -}}/etc/artifact-gateway{{- end }}
 {{- define "artifact-gateway.tokenDir" -}}/etc/artifact-gateway/tokens{{- end }}
 {{- define "artifact-gateway.tlsDir" -}}/etc/artifact-gateway/tls{{- end }}
+{{- define "artifact-gateway.signingDir" -}}/etc/artifact-gateway/signing{{- end }}
 
 {{/*
 TOML rendering. A key is written bare when TOML allows it, quoted otherwise; values by kind:
@@ -161,5 +162,24 @@ name = {{ include "artifact-gateway.tomlValue" $t.name }}
 secret = { file = "{{ include "artifact-gateway.tokenDir" $ }}/{{ $t.name }}" }
 scopes = {{ include "artifact-gateway.tomlValue" (required (printf "token %s needs scopes" $t.name) $t.scopes) }}
 mounts = {{ include "artifact-gateway.tomlValue" (default (list "*") $t.mounts) }}
+{{- end }}
+{{- with .Values.signing }}
+{{- if .keys }}
+
+# Signed URLs: the first key signs, every key verifies (rotation).
+[signing]
+keys = [
+{{- range $i, $k := .keys }}
+{{- if not (regexMatch "^[A-Za-z0-9._-]+$" (toString $k.id)) }}
+{{- fail (printf "signing.keys: id %q must be letters, digits, '.', '_' or '-' (it is a file name)" (toString $k.id)) }}
+{{- end }}
+{{- $_ := required (printf "signing.keys[%s].existingSecret is required" $k.id) $k.existingSecret }}
+  { id = {{ include "artifact-gateway.tomlValue" $k.id }}, secret = { file = "{{ include "artifact-gateway.signingDir" $ }}/{{ $k.id }}" } },
+{{- end }}
+]
+{{- with .maxExpires }}
+max_expires = {{ include "artifact-gateway.tomlValue" . }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{ end }}
