@@ -19,8 +19,11 @@
 #       the local JRE 17 base image under the name deploy/flink/operator-values.yaml uses
 #
 # usage: tests/k8s/images.sh BINARY [CONTAINERD_SOCKET]
+#        tests/k8s/images.sh --prebuild
 #   BINARY             the artifact-gateway executable to put into the gateway image
 #   CONTAINERD_SOCKET  when given, every image is imported there (namespace k8s.io)
+#   --prebuild         every image but the gateway's (which needs the compiled binary), nothing
+#                      imported: tests/servers/k8s/install.sh builds them while the tests compile
 # Sizes are printed at the end. Images whose inputs did not change are not rebuilt.
 set -euo pipefail
 
@@ -29,10 +32,16 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=../servers/k8s/versions.env
 source "$ROOT/tests/servers/k8s/versions.env"
 die() { echo "tests/k8s/images.sh: $*" >&2; exit 1; }
-[[ $# -ge 1 && $# -le 2 ]] || die "usage: images.sh BINARY [CONTAINERD_SOCKET]"
+[[ $# -ge 1 && $# -le 2 ]] || die "usage: images.sh BINARY [CONTAINERD_SOCKET] | images.sh --prebuild"
 BINARY="$1"
 SOCK="${2:-}"
-[[ -x "$BINARY" ]] || die "$BINARY is not an executable (build it: cargo build)"
+PREBUILD=0
+if [[ "$BINARY" == --prebuild ]]; then
+    PREBUILD=1
+    [[ -z "$SOCK" ]] || die "--prebuild imports nothing"
+else
+    [[ -x "$BINARY" ]] || die "$BINARY is not an executable (build it: cargo build)"
+fi
 CACHE="$(go env GOPATH)/artifact-gateway-test/k8s-$K8S_VERSION"
 export CONTAINERS_CONF="$CACHE/containers.conf"
 [[ -f "$CONTAINERS_CONF" ]] || die "run tests/servers/k8s/install.sh first"
@@ -56,6 +65,7 @@ hash_of() { { cat "$@"; echo "$BASE_IDS"; } | sha256sum | cut -c1-16; }
 BASE_IDS="$(id_of debian:trixie-slim) $(id_of ag-jre:17)"
 
 # ---- the gateway image: deploy/Dockerfile, binary from the test build ------------------------
+if [[ $PREBUILD == 0 ]]; then
 ctx="$WORK/gateway-context"
 rm -rf "$ctx"
 mkdir -p "$ctx/prebuilt" "$ctx/config"
@@ -71,6 +81,7 @@ else
     podman build --pull=never --network host --layers -f "$ROOT/deploy/Dockerfile" \
         --build-arg BINARY_STAGE=prebuilt --label "ag.inputs=$inputs" -t "$GATEWAY_IMAGE" "$ctx" \
         >"$WORK/gateway-build.log" 2>&1 || { tail -n 30 "$WORK/gateway-build.log" >&2; die "podman build of deploy/Dockerfile failed"; }
+fi
 fi
 
 # ---- Flink ---------------------------------------------------------------------------------------
@@ -202,7 +213,8 @@ if [[ "$(label_of "$JRE_IMAGE")" != "$jre_base" ]]; then
 fi
 
 # ---- sizes and import ------------------------------------------------------------------------------
-images=("$GATEWAY_IMAGE" "$FLINK_IMAGE" "$PYFLINK_IMAGE" "$OPERATOR_IMAGE" "$JRE_IMAGE")
+images=("$FLINK_IMAGE" "$PYFLINK_IMAGE" "$OPERATOR_IMAGE" "$JRE_IMAGE")
+[[ $PREBUILD == 1 ]] || images=("$GATEWAY_IMAGE" "${images[@]}")
 for img in "${images[@]}"; do
     printf 'image %-60s %s\n' "$img" "$(podman image inspect --format '{{.Size}}' "$img" | awk '{printf "%.0f MB", $1/1e6}')"
 done
