@@ -23,10 +23,9 @@ use artifact_gateway::storage::{ArtifactPath, PutOptions, Sha256, Storage, Uploa
 use artifact_gateway::ErrorKind;
 use bytes::Bytes;
 use conformance::backend::{
-    at, json_of, names, one_chunk, put_named, readyz, walk_pages, PrivateServer,
+    at, json_of, names, put_named, put_recorded, readyz, walk_pages, PrivateServer,
 };
-use conformance::http_storage::HttpStorage;
-use conformance::Suite;
+use conformance::{Suite, ALL_APPLY};
 use futures::StreamExt;
 
 struct Server {
@@ -101,8 +100,7 @@ access_key_secret = {{ env = "{secret_var}" }}
 async fn conformance_oss_trait() {
     let s = server();
     let st = storage(&s, &common::random_prefix("oss"), &s.secret).await;
-    let skipped = Suite::new("oss", st, false).run().await;
-    assert!(skipped.is_empty(), "every case applies: {skipped:?}");
+    conformance::run_on_trait("oss", st).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,9 +125,7 @@ async fn conformance_oss_http() {
         ],
     );
     let caps = storage(&s, &prefix, &s.secret).await.capabilities();
-    let st = Arc::new(HttpStorage::new(&gw.url, "oss", Some(token), caps));
-    let skipped = Suite::new("oss-http", st, true).run().await;
-    assert_eq!(skipped, ["size_limit_stores_nothing"]);
+    conformance::run_over_http("oss-http", &gw.url, "oss", token, caps).await;
 }
 
 #[tokio::test]
@@ -222,14 +218,7 @@ async fn object_replaced_by_another_tool_has_no_digest() {
     let prefix = common::random_prefix("oss-foreign");
     let st = storage(&s, &prefix, &s.secret).await;
     let path = at("lib/udf.jar");
-    let put = st
-        .put(&path, Upload::new(one_chunk(b"written by the gateway")))
-        .await
-        .unwrap();
-    assert_eq!(
-        st.head(&path).await.unwrap().sha256,
-        Some(Sha256::of(b"written by the gateway"))
-    );
+    let put = put_recorded(&*st, &path, b"written by the gateway").await;
 
     // Another tool (a plain opendal client, not the gateway) replaces the object.
     let other = opendal::Operator::new(
@@ -409,8 +398,7 @@ async fn real_aliyun_bucket() {
     // The whole suite, with a smaller large object to spare the network.
     let mut suite = Suite::new("oss-real", st, false);
     suite.large_bytes = 64 << 20;
-    let skipped = suite.run().await;
-    assert!(skipped.is_empty(), "every case applies: {skipped:?}");
+    suite.run_expecting(ALL_APPLY).await;
 }
 
 // ---------- helpers ----------

@@ -325,6 +325,62 @@ fn assert_lines(logs: &PodLogs, expected: &[&str], what: &str) {
     }
 }
 
+/// What the SQL cells print: the Kafka table's plan (needs the connector in /opt/flink/lib)
+/// and the print sink's row.
+const ORDERS_SQL_LINES: &[&str] = &[
+    "sql-runner: plan",
+    "orders_out",
+    "+I[order-totals, all, 820]",
+    "sql-runner: done",
+];
+
+/// Applies the example `file`, waits (at most `timeout`) until the job of `kind`/`name`
+/// FINISHED, then until the logs of the pods of `cluster` hold every line of `expected`
+/// (TaskManager output can arrive a poll later than the state), and asserts them.
+fn run_to_finish(
+    file: &str,
+    (kind, name): (&'static str, &'static str),
+    cluster: &str,
+    timeout: Duration,
+    expected: &[&str],
+) {
+    kubectl_apply(&example(file));
+    let mut logs = PodLogs::new(cluster);
+    let title = match kind {
+        "flinkdeployment" => "FlinkDeployment",
+        _ => "FlinkSessionJob",
+    };
+    wait_state(
+        &format!("{title} {name} ({file})"),
+        timeout,
+        &mut logs,
+        job_state(kind, name),
+        "FINISHED",
+    );
+    for _ in 0..5 {
+        logs.poll();
+        if expected.iter().all(|l| logs.contains(l)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_lines(&logs, expected, file);
+}
+
+/// Deletes a session job, then its session cluster, and waits until its pods are gone.
+fn delete_session_job(name: &str, cluster: &str) {
+    kubectl(&[
+        "-n",
+        "flink",
+        "delete",
+        "flinksessionjob",
+        name,
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    delete_and_wait("flinkdeployment", cluster, cluster);
+}
+
 #[test]
 fn gateway_chart_runs_non_root_read_only_with_probes_passing() {
     let _g = serial();
@@ -381,24 +437,13 @@ fn gateway_chart_runs_non_root_read_only_with_probes_passing() {
 fn application_jar_cell_runs_the_fetched_job_with_its_udf_jar() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("application-jar.yaml"));
-    let mut logs = PodLogs::new("wordcount");
-    wait_state(
-        "FlinkDeployment wordcount (application-jar.yaml)",
+    run_to_finish(
+        "application-jar.yaml",
+        ("flinkdeployment", "wordcount"),
+        "wordcount",
         Duration::from_secs(420),
-        &mut logs,
-        job_state("flinkdeployment", "wordcount"),
-        "FINISHED",
+        WORDCOUNT_LINES,
     );
-    // TaskManager output lines can arrive a poll later than the state.
-    for _ in 0..5 {
-        logs.poll();
-        if WORDCOUNT_LINES.iter().all(|l| logs.contains(l)) {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(&logs, WORDCOUNT_LINES, "application-jar.yaml");
     delete_and_wait("flinkdeployment", "wordcount", "wordcount");
 }
 
@@ -406,32 +451,12 @@ fn application_jar_cell_runs_the_fetched_job_with_its_udf_jar() {
 fn application_sql_cell_runs_the_fetched_script_with_the_fetched_connector() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("application-sql.yaml"));
-    let mut logs = PodLogs::new("orders-etl");
-    wait_state(
-        "FlinkDeployment orders-etl (application-sql.yaml)",
-        Duration::from_secs(420),
-        &mut logs,
-        job_state("flinkdeployment", "orders-etl"),
-        "FINISHED",
-    );
-    for _ in 0..5 {
-        logs.poll();
-        if logs.contains("+I[order-totals, all, 820]") {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    // The Kafka table's plan (needs the connector in /opt/flink/lib) and the print sink's row.
-    assert_lines(
-        &logs,
-        &[
-            "sql-runner: plan",
-            "orders_out",
-            "+I[order-totals, all, 820]",
-            "sql-runner: done",
-        ],
+    run_to_finish(
         "application-sql.yaml",
+        ("flinkdeployment", "orders-etl"),
+        "orders-etl",
+        Duration::from_secs(420),
+        ORDERS_SQL_LINES,
     );
     delete_and_wait("flinkdeployment", "orders-etl", "orders-etl");
 }
@@ -440,33 +465,14 @@ fn application_sql_cell_runs_the_fetched_script_with_the_fetched_connector() {
 fn session_jar_cell_operator_fetches_the_jar_over_https_with_the_token() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("session-job.yaml"));
-    let mut logs = PodLogs::new("session-cluster");
-    wait_state(
-        "FlinkSessionJob wordcount (session-job.yaml)",
+    run_to_finish(
+        "session-job.yaml",
+        ("flinksessionjob", "wordcount"),
+        "session-cluster",
         Duration::from_secs(420),
-        &mut logs,
-        job_state("flinksessionjob", "wordcount"),
-        "FINISHED",
+        WORDCOUNT_PLAIN_LINES,
     );
-    for _ in 0..5 {
-        logs.poll();
-        if WORDCOUNT_PLAIN_LINES.iter().all(|l| logs.contains(l)) {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(&logs, WORDCOUNT_PLAIN_LINES, "session-job.yaml");
-    kubectl(&[
-        "-n",
-        "flink",
-        "delete",
-        "flinksessionjob",
-        "wordcount",
-        "--wait=true",
-        "--timeout=60s",
-    ]);
-    delete_and_wait("flinkdeployment", "session-cluster", "session-cluster");
+    delete_session_job("wordcount", "session-cluster");
 }
 
 /// Applies application-jar.yaml with one thing broken and expects the JobManager pod's init
@@ -632,42 +638,14 @@ fn failures_wrong_token_missing_and_corrupted_artifacts_stop_the_pods_visibly() 
 fn session_sql_cell_runner_jar_reads_its_script_from_the_gateway() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("session-sql.yaml"));
-    let mut logs = PodLogs::new("sql-session");
-    wait_state(
-        "FlinkSessionJob orders-etl-session (session-sql.yaml)",
-        Duration::from_secs(420),
-        &mut logs,
-        job_state("flinksessionjob", "orders-etl-session"),
-        "FINISHED",
-    );
-    for _ in 0..5 {
-        logs.poll();
-        if logs.contains("+I[order-totals, all, 820]") {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(
-        &logs,
-        &[
-            "sql-runner: plan",
-            "orders_out",
-            "+I[order-totals, all, 820]",
-            "sql-runner: done",
-        ],
+    run_to_finish(
         "session-sql.yaml",
+        ("flinksessionjob", "orders-etl-session"),
+        "sql-session",
+        Duration::from_secs(420),
+        ORDERS_SQL_LINES,
     );
-    kubectl(&[
-        "-n",
-        "flink",
-        "delete",
-        "flinksessionjob",
-        "orders-etl-session",
-        "--wait=true",
-        "--timeout=60s",
-    ]);
-    delete_and_wait("flinkdeployment", "sql-session", "sql-session");
+    delete_session_job("orders-etl-session", "sql-session");
 }
 
 /// The effective Flink configuration the operator wrote for a deployment (ConfigMap
@@ -830,23 +808,13 @@ const PYFLINK_LINES: &[&str] = &[
 fn application_python_cell_runs_the_fetched_script_with_its_connector_in_lib() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("application-python.yaml"));
-    let mut logs = PodLogs::new("clickstream");
-    wait_state(
-        "FlinkDeployment clickstream (application-python.yaml)",
+    run_to_finish(
+        "application-python.yaml",
+        ("flinkdeployment", "clickstream"),
+        "clickstream",
         Duration::from_secs(480),
-        &mut logs,
-        job_state("flinkdeployment", "clickstream"),
-        "FINISHED",
+        PYFLINK_LINES,
     );
-    for _ in 0..5 {
-        logs.poll();
-        if PYFLINK_LINES.iter().all(|l| logs.contains(l)) {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(&logs, PYFLINK_LINES, "application-python.yaml");
     delete_and_wait("flinkdeployment", "clickstream", "clickstream");
 }
 
@@ -854,33 +822,14 @@ fn application_python_cell_runs_the_fetched_script_with_its_connector_in_lib() {
 fn session_python_cell_operator_fetches_the_driver_jar_and_pods_the_script() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("session-python.yaml"));
-    let mut logs = PodLogs::new("python-session");
-    wait_state(
-        "FlinkSessionJob clickstream-session (session-python.yaml)",
+    run_to_finish(
+        "session-python.yaml",
+        ("flinksessionjob", "clickstream-session"),
+        "python-session",
         Duration::from_secs(480),
-        &mut logs,
-        job_state("flinksessionjob", "clickstream-session"),
-        "FINISHED",
+        PYFLINK_LINES,
     );
-    for _ in 0..5 {
-        logs.poll();
-        if PYFLINK_LINES.iter().all(|l| logs.contains(l)) {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(&logs, PYFLINK_LINES, "session-python.yaml");
-    kubectl(&[
-        "-n",
-        "flink",
-        "delete",
-        "flinksessionjob",
-        "clickstream-session",
-        "--wait=true",
-        "--timeout=60s",
-    ]);
-    delete_and_wait("flinkdeployment", "python-session", "python-session");
+    delete_session_job("clickstream-session", "python-session");
 }
 
 /// What Flink CDC's `values` sink prints for the SINGLE_SPLIT_SINGLE_TABLE event set of the
