@@ -6,8 +6,8 @@
 //!   `storage` (trait + backends);
 //! - the init container: `cli` → `fetch` (plan, sources, disk landing) → `storage`, with
 //!   `client` adding the gateway's HTTP API as one more fetch source;
-//! - `config` (typed configuration, which names each backend's options from `storage`) feeds
-//!   `server` and `service`;
+//! - `config` (typed configuration, which names each backend's options from `storage` and owns
+//!   the token and signing sections) feeds `server` and `service`, and imports neither;
 //! - `error`, `secret` and `retry` are leaves every layer may use.
 
 #![forbid(unsafe_code)]

@@ -27,8 +27,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::http::AppState;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Header fields per HTTP/1.1 request head (hyper's default is 100).
-const MAX_HEADER_FIELDS: usize = 200;
 
 /// A bound, not yet serving, server.
 pub struct Server {
@@ -76,7 +74,9 @@ impl Server {
         // hyper answers heads over its own limits itself, with an empty body; so its limits sit
         // above `max_header_bytes` (twice it, at least 16 KiB more), and heads between the two
         // get the JSON 431 from `http::handle`. Only heads over hyper's limit, or with more than
-        // `MAX_HEADER_FIELDS` fields, get hyper's bare 431.
+        // 100 fields, get hyper's bare 431. (100 is hyper's default: with it, hyper parses into
+        // arrays on the stack; any other number costs two heap arrays per request, measured at
+        // about 7% of a 4 KiB GET's instructions with 200.)
         let limit = self.limits.max_header_bytes.as_u64() as usize;
         let hard = (limit * 2).max(limit + 16 * 1024).max(8192);
         builder
@@ -84,7 +84,6 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_read_timeout)
             .max_buf_size(hard)
-            .max_headers(MAX_HEADER_FIELDS)
             .keep_alive(true);
         builder
             .http2()
@@ -109,10 +108,11 @@ impl Server {
                         builder: builder.clone(),
                         state: self.state.clone(),
                         tls: self.tls.clone(),
-                        idle: self.limits.idle_timeout,
                         watcher: graceful.watcher(),
                     };
-                    tokio::spawn(async move { ctx.run(tcp, peer).await });
+                    let activity = Arc::new(Activity::new());
+                    let conn = tokio::spawn(ctx.run(tcp, peer, activity.clone()));
+                    tokio::spawn(close_when_idle(conn.abort_handle(), activity, self.limits.idle_timeout));
                 }
                 _ = &mut shutdown => break,
             }
@@ -132,13 +132,31 @@ struct ConnCtx {
     builder: Arc<auto::Builder<TokioExecutor>>,
     state: Arc<AppState>,
     tls: Option<TlsAcceptor>,
-    idle: Duration,
     watcher: hyper_util::server::graceful::Watcher,
 }
 
+/// Closes a connection (by dropping its task) once no byte moved on it for `idle`.
+///
+/// A task beside the connection's rather than a timer inside it: a timer polled with the
+/// connection was polled again on every request (measured: about 2% of a 4 KiB GET's
+/// instructions); this one wakes only every quarter of `idle`.
+async fn close_when_idle(conn: tokio::task::AbortHandle, activity: Arc<Activity>, idle: Duration) {
+    let check = (idle / 4).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(check).await;
+        if conn.is_finished() {
+            return;
+        }
+        if activity.idle_for() >= idle {
+            tracing::debug!(?idle, "closing idle connection");
+            conn.abort();
+            return;
+        }
+    }
+}
+
 impl ConnCtx {
-    async fn run(self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
-        let activity = Arc::new(Activity::new());
+    async fn run(self, tcp: tokio::net::TcpStream, peer: SocketAddr, activity: Arc<Activity>) {
         let tcp = Tracked {
             inner: tcp,
             activity: activity.clone(),
@@ -146,16 +164,16 @@ impl ConnCtx {
         match self.tls.clone() {
             Some(acceptor) => {
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => self.serve(stream, activity).await,
+                    Ok(Ok(stream)) => self.serve(stream).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 }
             }
-            None => self.serve(tcp, activity).await,
+            None => self.serve(tcp).await,
         }
     }
 
-    async fn serve<IO>(self, io: IO, activity: Arc<Activity>)
+    async fn serve<IO>(self, io: IO)
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -168,24 +186,8 @@ impl ConnCtx {
             .builder
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
-        let conn = self.watcher.watch(conn);
-        tokio::pin!(conn);
-        let check = (self.idle / 4).max(Duration::from_millis(100));
-        loop {
-            tokio::select! {
-                r = &mut conn => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    return;
-                }
-                _ = tokio::time::sleep(check) => {
-                    if activity.idle_for() >= self.idle {
-                        tracing::debug!(idle = ?self.idle, "closing idle connection");
-                        return;
-                    }
-                }
-            }
+        if let Err(e) = self.watcher.watch(conn).await {
+            tracing::debug!(error = %e, "connection ended with an error");
         }
     }
 }

@@ -14,31 +14,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use artifact_gateway::storage::hdfs::HdfsOptions;
-use artifact_gateway::storage::registry::{self, BackendOptions, BackendSpec};
-use artifact_gateway::storage::{ArtifactPath, PutMode, PutOptions, Sha256, Storage, Upload};
+use artifact_gateway::storage::registry;
+use artifact_gateway::storage::{ArtifactPath, PutMode, PutOptions, Storage, Upload};
 use artifact_gateway::ErrorKind;
 use bytes::Bytes;
 use conformance::backend::{
-    at, names, one_chunk, put_named, put_refused, walk_pages, PrivateServer,
+    at, names, one_chunk, put_named, put_recorded, put_refused, walk_pages, PrivateServer,
 };
-use conformance::http_storage::HttpStorage;
-use conformance::Suite;
-
-fn hdfs_url() -> String {
-    common::require_env("AG_TEST_HDFS_URL")
-}
 
 async fn storage(url: &str, prefix: &str) -> Arc<dyn Storage> {
-    let spec = BackendSpec::from_url(
-        &format!("{url}/{prefix}"),
-        BackendOptions {
-            hdfs: Some(HdfsOptions::default()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    registry::build(&spec).await.unwrap()
+    registry::build(&common::hdfs_spec(url, prefix))
+        .await
+        .unwrap()
 }
 
 fn client(url: &str) -> hdfs_native::Client {
@@ -67,11 +54,10 @@ config = {{ "dfs.client.socket-timeout" = "10000" }}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_hdfs_trait() {
-    let url = hdfs_url();
+    let url = common::hdfs_url();
     let prefix = common::random_prefix("hdfs");
     let st = storage(&url, &prefix).await;
-    let skipped = Suite::new("hdfs", st, false).run().await;
-    assert!(skipped.is_empty(), "every case applies: {skipped:?}");
+    conformance::run_on_trait("hdfs", st).await;
     // No staging litter once the suite is done (failed uploads are removed in the background).
     let c = client(&url);
     let tmp = format!("/{prefix}/.artifact-gateway/tmp");
@@ -94,7 +80,7 @@ async fn conformance_hdfs_trait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_hdfs_http() {
-    let url = hdfs_url();
+    let url = common::hdfs_url();
     let prefix = common::random_prefix("hdfs-http");
     let dir = common::tempdir();
     let config = write_config(dir.path(), "hdfs", &url, &prefix);
@@ -104,25 +90,16 @@ async fn conformance_hdfs_http() {
         &[("ARTIFACT_GATEWAY_TOKEN", token)],
     );
     let caps = storage(&url, &prefix).await.capabilities();
-    let st = Arc::new(HttpStorage::new(&gw.url, "hdfs", Some(token), caps));
-    let skipped = Suite::new("hdfs-http", st, true).run().await;
-    assert_eq!(skipped, ["size_limit_stores_nothing"]);
+    conformance::run_over_http("hdfs-http", &gw.url, "hdfs", token, caps).await;
 }
 
 #[tokio::test]
 async fn file_replaced_by_another_client_has_no_digest() {
-    let url = hdfs_url();
+    let url = common::hdfs_url();
     let prefix = common::random_prefix("hdfs-foreign");
     let st = storage(&url, &prefix).await;
     let path = at("lib/udf.jar");
-    let put = st
-        .put(&path, Upload::new(one_chunk(b"written by the gateway")))
-        .await
-        .unwrap();
-    assert_eq!(
-        st.head(&path).await.unwrap().sha256,
-        Some(Sha256::of(b"written by the gateway"))
-    );
+    let put = put_recorded(&*st, &path, b"written by the gateway").await;
 
     // Another HDFS client overwrites the file in place.
     let c = client(&url);
@@ -158,7 +135,7 @@ async fn file_replaced_by_another_client_has_no_digest() {
 
 #[tokio::test]
 async fn listing_sorts_names_hdfs_orders_differently() {
-    let url = hdfs_url();
+    let url = common::hdfs_url();
     let st = storage(&url, &common::random_prefix("hdfs-order")).await;
     // HDFS compares names as signed bytes: "é" (0xC3…) sorts before "a" there.
     put_named(&*st, &["é.jar", "a.jar", "z.jar", "名.jar", "b/x.jar"]).await;
@@ -240,7 +217,7 @@ async fn hdfs_dying_mid_download_is_an_error_not_a_short_200() {
 
 #[tokio::test]
 async fn a_file_as_parent_or_a_directory_as_target_is_refused() {
-    let url = hdfs_url();
+    let url = common::hdfs_url();
     let st = storage(&url, &common::random_prefix("hdfs-shape")).await;
     put_named(&*st, &["a.jar", "d/x.jar"]).await;
     // A file as a parent, then a directory as the target.

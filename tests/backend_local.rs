@@ -12,16 +12,13 @@ use std::sync::Arc;
 
 use artifact_gateway::storage::local::LocalStorage;
 use artifact_gateway::storage::{ArtifactPath, GetOptions, ListOptions, Storage, Upload};
-use conformance::http_storage::HttpStorage;
-use conformance::Suite;
 use futures::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_local_trait() {
     let dir = common::tempdir();
     let storage = Arc::new(LocalStorage::new(dir.path()).unwrap());
-    let skipped = Suite::new("local", storage, false).run().await;
-    assert!(skipped.is_empty(), "every case applies: {skipped:?}");
+    conformance::run_on_trait("local", storage).await;
     // Nothing left in the staging area after the whole suite (interrupted uploads cleaned up).
     let tmp = dir.path().join(".artifact-gateway/tmp");
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
@@ -37,9 +34,7 @@ async fn conformance_local_http() {
         &[("ARTIFACT_GATEWAY_TOKEN", token)],
     );
     let caps = LocalStorage::new(dir.path()).unwrap().capabilities();
-    let storage = Arc::new(HttpStorage::new(&gw.url, "default", Some(token), caps));
-    let skipped = Suite::new("local-http", storage, true).run().await;
-    assert_eq!(skipped, ["size_limit_stores_nothing"]);
+    conformance::run_over_http("local-http", &gw.url, "default", token, caps).await;
 }
 
 /// Opening a store writes nothing: not even the work area, until the first put.

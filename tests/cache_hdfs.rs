@@ -16,17 +16,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use artifact_gateway::storage::cache::CacheOptions;
-use artifact_gateway::storage::metrics::{MountLabel, StorageMetrics};
-use artifact_gateway::storage::registry::{self, BackendOptions, BackendSpec, HdfsOptions};
-use artifact_gateway::storage::{ArtifactPath, GetOptions, Storage};
+use artifact_gateway::storage::metrics::StorageMetrics;
+use artifact_gateway::storage::{ArtifactPath, Storage};
 use bytes::Bytes;
-use futures::StreamExt;
+use common::cache::{
+    cached_mount, concurrent_downloads, concurrent_reads, counts, gateway_backend_bytes, label,
+    pattern, read_range, settle, Counts,
+};
 
 const MOUNT: &str = "hcached";
-
-fn hdfs_url() -> String {
-    common::require_env("AG_TEST_HDFS_URL")
-}
 
 /// The tests of this file share the datanode's byte count: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -48,19 +46,6 @@ async fn datanode_bytes_read() -> u64 {
         .and_then(|b| b.first())
         .and_then(|b| b["BytesRead"].as_u64())
         .unwrap_or_else(|| panic!("no BytesRead in the datanode's JMX: {v}"))
-}
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    let mut x = 0x2545_F491_4F6C_DD1Du64 ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Writes a file as another HDFS client would.
@@ -85,47 +70,17 @@ async fn cached(
     opts: &CacheOptions,
     metrics: &StorageMetrics,
 ) -> Arc<dyn Storage> {
-    let spec = BackendSpec::from_url(
-        &format!("{url}/{prefix}"),
-        BackendOptions {
-            hdfs: Some(HdfsOptions::default()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    registry::build_mount(&spec, MOUNT, Some(opts), metrics)
-        .await
-        .unwrap()
-}
-
-fn label() -> MountLabel {
-    MountLabel {
-        mount: MOUNT.into(),
-    }
-}
-
-/// Waits until the cache's fills are over (the last bytes reach readers before the fill's
-/// fsync and rename).
-async fn settle(cache_dir: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_dir(cache_dir.join("tmp")).unwrap().count() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "a fill is still running after 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cached_mount(&common::hdfs_spec(url, prefix), MOUNT, opts, metrics).await
 }
 
 async fn read_all(store: &Arc<dyn Storage>, p: &ArtifactPath) -> Vec<u8> {
-    let res = store.get(p, GetOptions::default()).await.unwrap();
-    res.body.map(|c| c.unwrap().to_vec()).concat().await
+    read_range(store, p, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_concurrent_cold_reads_cause_one_hdfs_read() {
     let _serial = SERIAL.lock().await;
-    let url = hdfs_url();
+    let url = common::hdfs_url();
     let prefix = common::random_prefix("hcache64");
     let size = 32 << 20;
     let data = Arc::new(pattern(size, 1));
@@ -136,33 +91,14 @@ async fn sixty_four_concurrent_cold_reads_cause_one_hdfs_read() {
     let p = ArtifactPath::parse("jobs/big.jar").unwrap();
     let dn_before = datanode_bytes_read().await;
     let started = Instant::now();
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let (store, p, data) = (store.clone(), p.clone(), data.clone());
-            tokio::spawn(async move {
-                let res = store.get(&p, GetOptions::default()).await.unwrap();
-                let mut body = res.body;
-                let mut pos = 0usize;
-                while let Some(c) = body.next().await {
-                    let c = c.expect("the body streams to the end");
-                    assert_eq!(&c[..], &data[pos..pos + c.len()], "bytes at {pos}");
-                    pos += c.len();
-                }
-                assert_eq!(pos, data.len());
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    concurrent_reads(&store, &p, &data, 64).await;
     let took = started.elapsed();
-    let backend = metrics.backend_read_bytes.get_or_create(&label()).get();
-    let misses = metrics.cache_misses.get_or_create(&label()).get();
-    let coalesced = metrics
-        .cache_coalesced_waiters
-        .get_or_create(&label())
-        .get();
-    let hits = metrics.cache_hits.get_or_create(&label()).get();
+    let Counts {
+        backend_bytes: backend,
+        hits,
+        misses,
+        coalesced,
+    } = counts(&metrics, MOUNT);
     let dn = datanode_bytes_read().await - dn_before;
     println!(
         "HDFS: 64 readers of {size} bytes in {took:?}: the datanode served {dn} bytes, the gateway counted {backend}; misses {misses}, coalesced {coalesced}, hits {hits}"
@@ -187,7 +123,7 @@ async fn sixty_four_concurrent_cold_reads_cause_one_hdfs_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_replaced_behind_the_cache_is_served_new() {
     let _serial = SERIAL.lock().await;
-    let url = hdfs_url();
+    let url = common::hdfs_url();
     let prefix = common::random_prefix("hcachechg");
     let abs = format!("/{prefix}/udf.jar");
     let (v1, v2) = (pattern(2 << 20, 2), pattern(2 << 20, 3));
@@ -199,7 +135,7 @@ async fn a_file_replaced_behind_the_cache_is_served_new() {
     assert!(read_all(&store, &p).await == v1);
     settle(dir.path()).await;
     assert!(read_all(&store, &p).await == v1);
-    assert_eq!(metrics.cache_hits.get_or_create(&label()).get(), 1);
+    assert_eq!(metrics.cache_hits.get_or_create(&label(MOUNT)).get(), 1);
     // HDFS's validator is the modification time (ms) and length: make sure the clock moves.
     tokio::time::sleep(Duration::from_millis(20)).await;
     write_raw(&url, &abs, &v2).await;
@@ -207,9 +143,12 @@ async fn a_file_replaced_behind_the_cache_is_served_new() {
         read_all(&store, &p).await == v2,
         "the replaced file is served new"
     );
-    assert_eq!(metrics.cache_misses.get_or_create(&label()).get(), 2);
+    assert_eq!(metrics.cache_misses.get_or_create(&label(MOUNT)).get(), 2);
     assert_eq!(
-        metrics.backend_read_bytes.get_or_create(&label()).get(),
+        metrics
+            .backend_read_bytes
+            .get_or_create(&label(MOUNT))
+            .get(),
         4 << 20
     );
 }
@@ -218,7 +157,7 @@ async fn a_file_replaced_behind_the_cache_is_served_new() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_sixty_four_concurrent_cold_downloads_read_hdfs_once() {
     let _serial = SERIAL.lock().await;
-    let url = hdfs_url();
+    let url = common::hdfs_url();
     let prefix = common::random_prefix("hcache64http");
     let size: usize = 16 << 20;
     let data = Arc::new(pattern(size, 4));
@@ -234,28 +173,8 @@ async fn http_sixty_four_concurrent_cold_downloads_read_hdfs_once() {
     )
     .unwrap();
     let gw = common::Gateway::start(&["--config", config.to_str().unwrap()], &[]);
-    let client = reqwest::Client::new();
-    let target = gw.artifact(MOUNT, "job.jar");
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let (client, target, data) = (client.clone(), target.clone(), data.clone());
-            tokio::spawn(async move {
-                let r = client.get(&target).send().await.unwrap();
-                assert_eq!(r.status(), 200);
-                let got = r.bytes().await.expect("the whole body");
-                assert!(got[..] == data[..]);
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let backend = common::gateway_metric(
-        &gw.url,
-        "artifact_gateway_backend_read_bytes_total",
-        &[("mount", MOUNT)],
-    )
-    .await;
+    concurrent_downloads(&gw.artifact(MOUNT, "job.jar"), &data, 64).await;
+    let backend = gateway_backend_bytes(&gw, MOUNT).await;
     let misses = common::gateway_metric(&gw.url, "artifact_gateway_cache_misses_total", &[]).await;
     println!("HDFS over HTTP: backend bytes {backend}, misses {misses}");
     assert_eq!(backend, size as f64);

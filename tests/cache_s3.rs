@@ -11,44 +11,23 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use artifact_gateway::storage::cache::CacheOptions;
-use artifact_gateway::storage::metrics::{MountLabel, MountReason, Reason, StorageMetrics};
+use artifact_gateway::storage::metrics::{MountReason, Reason, StorageMetrics};
 use artifact_gateway::storage::registry::{self, BackendSpec, S3Options};
-use artifact_gateway::storage::{ArtifactPath, GetOptions, Storage};
+use artifact_gateway::storage::{GetOptions, Storage};
 use bytesize::ByteSize;
-use common::minio::{Minio, PrivateMinio};
-use common::proxy::Proxy;
+use common::cache::{
+    self, cached_mount, concurrent_downloads, concurrent_reads, files_in, gateway_backend_bytes,
+    label, path, pattern, read_and_compare, read_range, settle, wait_empty, Counts,
+};
+use common::minio::{Minio, PrivateMinio, Staged};
 use futures::StreamExt;
 
 const MOUNT: &str = "cached";
-
-/// `len` deterministic bytes; `seed` makes versions differ.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn addr_of(endpoint: &str) -> SocketAddr {
-    let hostport = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    hostport.parse().expect("a 127.0.0.1:PORT endpoint")
-}
-
-fn path(p: &str) -> ArtifactPath {
-    ArtifactPath::parse(p).unwrap()
-}
 
 /// The storage a `[mounts.cache]` mount gets, built by the registry.
 async fn cached(
@@ -72,31 +51,11 @@ async fn cached_with(
         prefix: prefix.to_string(),
         options: s3,
     };
-    registry::build_mount(&spec, MOUNT, Some(opts), metrics)
-        .await
-        .expect("build the cached mount")
-}
-
-fn label() -> MountLabel {
-    MountLabel {
-        mount: MOUNT.to_string(),
-    }
-}
-
-struct Counts {
-    backend_bytes: u64,
-    hits: u64,
-    misses: u64,
-    coalesced: u64,
+    cached_mount(&spec, MOUNT, opts, metrics).await
 }
 
 fn counts(m: &StorageMetrics) -> Counts {
-    Counts {
-        backend_bytes: m.backend_read_bytes.get_or_create(&label()).get(),
-        hits: m.cache_hits.get_or_create(&label()).get(),
-        misses: m.cache_misses.get_or_create(&label()).get(),
-        coalesced: m.cache_coalesced_waiters.get_or_create(&label()).get(),
-    }
+    cache::counts(m, MOUNT)
 }
 
 fn bypassed(m: &StorageMetrics, reason: Reason) -> u64 {
@@ -117,63 +76,6 @@ fn fill_failures(m: &StorageMetrics, reason: Reason) -> u64 {
         .get()
 }
 
-/// Reads a whole body, comparing it with `expected` chunk by chunk. Returns (time of the first
-/// byte, time of the end) or the error that ended the body.
-async fn read_and_compare(
-    store: &Arc<dyn Storage>,
-    p: &ArtifactPath,
-    opts: GetOptions,
-    expected: &[u8],
-) -> Result<(Instant, Instant), String> {
-    let res = store.get(p, opts).await.map_err(|e| e.to_string())?;
-    let mut body = res.body;
-    let mut pos = 0usize;
-    let mut first = None;
-    while let Some(chunk) = body.next().await {
-        let c = chunk.map_err(|e| format!("body error after {pos} bytes: {e}"))?;
-        first.get_or_insert_with(Instant::now);
-        assert_eq!(
-            &c[..],
-            &expected[pos..pos + c.len()],
-            "wrong bytes at offset {pos}"
-        );
-        pos += c.len();
-    }
-    assert_eq!(pos, expected.len(), "short body");
-    Ok((first.unwrap_or_else(Instant::now), Instant::now()))
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// Waits (bounded) until `dir` is empty; the cache deletes failed fills in the background.
-async fn wait_empty(dir: &Path) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let files = files_in(dir);
-        if files.is_empty() || Instant::now() > deadline {
-            return files;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until the fills of a cache directory are over (renamed or removed): the last bytes
-/// reach readers before the fill's fsync and rename, so a read right after another may still
-/// find the fill rather than a complete entry.
-async fn settle(cache_dir: &Path) {
-    let left = wait_empty(&cache_dir.join("tmp")).await;
-    assert!(left.is_empty(), "fills still running after 5 s: {left:?}");
-}
-
 // ---------- coalescing ----------
 
 /// 64 concurrent reads of an uncached 32 MiB object: one backend read, counted at the
@@ -182,43 +84,19 @@ async fn settle(cache_dir: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_concurrent_cold_reads_cause_one_backend_read() {
     let minio = Minio::from_env();
-    let prefix = common::random_prefix("cache64");
     let size = 32 << 20;
     let data = Arc::new(pattern(size, 1));
-    minio
-        .put_raw(&format!("{prefix}/jobs/big.jar"), data.to_vec())
-        .await;
-    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
     // 32 MiB at 16 MiB/s: the fill takes about 2 s, so the readers overlap it.
-    proxy.set_rate(16 << 20);
+    let Staged { prefix, proxy, via } = minio
+        .stage_behind_proxy("cache64", &[("jobs/big.jar", &data[..])], 16 << 20)
+        .await;
     let dir = common::tempdir();
     let metrics = StorageMetrics::default();
-    let store = cached(
-        &minio.via(&proxy.url()),
-        &prefix,
-        &CacheOptions::in_dir(dir.path()),
-        &metrics,
-    )
-    .await;
+    let store = cached(&via, &prefix, &CacheOptions::in_dir(dir.path()), &metrics).await;
     let p = path("jobs/big.jar");
     let before = proxy.down_bytes();
     let started = Instant::now();
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let (store, p, data) = (store.clone(), p.clone(), data.clone());
-            tokio::spawn(async move {
-                let t0 = Instant::now();
-                let r = read_and_compare(&store, &p, GetOptions::default(), &data).await;
-                (t0, r)
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for t in tasks {
-        let (t0, r) = t.await.unwrap();
-        let (first, end) = r.expect("every reader gets the whole object");
-        results.push((t0, first, end));
-    }
+    let results = concurrent_reads(&store, &p, &data, 64).await;
     let wire = proxy.down_bytes() - before;
     let c = counts(&metrics);
     let earliest_end = results.iter().map(|r| r.2).min().unwrap();
@@ -281,58 +159,21 @@ async fn sixty_four_concurrent_cold_reads_cause_one_backend_read() {
 async fn http_sixty_four_concurrent_cold_downloads_read_the_backend_once() {
     let private = PrivateMinio::start();
     let minio = private.minio.clone();
-    let prefix = common::random_prefix("cache64http");
     let size: usize = 32 << 20;
     let data = Arc::new(pattern(size, 2));
-    minio
-        .put_raw(&format!("{prefix}/flink/job.jar"), data.to_vec())
+    let staged = minio
+        .stage_behind_proxy("cache64http", &[("flink/job.jar", &data[..])], 16 << 20)
         .await;
-    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
-    proxy.set_rate(16 << 20);
     let dir = common::tempdir();
-    let cache_dir = dir.path().join("cache");
-    let gw = start_cached_gateway(
-        &minio.via(&proxy.url()),
-        &prefix,
-        &cache_dir,
-        dir.path(),
-        "",
-    );
+    let gw = start_cached_gateway(&staged.via, &staged.prefix, dir.path(), None);
     let minio_before = minio.sent_bytes().await;
-    let wire_before = proxy.down_bytes();
-    let url = gw.artifact(MOUNT, "flink/job.jar");
-    let client = reqwest::Client::new();
+    let wire_before = staged.proxy.down_bytes();
     let started = Instant::now();
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let (client, url, data) = (client.clone(), url.clone(), data.clone());
-            tokio::spawn(async move {
-                let resp = client.get(&url).send().await.unwrap();
-                assert_eq!(resp.status(), 200);
-                assert_eq!(resp.content_length(), Some(data.len() as u64));
-                let mut body = resp.bytes_stream();
-                let mut pos = 0usize;
-                while let Some(c) = body.next().await {
-                    let c = c.expect("the body streams to the end");
-                    assert_eq!(&c[..], &data[pos..pos + c.len()], "bytes at {pos}");
-                    pos += c.len();
-                }
-                assert_eq!(pos, data.len());
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    concurrent_downloads(&gw.artifact(MOUNT, "flink/job.jar"), &data, 64).await;
     let took = started.elapsed();
-    let wire = proxy.down_bytes() - wire_before;
+    let wire = staged.proxy.down_bytes() - wire_before;
     let minio_sent = minio.sent_bytes_settled(minio_before + size as f64).await - minio_before;
-    let gw_bytes = common::gateway_metric(
-        &gw.url,
-        "artifact_gateway_backend_read_bytes_total",
-        &[("mount", MOUNT)],
-    )
-    .await;
+    let gw_bytes = gateway_backend_bytes(&gw, MOUNT).await;
     let misses = common::gateway_metric(&gw.url, "artifact_gateway_cache_misses_total", &[]).await;
     let coalesced = common::gateway_metric(
         &gw.url,
@@ -368,24 +209,66 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM in /proc/PID/status")
 }
 
-/// Starts the binary with one cached S3 mount `cached`; `extra` goes into `[mounts.cache]`.
+/// Starts the binary with one cached S3 mount `cached`, its config in `dir` and its cache in
+/// `dir/cache`; with `token`, writes need that bearer token.
 fn start_cached_gateway(
     minio: &Minio,
     prefix: &str,
-    cache_dir: &Path,
-    config_dir: &Path,
-    extra: &str,
+    dir: &Path,
+    token: Option<&str>,
 ) -> common::Gateway {
     let text = format!(
-        "[limits]\nbackend_timeout = \"10s\"\n{}\n[mounts.cache]\ndir = {:?}\n{extra}\n",
+        "[limits]\nbackend_timeout = \"10s\"\n{}\n[mounts.cache]\ndir = {:?}\n",
         minio.mount_toml(MOUNT, prefix),
-        cache_dir.to_str().unwrap()
+        dir.join("cache").to_str().unwrap()
     );
-    let config = config_dir.join("cached.toml");
+    let config = dir.join("cached.toml");
     std::fs::write(&config, text).unwrap();
-    let envs = minio.config_env();
+    let mut envs = minio.config_env();
+    if let Some(token) = token {
+        envs.push(("ARTIFACT_GATEWAY_TOKEN".into(), token.into()));
+    }
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     common::Gateway::start(&["--config", config.to_str().unwrap()], &envs)
+}
+
+// ---------- start ----------
+
+/// Opening a cache writes nothing: until `start` its directory does not exist and reads go
+/// straight to the backend; `start` prepares the directory and reads fill it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unstarted_cache_writes_nothing_and_passes_reads_through() {
+    let minio = Minio::from_env();
+    let data = pattern(1 << 20, 100);
+    let prefix = minio.stage("cachenostart", &[("a.jar", &data[..])]).await;
+    let dir = common::tempdir();
+    let cache_dir = dir.path().join("cache");
+    let metrics = StorageMetrics::default();
+    let spec = BackendSpec::S3 {
+        bucket: minio.bucket.clone(),
+        prefix: prefix.clone(),
+        options: minio.options(),
+    };
+    let opts = CacheOptions::in_dir(&cache_dir);
+    let store = registry::build_mount(&spec, MOUNT, Some(&opts), &metrics)
+        .await
+        .unwrap();
+    let p = path("a.jar");
+    read_and_compare(&store, &p, GetOptions::default(), &data)
+        .await
+        .unwrap();
+    assert!(!cache_dir.exists(), "opening and reading wrote nothing");
+    assert_eq!(bypassed(&metrics, Reason::not_started), 1);
+    assert_eq!(counts(&metrics).misses, 0);
+
+    store.start().await.unwrap();
+    read_and_compare(&store, &p, GetOptions::default(), &data)
+        .await
+        .unwrap();
+    settle(&cache_dir).await;
+    assert_eq!(files_in(&cache_dir.join("data")).len(), 1);
+    assert_eq!(counts(&metrics).misses, 1);
+    minio.delete_prefix(&prefix).await;
 }
 
 // ---------- validation ----------
@@ -395,10 +278,9 @@ fn start_cached_gateway(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_changed_behind_the_cache_is_served_new() {
     let minio = Minio::from_env();
-    let prefix = common::random_prefix("cachechg");
-    let key = format!("{prefix}/app.jar");
     let (v1, v2) = (pattern(3 << 20, 10), pattern(3 << 20, 11));
-    minio.put_raw(&key, v1.clone()).await;
+    let prefix = minio.stage("cachechg", &[("app.jar", &v1[..])]).await;
+    let key = format!("{prefix}/app.jar");
     let dir = common::tempdir();
     let metrics = StorageMetrics::default();
     let store = cached(&minio, &prefix, &CacheOptions::in_dir(dir.path()), &metrics).await;
@@ -419,17 +301,7 @@ async fn an_object_changed_behind_the_cache_is_served_new() {
         .expect("the new version");
     settle(dir.path()).await;
     let range = 1_000_000..1_000_100;
-    let res = store
-        .get(
-            &p,
-            GetOptions {
-                range: Some(range.clone()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let got: Vec<u8> = res.body.map(|c| c.unwrap().to_vec()).concat().await;
+    let got = read_range(&store, &p, Some(range.clone())).await;
     assert_eq!(got, v2[1_000_000..1_000_100]);
     let head = store.head(&p).await.unwrap();
     let c = counts(&metrics);
@@ -468,17 +340,7 @@ async fn http_replaced_object_is_served_new() {
     let dir = common::tempdir();
     let cache_dir = dir.path().join("cache");
     let token = "cache-change-token";
-    let text = format!(
-        "{}\n[mounts.cache]\ndir = {:?}\n",
-        minio.mount_toml(MOUNT, &prefix),
-        cache_dir.to_str().unwrap()
-    );
-    let config = dir.path().join("c.toml");
-    std::fs::write(&config, text).unwrap();
-    let mut envs = minio.config_env();
-    envs.push(("ARTIFACT_GATEWAY_TOKEN".into(), token.into()));
-    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let gw = common::Gateway::start(&["--config", config.to_str().unwrap()], &envs);
+    let gw = start_cached_gateway(&minio, &prefix, dir.path(), Some(token));
     let client = reqwest::Client::new();
     let url = gw.artifact(MOUNT, "lib/udf.jar");
     let get = |url: String| {
@@ -490,15 +352,15 @@ async fn http_replaced_object_is_served_new() {
             (etag, r.bytes().await.unwrap().to_vec())
         }
     };
+    let put = |body: Vec<u8>| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let r = client.put(&url).bearer_auth(token).body(body);
+            assert!(r.send().await.unwrap().status().is_success());
+        }
+    };
     let v1 = pattern(1 << 20, 20);
-    let r = client
-        .put(&url)
-        .bearer_auth(token)
-        .body(v1.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    put(v1.clone()).await;
     let (e1, b1) = get(url.clone()).await;
     settle(&cache_dir).await;
     let (e1b, b1b) = get(url.clone()).await;
@@ -506,14 +368,7 @@ async fn http_replaced_object_is_served_new() {
     assert_eq!(e1, e1b);
 
     let v2 = pattern(1 << 20, 21);
-    let r = client
-        .put(&url)
-        .bearer_auth(token)
-        .body(v2.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    put(v2.clone()).await;
     let (e2, b2) = get(url.clone()).await;
     assert!(b2 == v2, "the gateway's own replace is served new");
     assert_ne!(e2, e1);
@@ -540,22 +395,14 @@ async fn http_replaced_object_is_served_new() {
 async fn backend_killed_mid_fill_fails_every_waiter() {
     let private = PrivateMinio::start();
     let minio = private.minio.clone();
-    let prefix = common::random_prefix("cachekill");
     let size: usize = 32 << 20;
-    minio
-        .put_raw(&format!("{prefix}/big.jar"), pattern(size, 30))
+    // 4 s for the whole object.
+    let staged = minio
+        .stage_behind_proxy("cachekill", &[("big.jar", &pattern(size, 30)[..])], 8 << 20)
         .await;
-    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
-    proxy.set_rate(8 << 20); // 4 s for the whole object
     let dir = common::tempdir();
     let cache_dir = dir.path().join("cache");
-    let gw = start_cached_gateway(
-        &minio.via(&proxy.url()),
-        &prefix,
-        &cache_dir,
-        dir.path(),
-        "",
-    );
+    let gw = start_cached_gateway(&staged.via, &staged.prefix, dir.path(), None);
     let url = gw.artifact(MOUNT, "big.jar");
     let client = reqwest::Client::new();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(8);
@@ -631,19 +478,15 @@ async fn backend_killed_mid_fill_fails_every_waiter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_fill_leaves_nothing_and_the_next_read_fills_anew() {
     let minio = Minio::from_env();
-    let prefix = common::random_prefix("cachecut");
     let size: usize = 16 << 20;
     let data = Arc::new(pattern(size, 40));
-    minio
-        .put_raw(&format!("{prefix}/x.jar"), data.to_vec())
+    let Staged { prefix, proxy, via } = minio
+        .stage_behind_proxy("cachecut", &[("x.jar", &data[..])], 4 << 20)
         .await;
-    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
-    proxy.set_rate(4 << 20);
     let dir = common::tempdir();
     let metrics = StorageMetrics::default();
     // The S3 client resumes a broken body with a range request: with the backend down, its
     // one retry fails too.
-    let via = minio.via(&proxy.url());
     let s3 = S3Options {
         max_retries: Some(1),
         retry_timeout: Some(Duration::from_secs(2)),
@@ -740,15 +583,14 @@ impl Drop for Tmpfs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_cache_disk_degrades_to_pass_through() {
     let minio = Minio::from_env();
-    let prefix = common::random_prefix("cachefull");
     let size: usize = 24 << 20;
     let data = Arc::new(pattern(size, 50));
-    minio
-        .put_raw(&format!("{prefix}/big.jar"), data.to_vec())
-        .await;
     let small = pattern(1 << 20, 51);
-    minio
-        .put_raw(&format!("{prefix}/small.jar"), small.clone())
+    let prefix = minio
+        .stage(
+            "cachefull",
+            &[("big.jar", &data[..]), ("small.jar", &small[..])],
+        )
         .await;
     let disk = Tmpfs::mount("8m");
     let metrics = StorageMetrics::default();
@@ -807,10 +649,9 @@ async fn a_full_cache_disk_degrades_to_pass_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_survive_a_restart_and_are_revalidated() {
     let minio = Minio::from_env();
-    let prefix = common::random_prefix("cacherestart");
-    let key = format!("{prefix}/r.jar");
     let v1 = pattern(2 << 20, 60);
-    minio.put_raw(&key, v1.clone()).await;
+    let prefix = minio.stage("cacherestart", &[("r.jar", &v1[..])]).await;
+    let key = format!("{prefix}/r.jar");
     let dir = common::tempdir();
     let cache_dir = dir.path().join("cache");
     let client = reqwest::Client::new();
@@ -822,7 +663,7 @@ async fn entries_survive_a_restart_and_are_revalidated() {
             r.bytes().await.unwrap().to_vec()
         }
     };
-    let gw = start_cached_gateway(&minio, &prefix, &cache_dir, dir.path(), "");
+    let gw = start_cached_gateway(&minio, &prefix, dir.path(), None);
     assert!(fetch(gw.artifact(MOUNT, "r.jar")).await == v1);
     settle(&cache_dir).await;
     drop(gw);
@@ -832,7 +673,7 @@ async fn entries_survive_a_restart_and_are_revalidated() {
     std::fs::write(cache_dir.join("tmp").join("0123.partial"), b"half").unwrap();
     std::fs::write(cache_dir.join("data").join("not-an-entry"), b"?").unwrap();
 
-    let gw = start_cached_gateway(&minio, &prefix, &cache_dir, dir.path(), "");
+    let gw = start_cached_gateway(&minio, &prefix, dir.path(), None);
     assert_eq!(files_in(&cache_dir.join("tmp")), Vec::<String>::new());
     assert_eq!(files_in(&cache_dir.join("data")).len(), 1);
     assert!(fetch(gw.artifact(MOUNT, "r.jar")).await == v1);
@@ -848,7 +689,7 @@ async fn entries_survive_a_restart_and_are_revalidated() {
     // Changed while the gateway was down.
     let v2 = pattern(2 << 20, 61);
     minio.put_raw(&key, v2.clone()).await;
-    let gw = start_cached_gateway(&minio, &prefix, &cache_dir, dir.path(), "");
+    let gw = start_cached_gateway(&minio, &prefix, dir.path(), None);
     assert!(
         fetch(gw.artifact(MOUNT, "r.jar")).await == v2,
         "a restart never trusts an entry blindly"
@@ -865,18 +706,14 @@ async fn entries_survive_a_restart_and_are_revalidated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_fill_leaves_nothing_served() {
     let minio = Minio::from_env();
-    let prefix = common::random_prefix("cachecrash");
     let size: usize = 16 << 20;
     let data = pattern(size, 70);
-    minio
-        .put_raw(&format!("{prefix}/c.jar"), data.clone())
+    let Staged { prefix, proxy, via } = minio
+        .stage_behind_proxy("cachecrash", &[("c.jar", &data[..])], 2 << 20)
         .await;
-    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
-    proxy.set_rate(2 << 20);
     let dir = common::tempdir();
     let cache_dir: PathBuf = dir.path().join("cache");
-    let via = minio.via(&proxy.url());
-    let mut gw = start_cached_gateway(&via, &prefix, &cache_dir, dir.path(), "");
+    let mut gw = start_cached_gateway(&via, &prefix, dir.path(), None);
     let client = reqwest::Client::new();
     let resp = client
         .get(gw.artifact(MOUNT, "c.jar"))
@@ -901,7 +738,7 @@ async fn a_crash_mid_fill_leaves_nothing_served() {
     );
 
     proxy.set_rate(0);
-    let gw = start_cached_gateway(&via, &prefix, &cache_dir, dir.path(), "");
+    let gw = start_cached_gateway(&via, &prefix, dir.path(), None);
     assert_eq!(files_in(&cache_dir.join("tmp")), Vec::<String>::new());
     assert_eq!(files_in(&cache_dir.join("data")), Vec::<String>::new());
     let got = client
@@ -924,38 +761,21 @@ async fn a_crash_mid_fill_leaves_nothing_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_on_a_cold_object_does_not_wait_for_the_fill() {
     let minio = Minio::from_env();
-    let prefix = common::random_prefix("cacherange");
     let size: usize = 32 << 20;
     let data = Arc::new(pattern(size, 80));
-    minio
-        .put_raw(&format!("{prefix}/r.jar"), data.to_vec())
+    // The fill takes about 4 s.
+    let staged = minio
+        .stage_behind_proxy("cacherange", &[("r.jar", &data[..])], 8 << 20)
         .await;
-    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
-    proxy.set_rate(8 << 20); // the fill takes about 4 s
+    let (via, prefix) = (&staged.via, &staged.prefix);
     let dir = common::tempdir();
     let metrics = StorageMetrics::default();
-    let store = cached(
-        &minio.via(&proxy.url()),
-        &prefix,
-        &CacheOptions::in_dir(dir.path()),
-        &metrics,
-    )
-    .await;
+    let store = cached(via, prefix, &CacheOptions::in_dir(dir.path()), &metrics).await;
     let p = path("r.jar");
     let t0 = Instant::now();
     // The tail of the object, cold: nothing is cached or filling yet.
     let tail = (size - (1 << 20)) as u64..size as u64;
-    let res = store
-        .get(
-            &p,
-            GetOptions {
-                range: Some(tail.clone()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let got: Vec<u8> = res.body.map(|c| c.unwrap().to_vec()).concat().await;
+    let got = read_range(&store, &p, Some(tail.clone())).await;
     let tail_time = t0.elapsed();
     assert!(got[..] == data[tail.start as usize..]);
     assert!(
@@ -966,17 +786,7 @@ async fn a_range_on_a_cold_object_does_not_wait_for_the_fill() {
     assert_eq!(counts(&metrics).misses, 1, "the range started a fill");
     // The head of the object, from the growing file.
     let head = 0u64..65536;
-    let res = store
-        .get(
-            &p,
-            GetOptions {
-                range: Some(head.clone()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let got: Vec<u8> = res.body.map(|c| c.unwrap().to_vec()).concat().await;
+    let got = read_range(&store, &p, Some(head.clone())).await;
     assert!(got[..] == data[..65536]);
     assert!(
         t0.elapsed() < Duration::from_millis(3000),
@@ -993,7 +803,7 @@ async fn a_range_on_a_cold_object_does_not_wait_for_the_fill() {
         size as u64 + (1 << 20),
         "one fill plus the tail range"
     );
-    minio.delete_prefix(&prefix).await;
+    minio.delete_prefix(prefix).await;
 }
 
 // ---------- size limit ----------
@@ -1039,7 +849,7 @@ async fn lru_eviction_keeps_the_limit_and_spares_entries_in_use() {
     read(1).await;
     read(0).await; // 1 is now the least recently used
     read(2).await; // 12 MiB > 10: evicts 1
-    let evictions = metrics.cache_evictions.get_or_create(&label()).get();
+    let evictions = metrics.cache_evictions.get_or_create(&label(MOUNT)).get();
     assert_eq!(evictions, 1);
     let before = counts(&metrics);
     read(0).await;
@@ -1066,65 +876,44 @@ async fn lru_eviction_keeps_the_limit_and_spares_entries_in_use() {
         &metrics2,
     )
     .await;
+    // Reads object `i` through the second cache.
+    let read2 = |i: usize| {
+        let (store, p, data) = (store2.clone(), path(&objs[i].0), objs[i].1.clone());
+        async move { read_and_compare(&store, &p, GetOptions::default(), &data).await }
+    };
     for i in [0, 1] {
-        read_and_compare(
-            &store2,
-            &path(&objs[i].0),
-            GetOptions::default(),
-            &objs[i].1,
-        )
-        .await
-        .unwrap();
+        read2(i).await.unwrap();
         settle(dir2.path()).await;
     }
-    let held0 = store2
-        .get(&path(&objs[0].0), GetOptions::default())
-        .await
-        .unwrap();
-    let held1 = store2
-        .get(&path(&objs[1].0), GetOptions::default())
-        .await
-        .unwrap();
-    read_and_compare(
-        &store2,
-        &path(&objs[2].0),
-        GetOptions::default(),
-        &objs[2].1,
-    )
-    .await
-    .expect("no room: served from the backend");
+    let (p0, p1) = (path(&objs[0].0), path(&objs[1].0));
+    let held0 = store2.get(&p0, GetOptions::default()).await.unwrap();
+    let held1 = store2.get(&p1, GetOptions::default()).await.unwrap();
+    read2(2).await.expect("no room: served from the backend");
     assert_eq!(bypassed(&metrics2, Reason::no_room), 1);
     assert_eq!(files_in(&dir2.path().join("data")).len(), 2);
     let got: Vec<u8> = held1.body.map(|c| c.unwrap().to_vec()).concat().await;
     assert!(got == objs[1].1, "a held entry is whole");
     // 1 is free again: the next fill evicts it, never 0, which is still held.
-    read_and_compare(
-        &store2,
-        &path(&objs[2].0),
-        GetOptions::default(),
-        &objs[2].1,
-    )
-    .await
-    .unwrap();
+    read2(2).await.unwrap();
     settle(dir2.path()).await;
-    assert_eq!(metrics2.cache_evictions.get_or_create(&label()).get(), 1);
+    assert_eq!(
+        metrics2.cache_evictions.get_or_create(&label(MOUNT)).get(),
+        1
+    );
     let got: Vec<u8> = held0.body.map(|c| c.unwrap().to_vec()).concat().await;
     assert!(got == objs[0].1, "the held entry survived");
-    read_and_compare(
-        &store2,
-        &path(&objs[0].0),
-        GetOptions::default(),
-        &objs[0].1,
-    )
-    .await
-    .unwrap();
+    read2(0).await.unwrap();
     assert_eq!(
         counts(&metrics2).hits,
         3,
         "0 (twice: held and now) and 1 hit"
     );
     assert!(
-        metrics2.cache_stored_bytes.get_or_create(&label()).get() <= 10 * mb as i64,
+        metrics2
+            .cache_stored_bytes
+            .get_or_create(&label(MOUNT))
+            .get()
+            <= 10 * mb as i64,
         "within the limit"
     );
 

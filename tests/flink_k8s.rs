@@ -325,6 +325,62 @@ fn assert_lines(logs: &PodLogs, expected: &[&str], what: &str) {
     }
 }
 
+/// What the SQL cells print: the Kafka table's plan (needs the connector in /opt/flink/lib)
+/// and the print sink's row.
+const ORDERS_SQL_LINES: &[&str] = &[
+    "sql-runner: plan",
+    "orders_out",
+    "+I[order-totals, all, 820]",
+    "sql-runner: done",
+];
+
+/// Applies the example `file`, waits (at most `timeout`) until the job of `kind`/`name`
+/// FINISHED, then until the logs of the pods of `cluster` hold every line of `expected`
+/// (TaskManager output can arrive a poll later than the state), and asserts them.
+fn run_to_finish(
+    file: &str,
+    (kind, name): (&'static str, &'static str),
+    cluster: &str,
+    timeout: Duration,
+    expected: &[&str],
+) {
+    kubectl_apply(&example(file));
+    let mut logs = PodLogs::new(cluster);
+    let title = match kind {
+        "flinkdeployment" => "FlinkDeployment",
+        _ => "FlinkSessionJob",
+    };
+    wait_state(
+        &format!("{title} {name} ({file})"),
+        timeout,
+        &mut logs,
+        job_state(kind, name),
+        "FINISHED",
+    );
+    for _ in 0..5 {
+        logs.poll();
+        if expected.iter().all(|l| logs.contains(l)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_lines(&logs, expected, file);
+}
+
+/// Deletes a session job, then its session cluster, and waits until its pods are gone.
+fn delete_session_job(name: &str, cluster: &str) {
+    kubectl(&[
+        "-n",
+        "flink",
+        "delete",
+        "flinksessionjob",
+        name,
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    delete_and_wait("flinkdeployment", cluster, cluster);
+}
+
 #[test]
 fn gateway_chart_runs_non_root_read_only_with_probes_passing() {
     let _g = serial();
@@ -381,24 +437,13 @@ fn gateway_chart_runs_non_root_read_only_with_probes_passing() {
 fn application_jar_cell_runs_the_fetched_job_with_its_udf_jar() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("application-jar.yaml"));
-    let mut logs = PodLogs::new("wordcount");
-    wait_state(
-        "FlinkDeployment wordcount (application-jar.yaml)",
+    run_to_finish(
+        "application-jar.yaml",
+        ("flinkdeployment", "wordcount"),
+        "wordcount",
         Duration::from_secs(420),
-        &mut logs,
-        job_state("flinkdeployment", "wordcount"),
-        "FINISHED",
+        WORDCOUNT_LINES,
     );
-    // TaskManager output lines can arrive a poll later than the state.
-    for _ in 0..5 {
-        logs.poll();
-        if WORDCOUNT_LINES.iter().all(|l| logs.contains(l)) {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(&logs, WORDCOUNT_LINES, "application-jar.yaml");
     delete_and_wait("flinkdeployment", "wordcount", "wordcount");
 }
 
@@ -406,32 +451,12 @@ fn application_jar_cell_runs_the_fetched_job_with_its_udf_jar() {
 fn application_sql_cell_runs_the_fetched_script_with_the_fetched_connector() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("application-sql.yaml"));
-    let mut logs = PodLogs::new("orders-etl");
-    wait_state(
-        "FlinkDeployment orders-etl (application-sql.yaml)",
-        Duration::from_secs(420),
-        &mut logs,
-        job_state("flinkdeployment", "orders-etl"),
-        "FINISHED",
-    );
-    for _ in 0..5 {
-        logs.poll();
-        if logs.contains("+I[order-totals, all, 820]") {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    // The Kafka table's plan (needs the connector in /opt/flink/lib) and the print sink's row.
-    assert_lines(
-        &logs,
-        &[
-            "sql-runner: plan",
-            "orders_out",
-            "+I[order-totals, all, 820]",
-            "sql-runner: done",
-        ],
+    run_to_finish(
         "application-sql.yaml",
+        ("flinkdeployment", "orders-etl"),
+        "orders-etl",
+        Duration::from_secs(420),
+        ORDERS_SQL_LINES,
     );
     delete_and_wait("flinkdeployment", "orders-etl", "orders-etl");
 }
@@ -440,42 +465,37 @@ fn application_sql_cell_runs_the_fetched_script_with_the_fetched_connector() {
 fn session_jar_cell_operator_fetches_the_jar_over_https_with_the_token() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("session-job.yaml"));
-    let mut logs = PodLogs::new("session-cluster");
-    wait_state(
-        "FlinkSessionJob wordcount (session-job.yaml)",
+    run_to_finish(
+        "session-job.yaml",
+        ("flinksessionjob", "wordcount"),
+        "session-cluster",
         Duration::from_secs(420),
-        &mut logs,
-        job_state("flinksessionjob", "wordcount"),
-        "FINISHED",
+        WORDCOUNT_PLAIN_LINES,
     );
-    for _ in 0..5 {
-        logs.poll();
-        if WORDCOUNT_PLAIN_LINES.iter().all(|l| logs.contains(l)) {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(&logs, WORDCOUNT_PLAIN_LINES, "session-job.yaml");
-    kubectl(&[
-        "-n",
-        "flink",
-        "delete",
-        "flinksessionjob",
-        "wordcount",
-        "--wait=true",
-        "--timeout=60s",
-    ]);
-    delete_and_wait("flinkdeployment", "session-cluster", "session-cluster");
+    delete_session_job("wordcount", "session-cluster");
 }
 
 /// Applies application-jar.yaml with one thing broken and expects the JobManager pod's init
 /// container to fail with `code` and a message naming `why`.
 fn broken_application(name: &str, edit: impl Fn(String) -> String, code: i32, why: &str) {
-    let yaml = edit(example("application-jar.yaml"))
-        .replace("name: wordcount\n", &format!("name: {name}\n"))
+    broken_variant("application-jar.yaml", "wordcount", name, edit, code, why);
+}
+
+/// Applies an application-mode example (FlinkDeployment `original` with its manifest ConfigMap
+/// `<original>-artifacts`) renamed to `name` and with one thing broken, and expects the
+/// JobManager pod's init container to fail with `code` and a message naming `why`.
+fn broken_variant(
+    file: &str,
+    original: &str,
+    name: &str,
+    edit: impl Fn(String) -> String,
+    code: i32,
+    why: &str,
+) {
+    let yaml = edit(example(file))
+        .replace(&format!("name: {original}\n"), &format!("name: {name}\n"))
         .replace(
-            "name: wordcount-artifacts",
+            &format!("name: {original}-artifacts"),
             &format!("name: {name}-artifacts"),
         );
     kubectl_apply(&yaml);
@@ -618,42 +638,14 @@ fn failures_wrong_token_missing_and_corrupted_artifacts_stop_the_pods_visibly() 
 fn session_sql_cell_runner_jar_reads_its_script_from_the_gateway() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("session-sql.yaml"));
-    let mut logs = PodLogs::new("sql-session");
-    wait_state(
-        "FlinkSessionJob orders-etl-session (session-sql.yaml)",
-        Duration::from_secs(420),
-        &mut logs,
-        job_state("flinksessionjob", "orders-etl-session"),
-        "FINISHED",
-    );
-    for _ in 0..5 {
-        logs.poll();
-        if logs.contains("+I[order-totals, all, 820]") {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(
-        &logs,
-        &[
-            "sql-runner: plan",
-            "orders_out",
-            "+I[order-totals, all, 820]",
-            "sql-runner: done",
-        ],
+    run_to_finish(
         "session-sql.yaml",
+        ("flinksessionjob", "orders-etl-session"),
+        "sql-session",
+        Duration::from_secs(420),
+        ORDERS_SQL_LINES,
     );
-    kubectl(&[
-        "-n",
-        "flink",
-        "delete",
-        "flinksessionjob",
-        "orders-etl-session",
-        "--wait=true",
-        "--timeout=60s",
-    ]);
-    delete_and_wait("flinkdeployment", "sql-session", "sql-session");
+    delete_session_job("orders-etl-session", "sql-session");
 }
 
 /// The effective Flink configuration the operator wrote for a deployment (ConfigMap
@@ -813,60 +805,153 @@ const PYFLINK_LINES: &[&str] = &[
 ];
 
 #[test]
-#[ignore = "the PyFlink image is not built by the test run yet (pip inside the image build cannot verify PyPI here); build it with AG_K8S_PYFLINK=1 tests/k8s/images.sh and run with --ignored"]
 fn application_python_cell_runs_the_fetched_script_with_its_connector_in_lib() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("application-python.yaml"));
-    let mut logs = PodLogs::new("clickstream");
-    wait_state(
-        "FlinkDeployment clickstream (application-python.yaml)",
+    run_to_finish(
+        "application-python.yaml",
+        ("flinkdeployment", "clickstream"),
+        "clickstream",
         Duration::from_secs(480),
-        &mut logs,
-        job_state("flinkdeployment", "clickstream"),
-        "FINISHED",
+        PYFLINK_LINES,
     );
-    for _ in 0..5 {
-        logs.poll();
-        if PYFLINK_LINES.iter().all(|l| logs.contains(l)) {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(&logs, PYFLINK_LINES, "application-python.yaml");
     delete_and_wait("flinkdeployment", "clickstream", "clickstream");
 }
 
 #[test]
-#[ignore = "the PyFlink image is not built by the test run yet (pip inside the image build cannot verify PyPI here); build it with AG_K8S_PYFLINK=1 tests/k8s/images.sh and run with --ignored"]
 fn session_python_cell_operator_fetches_the_driver_jar_and_pods_the_script() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("session-python.yaml"));
-    let mut logs = PodLogs::new("python-session");
-    wait_state(
-        "FlinkSessionJob clickstream-session (session-python.yaml)",
+    run_to_finish(
+        "session-python.yaml",
+        ("flinksessionjob", "clickstream-session"),
+        "python-session",
         Duration::from_secs(480),
+        PYFLINK_LINES,
+    );
+    delete_session_job("clickstream-session", "python-session");
+}
+
+/// What Flink CDC's `values` sink prints for the SINGLE_SPLIT_SINGLE_TABLE event set of the
+/// `values` source: the rows (and the delete and update) that the source produced.
+const CDC_LINES: &[&str] = &[
+    "DataChangeEvent{tableId=default_namespace.default_schema.table1, before=[], after=[1, 1], op=INSERT, meta=()}",
+    "DataChangeEvent{tableId=default_namespace.default_schema.table1, before=[], after=[2, 2], op=INSERT, meta=()}",
+    "DataChangeEvent{tableId=default_namespace.default_schema.table1, before=[], after=[3, 3], op=INSERT, meta=()}",
+    "AddColumnEvent{tableId=default_namespace.default_schema.table1",
+    "before=[1, 1], after=[], op=DELETE",
+];
+
+#[test]
+fn application_flink_cdc_cell_runs_the_fetched_pipeline_with_the_fetched_cdc_jars() {
+    let _g = serial();
+    stack();
+    kubectl_apply(&example("application-flink-cdc.yaml"));
+    let mut logs = PodLogs::new("cdc-values");
+    wait_state(
+        "FlinkDeployment cdc-values (application-flink-cdc.yaml)",
+        Duration::from_secs(420),
         &mut logs,
-        job_state("flinksessionjob", "clickstream-session"),
+        job_state("flinkdeployment", "cdc-values"),
         "FINISHED",
     );
     for _ in 0..5 {
         logs.poll();
-        if PYFLINK_LINES.iter().all(|l| logs.contains(l)) {
+        if CDC_LINES.iter().all(|l| logs.contains(l)) {
             break;
         }
         std::thread::sleep(Duration::from_secs(2));
     }
-    assert_lines(&logs, PYFLINK_LINES, "session-python.yaml");
+    assert_lines(&logs, CDC_LINES, "application-flink-cdc.yaml");
+    delete_and_wait("flinkdeployment", "cdc-values", "cdc-values");
+}
+
+#[test]
+fn session_flink_cdc_cell_runner_jar_reads_its_pipeline_from_the_gateway() {
+    let _g = serial();
+    stack();
+    kubectl_apply(&example("session-flink-cdc.yaml"));
+    let mut logs = PodLogs::new("cdc-session");
+    wait_state(
+        "FlinkSessionJob cdc-values-session (session-flink-cdc.yaml)",
+        Duration::from_secs(420),
+        &mut logs,
+        job_state("flinksessionjob", "cdc-values-session"),
+        "FINISHED",
+    );
+    for _ in 0..5 {
+        logs.poll();
+        if CDC_LINES.iter().all(|l| logs.contains(l)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_lines(&logs, CDC_LINES, "session-flink-cdc.yaml");
     kubectl(&[
         "-n",
         "flink",
         "delete",
         "flinksessionjob",
-        "clickstream-session",
+        "cdc-values-session",
         "--wait=true",
         "--timeout=60s",
     ]);
-    delete_and_wait("flinkdeployment", "python-session", "python-session");
+    delete_and_wait("flinkdeployment", "cdc-session", "cdc-session");
+}
+
+/// The Flink CDC cell's artifact set is pinned as a whole: a corrupted pipeline connector (bytes
+/// served differ from the manifest's SHA-256) or a missing pipeline stops the JobManager pod's
+/// init container; Flink never starts.
+#[test]
+fn flink_cdc_cell_fails_visibly_on_a_corrupted_or_missing_artifact() {
+    let _g = serial();
+    let s = stack();
+    let jar = "flink-cdc-pipeline-connector-values-3.1.0.jar";
+    let mut bytes = std::fs::read(s.artifacts.join(jar)).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let corrupt = s.artifacts.join("values-corrupted.jar");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let (code, out, err) = run(Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&s.ca_file)
+        .args([
+            "--resolve",
+            &format!("artifact-gateway.flink.svc:443:{}", s.gateway_ip),
+            "-H",
+            &format!("Authorization: Bearer {}", s.admin_token),
+            "-T",
+        ])
+        .arg(&corrupt)
+        .arg(format!(
+            "https://artifact-gateway.flink.svc/artifacts/jobs/connectors/flink-cdc-pipeline-connector-values/3.1.0-corrupted/{jar}"
+        )));
+    assert_eq!(code, 0, "{err}");
+    assert!(out == "201" || out == "200", "PUT corrupted copy: {out}");
+    broken_variant(
+        "application-flink-cdc.yaml",
+        "cdc-values",
+        "cdc-corrupted",
+        |y| {
+            y.replace(
+                "flink-cdc-pipeline-connector-values/3.1.0/",
+                "flink-cdc-pipeline-connector-values/3.1.0-corrupted/",
+            )
+        },
+        4,
+        "sha-256",
+    );
+    broken_variant(
+        "application-flink-cdc.yaml",
+        "cdc-values",
+        "cdc-missing",
+        |y| {
+            y.replace(
+                "cdc-values/1.0.0/pipeline.yaml",
+                "cdc-values/9.9.9/pipeline.yaml",
+            )
+        },
+        3,
+        "404",
+    );
 }

@@ -974,15 +974,15 @@ async fn signed_urls_read_one_artifact_until_they_expire() {
         .expect(206, "signed ranged GET")
         .await;
 
+    // A signature for private/jobs/app.jar by `key`, valid for `secs` from `ago` seconds ago.
+    let app_signed = |key: (&str, &str), secs: u64, ago: u64| {
+        let at = std::time::SystemTime::now() - Duration::from_secs(ago);
+        let app = ArtifactPath::parse("jobs/app.jar").unwrap();
+        let lifetime = Duration::from_secs(secs);
+        signer(&[key]).sign("private", &app, lifetime, at).unwrap()
+    };
     // A URL signed with the previous key still works (rotation).
-    let old = signer(&[("k1", KEY1)])
-        .sign(
-            "private",
-            &ArtifactPath::parse("jobs/app.jar").unwrap(),
-            Duration::from_secs(600),
-            std::time::SystemTime::now(),
-        )
-        .unwrap();
+    let old = app_signed(("k1", KEY1), 600, 0);
     e.req(
         "GET",
         &format!("/artifacts/private/jobs/app.jar?{}", old.query),
@@ -999,22 +999,8 @@ async fn signed_urls_read_one_artifact_until_they_expire() {
         c[0] = if c[0] == 'A' { 'B' } else { 'A' };
         c.into_iter().collect::<String>()
     };
-    let expired = signer(&[("k2", KEY2)])
-        .sign(
-            "private",
-            &ArtifactPath::parse("jobs/app.jar").unwrap(),
-            Duration::from_secs(3600),
-            std::time::SystemTime::now() - Duration::from_secs(7200),
-        )
-        .unwrap();
-    let unknown_key = signer(&[("k9", KEY1)])
-        .sign(
-            "private",
-            &ArtifactPath::parse("jobs/app.jar").unwrap(),
-            Duration::from_secs(600),
-            std::time::SystemTime::now(),
-        )
-        .unwrap();
+    let expired = app_signed(("k2", KEY2), 3600, 7200);
+    let unknown_key = app_signed(("k9", KEY1), 600, 0);
     let refused_401 = [
         (
             format!("/artifacts/private/jobs/other.jar?{query}"),

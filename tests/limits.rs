@@ -1,7 +1,7 @@
 //! What the real server answers before routing, over a real socket: request heads over
 //! `limits.max_header_bytes` get the same JSON error body as everything else (431
 //! `header_too_large`); heads so large that hyper itself refuses them (over twice the limit, at
-//! least 16 KiB more, or more than 200 fields) get hyper's own 431 with an empty body; a client
+//! least 16 KiB more, or more than 100 fields) get hyper's own 431 with an empty body; a client
 //! that does not finish its head within `limits.header_read_timeout` is disconnected (hyper closes
 //! the connection without an answer; there is no hook to write one).
 

@@ -2,8 +2,11 @@
 //! embedded default when no file is given, then command-line flags and `ARTIFACT_GATEWAY_*`
 //! environment variables on top (clap applies those; see `cli.rs`).
 //!
-//! Owns: parsing and validating configuration, resolving secrets at start-up. A bad config
-//! stops start-up with one line naming the key. Secrets never appear in `Debug` output.
+//! Owns: parsing and validating configuration, resolving secrets at start-up, and the types of
+//! the sections no backend owns (`[[tokens]]` with its [`Scope`]s, `[signing]`, `[limits]`). A
+//! bad config stops start-up with one line naming the key. Secrets never appear in `Debug`
+//! output. Imports `storage` (each backend owns its options type) and never `service`, which
+//! reads the configuration.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +17,6 @@ use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
-pub use crate::service::auth::TokenConfig;
 use crate::storage::cache::CacheOptions;
 use crate::storage::hdfs::HdfsOptions;
 use crate::storage::oss::OssOptions;
@@ -146,6 +148,44 @@ impl MountConfig {
             )
         })
     }
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+    Delete,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Delete => "delete",
+        }
+    }
+}
+
+/// One `[[tokens]]` entry of the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A label for logs (the token itself is never logged).
+    pub name: String,
+    /// `{ env = "VAR" }` or `{ file = "/run/secrets/token" }`.
+    pub secret: Secret,
+    /// Any of `read`, `write`, `delete`.
+    pub scopes: Vec<Scope>,
+    /// Mount names, or `["*"]` (the default) for all.
+    #[serde(default = "all_mounts")]
+    pub mounts: Vec<String>,
+}
+
+fn all_mounts() -> Vec<String> {
+    vec!["*".into()]
 }
 
 /// `[signing]` in the config file.

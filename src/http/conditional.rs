@@ -36,7 +36,23 @@ pub enum RangeDecision {
 
 /// The strong validator as sent on the wire: `"<etag>"`.
 pub fn quoted_etag(meta: &Meta) -> String {
-    format!("\"{}\"", meta.etag)
+    let mut s = String::with_capacity(meta.etag.len() + 2);
+    s.push('"');
+    s.push_str(&meta.etag);
+    s.push('"');
+    s
+}
+
+/// Whether the request carries any precondition header (its answer may then need no body).
+pub fn has_conditions(headers: &HeaderMap) -> bool {
+    [
+        header::IF_MATCH,
+        header::IF_UNMODIFIED_SINCE,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+    ]
+    .iter()
+    .any(|h| headers.contains_key(h))
 }
 
 /// Evaluates the preconditions against the current artifact (`None`: it does not exist).

@@ -23,20 +23,15 @@ pub async fn get(
     path: &ArtifactPath,
     head: bool,
 ) -> Result<Outcome> {
-    if !head && !headers.contains_key(header::RANGE) {
-        // The common case (the Flink operator's plain GET): one storage call; the conditions are
-        // evaluated on the metadata of the very stream being served.
+    if !head && !headers.contains_key(header::RANGE) && !conditional::has_conditions(headers) {
+        // The common case (the Flink operator's plain GET): one storage call. A conditional GET
+        // takes the path below instead: its answer may need no body (304, 412), and opening one
+        // would start a cache fill of an object nobody downloads.
         let res = gw.get(m, path, GetOptions::default()).await?;
-        return Ok(
-            match conditional::evaluate(method, headers, Some(&res.meta)) {
-                Precondition::Proceed => Outcome::Full {
-                    meta: res.meta,
-                    body: Some(res.body),
-                },
-                Precondition::NotModified => Outcome::NotModified { meta: res.meta },
-                Precondition::Failed => precondition_failed(path),
-            },
-        );
+        return Ok(Outcome::Full {
+            meta: res.meta,
+            body: Some(res.body),
+        });
     }
     let read = gw
         .read_consistent(m, path, |meta| {

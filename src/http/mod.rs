@@ -15,6 +15,7 @@ pub mod metrics;
 /// beside this file; `tests/api_contract.rs` tests the running server against it).
 pub const OPENAPI: &str = include_str!("openapi.json");
 pub mod render;
+pub mod request_id;
 pub mod routes;
 pub mod ui;
 
@@ -28,7 +29,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use self::body::Body;
-use self::metrics::{Metrics, RequestLabels};
+use self::metrics::Metrics;
 use self::render::Outcome;
 use self::routes::Endpoint;
 use crate::error::{Error, Result};
@@ -83,9 +84,10 @@ where
     B::Error: std::fmt::Display + Send + 'static,
 {
     let started = Instant::now();
-    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let request_id = request_id::next();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // The URI shares its bytes with the request: no copy unless the log line is written.
+    let uri = req.uri().clone();
     state.metrics.in_flight.inc();
 
     let mut who = None;
@@ -110,10 +112,7 @@ where
             error::render(&e)
         }
     };
-    resp.headers_mut().insert(
-        REQUEST_ID,
-        HeaderValue::from_str(&request_id).expect("hex is ASCII"),
-    );
+    resp.headers_mut().insert(REQUEST_ID, request_id.header());
     harden(resp.headers_mut());
     let status = resp.status();
     let (parts, body) = resp.into_parts();
@@ -135,7 +134,7 @@ where
         state,
         request_id,
         method,
-        path,
+        uri,
         principal: who.map(|p| p.to_string()),
         status: status.as_u16(),
         started,
@@ -260,9 +259,9 @@ struct AccessLog {
     expected: Option<u64>,
     inner: Body,
     state: Arc<AppState>,
-    request_id: String,
+    request_id: request_id::RequestId,
     method: Method,
-    path: String,
+    uri: http::Uri,
     /// `anonymous` or `token:<name>`, once the request was authorized.
     principal: Option<String>,
     status: u16,
@@ -310,12 +309,7 @@ impl Drop for AccessLog {
     fn drop(&mut self) {
         let m = &self.state.metrics;
         m.in_flight.dec();
-        m.requests
-            .get_or_create(&RequestLabels {
-                method: self.method.to_string(),
-                status: self.status,
-            })
-            .inc();
+        m.count_request(&self.method, self.status);
         m.bytes_sent.inc_by(self.bytes);
         let complete = !self.failed
             && (self.finished || self.inner.is_end_stream() || self.expected == Some(self.bytes));
@@ -326,7 +320,7 @@ impl Drop for AccessLog {
             target: "access",
             request_id = %self.request_id,
             method = %self.method,
-            path = %self.path,
+            path = %self.uri.path(),
             principal = self.principal.as_deref(),
             status = self.status,
             bytes = self.bytes,

@@ -67,7 +67,7 @@ pub fn render(outcome: Outcome) -> Response<Body> {
     match outcome {
         Outcome::Full { meta, body } => {
             let mut resp = artifact_response(StatusCode::OK, &meta, meta.size, body);
-            set(&mut resp, header::ACCEPT_RANGES, "bytes");
+            set_static(&mut resp, header::ACCEPT_RANGES, "bytes");
             resp
         }
         Outcome::Partial { meta, range, body } => {
@@ -77,7 +77,7 @@ pub fn render(outcome: Outcome) -> Response<Body> {
                 range.end - range.start,
                 body,
             );
-            set(&mut resp, header::ACCEPT_RANGES, "bytes");
+            set_static(&mut resp, header::ACCEPT_RANGES, "bytes");
             set(
                 &mut resp,
                 header::CONTENT_RANGE,
@@ -233,6 +233,9 @@ fn artifact_response(
         Some(s) => body::stream(s),
         None => body::empty(),
     });
+    // Room for every header an artifact response gets (here and in `http::handle`): the map
+    // is allocated once instead of growing three times.
+    *resp.headers_mut() = http::HeaderMap::with_capacity(ARTIFACT_HEADERS);
     *resp.status_mut() = status;
     let ct = meta
         .content_type
@@ -242,23 +245,64 @@ fn artifact_response(
     resp.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     // Artifacts can be replaced under the same name: caches must revalidate (cheap with ETag).
-    set(&mut resp, header::CACHE_CONTROL, "no-cache");
+    set_static(&mut resp, header::CACHE_CONTROL, "no-cache");
     validators(&mut resp, meta);
     resp
 }
 
 fn validators(resp: &mut Response<Body>, meta: &Meta) {
-    set(resp, header::ETAG, &quoted_etag(meta));
-    set(
-        resp,
-        header::LAST_MODIFIED,
-        &httpdate::fmt_http_date(meta.last_modified),
-    );
+    set_owned(resp, header::ETAG, quoted_etag(meta));
+    resp.headers_mut()
+        .insert(header::LAST_MODIFIED, http_date(meta.last_modified));
     if let Some(d) = meta.sha256 {
-        resp.headers_mut().insert(
-            "repr-digest",
-            HeaderValue::from_str(&d.to_digest_field()).expect("base64 is ASCII"),
+        set_owned(
+            resp,
+            header::HeaderName::from_static("repr-digest"),
+            d.to_digest_field(),
         );
+    }
+}
+
+/// An HTTP date, formatted once per second of time asked for on each thread (the artifacts
+/// in demand are few at a time, and formatting a date was a tenth of rendering a response).
+fn http_date(t: std::time::SystemTime) -> HeaderValue {
+    use std::cell::RefCell;
+    use std::time::UNIX_EPOCH;
+    thread_local! {
+        static LAST: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let format = || {
+        HeaderValue::try_from(httpdate::fmt_http_date(t))
+            .expect("an HTTP date is a valid header value")
+    };
+    let Ok(since) = t.duration_since(UNIX_EPOCH) else {
+        return format();
+    };
+    let secs = since.as_secs();
+    LAST.with_borrow_mut(|last| match last {
+        Some((s, v)) if *s == secs => v.clone(),
+        _ => {
+            let v = format();
+            *last = Some((secs, v.clone()));
+            v
+        }
+    })
+}
+
+/// Headers of an artifact response: type, length, cache-control, accept-ranges, ETag,
+/// Last-Modified, Repr-Digest, Content-Range, and the request id and two hardening headers.
+const ARTIFACT_HEADERS: usize = 12;
+
+/// A header whose value is a constant (no copy, no check at run time).
+fn set_static(resp: &mut Response<Body>, name: header::HeaderName, value: &'static str) {
+    resp.headers_mut()
+        .insert(name, HeaderValue::from_static(value));
+}
+
+/// A header whose value was just formatted (its bytes become the value without a copy).
+fn set_owned(resp: &mut Response<Body>, name: header::HeaderName, value: String) {
+    if let Ok(v) = HeaderValue::try_from(value) {
+        resp.headers_mut().insert(name, v);
     }
 }
 

@@ -1,53 +1,16 @@
-//! Access decisions: which bearer token may do what on which mount. Owns the token
-//! configuration (`[[tokens]]`: [`TokenConfig`], [`Scope`]), which `config` embeds.
+//! Access decisions: which bearer token may do what on which mount, from the `[[tokens]]` of
+//! the configuration ([`TokenConfig`], [`Scope`], which `config` owns: configuration is read
+//! by the service, never the other way round).
 //!
 //! Tokens are kept only as SHA-256 digests and compared in constant time against every
 //! configured token (no early exit), so neither timing nor length leaks which one matched.
 
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+pub use crate::config::{Scope, TokenConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 use crate::storage::Sha256;
-
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Read,
-    Write,
-    Delete,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Write => "write",
-            Scope::Delete => "delete",
-        }
-    }
-}
-
-/// One `[[tokens]]` entry of the configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenConfig {
-    /// A label for logs (the token itself is never logged).
-    pub name: String,
-    /// `{ env = "VAR" }` or `{ file = "/run/secrets/token" }`.
-    pub secret: Secret,
-    /// Any of `read`, `write`, `delete`.
-    pub scopes: Vec<Scope>,
-    /// Mount names, or `["*"]` (the default) for all.
-    #[serde(default = "all_mounts")]
-    pub mounts: Vec<String>,
-}
-
-fn all_mounts() -> Vec<String> {
-    vec!["*".into()]
-}
 
 #[derive(Debug)]
 struct Token {

@@ -71,6 +71,8 @@ pub enum Reason {
     range_ahead,
     /// The backend failed (or the object changed) during a fill.
     backend,
+    /// The cache was opened but never started (its directory is not prepared).
+    not_started,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

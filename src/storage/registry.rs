@@ -169,9 +169,12 @@ pub async fn build_mount(
         ));
     }
     if let Some(opts) = cache {
-        storage = Arc::new(
-            super::cache::CachedStorage::open(storage, opts, mount, metrics.clone()).await?,
-        );
+        storage = Arc::new(super::cache::CachedStorage::new(
+            storage,
+            opts,
+            mount,
+            metrics.clone(),
+        ));
     }
     Ok(storage)
 }

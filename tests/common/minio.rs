@@ -10,6 +10,8 @@ use artifact_gateway::storage::registry::S3Options;
 use artifact_gateway::storage::{s3, Storage};
 use object_store::ObjectStoreExt;
 
+use super::proxy::Proxy;
+
 /// Connection settings of one MinIO.
 #[derive(Clone, Debug)]
 pub struct Minio {
@@ -72,6 +74,32 @@ impl Minio {
             .put(&object_store::path::Path::from(key), bytes.into())
             .await
             .unwrap_or_else(|e| panic!("raw put of {key}: {e}"));
+    }
+
+    /// Writes `objects` (a key below the prefix, its bytes) under a fresh prefix tagged `tag`,
+    /// with the plain client; returns the prefix.
+    pub async fn stage(&self, tag: &str, objects: &[(&str, &[u8])]) -> String {
+        let prefix = super::random_prefix(tag);
+        for (key, bytes) in objects {
+            self.put_raw(&format!("{prefix}/{key}"), bytes.to_vec())
+                .await;
+        }
+        prefix
+    }
+
+    /// [`Minio::stage`], with a counting proxy in front of this MinIO that sends at most
+    /// `rate` bytes per second (0: no limit).
+    pub async fn stage_behind_proxy(
+        &self,
+        tag: &str,
+        objects: &[(&str, &[u8])],
+        rate: u64,
+    ) -> Staged {
+        let prefix = self.stage(tag, objects).await;
+        let proxy = Proxy::in_front_of(&self.endpoint).await;
+        proxy.set_rate(rate);
+        let via = self.via(&proxy.url());
+        Staged { prefix, proxy, via }
     }
 
     /// Deletes every object under `prefix` (a test's own random prefix, never the bucket).
@@ -145,6 +173,14 @@ secret_access_key = {{ env = "AG_CACHE_TEST_SECRET" }}
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         self.sent_bytes().await
     }
+}
+
+/// Objects under a fresh prefix, and a counting proxy in front of the MinIO that holds them.
+pub struct Staged {
+    pub prefix: String,
+    pub proxy: Proxy,
+    /// The same MinIO, reached through the proxy.
+    pub via: Minio,
 }
 
 /// A private MinIO (started into its own directory, with public Prometheus metrics) that is

@@ -3,6 +3,7 @@
 //! give every test its own random prefix.
 #![allow(dead_code)]
 
+pub mod cache;
 pub mod minio;
 pub mod mounts;
 pub mod proxy;
@@ -27,6 +28,21 @@ pub fn require_env(name: &str) -> String {
              and starts MinIO, a MiniDFSCluster, the OSS stand-in and a Flink cluster (see tests/servers/CONTRACT.md)"
         ),
     }
+}
+
+/// The HDFS test server (`AG_TEST_HDFS_URL`, written by tests/servers/hdfs/start.sh).
+pub fn hdfs_url() -> String {
+    require_env("AG_TEST_HDFS_URL")
+}
+
+/// The backend spec of `prefix` on the HDFS server at `url`, with default options.
+pub fn hdfs_spec(url: &str, prefix: &str) -> artifact_gateway::storage::registry::BackendSpec {
+    use artifact_gateway::storage::registry::{BackendOptions, BackendSpec, HdfsOptions};
+    let options = BackendOptions {
+        hdfs: Some(HdfsOptions::default()),
+        ..Default::default()
+    };
+    BackendSpec::from_url(&format!("{url}/{prefix}"), options).expect("an HDFS spec")
 }
 
 /// A fresh random prefix, so runs never see each other's objects.

@@ -69,6 +69,12 @@ impl Proxy {
         }
     }
 
+    /// A proxy in front of the server at `endpoint` (`http://127.0.0.1:PORT`).
+    pub async fn in_front_of(endpoint: &str) -> Proxy {
+        let hostport = endpoint.trim_start_matches("http://").trim_end_matches('/');
+        Proxy::start(hostport.parse().expect("a 127.0.0.1:PORT endpoint")).await
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

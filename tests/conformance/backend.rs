@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use artifact_gateway::storage::{ArtifactPath, ByteStream, ListOptions, Storage, Upload};
+use artifact_gateway::storage::{
+    ArtifactPath, ByteStream, ListOptions, PutResult, Sha256, Storage, Upload,
+};
 use artifact_gateway::ErrorKind;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -28,6 +30,14 @@ pub async fn put_named(st: &dyn Storage, rels: &[&str]) {
             .await
             .unwrap_or_else(|e| panic!("put {rel}: {e:?}"));
     }
+}
+
+/// Puts `data` at `path` through the gateway's storage and checks that a head reports its
+/// digest (what another tool's write must then make disappear).
+pub async fn put_recorded(st: &dyn Storage, path: &ArtifactPath, data: &[u8]) -> PutResult {
+    let put = st.put(path, Upload::new(one_chunk(data))).await.unwrap();
+    assert_eq!(st.head(path).await.unwrap().sha256, Some(Sha256::of(data)));
+    put
 }
 
 /// The kind of error a plain put of `data` at `rel` fails with.

@@ -70,6 +70,39 @@ cases!(
     ready_check,
 );
 
+/// The whole suite through the trait of a backend: every case applies.
+pub async fn run_on_trait(label: &str, storage: Arc<dyn Storage>) {
+    Suite::new(label, storage, false)
+        .run_expecting(ALL_APPLY)
+        .await;
+}
+
+/// The whole suite over the HTTP API of the running gateway at `base`: mount `mount`, written
+/// with `token`, with the capabilities `caps` of the backend behind it. Only [`HTTP_SKIPS`]
+/// are skipped.
+pub async fn run_over_http(
+    label: &str,
+    base: &str,
+    mount: &str,
+    token: &str,
+    caps: artifact_gateway::storage::Capabilities,
+) {
+    let storage = Arc::new(http_storage::HttpStorage::new(
+        base,
+        mount,
+        Some(token),
+        caps,
+    ));
+    Suite::new(label, storage, true)
+        .run_expecting(HTTP_SKIPS)
+        .await;
+}
+
+/// Every case applies to a backend used through the trait.
+pub const ALL_APPLY: &[&str] = &[];
+/// Over HTTP a request cannot lower the mount's upload limit.
+pub const HTTP_SKIPS: &[&str] = &["size_limit_stores_nothing"];
+
 impl Suite {
     pub fn new(label: &str, storage: Arc<dyn Storage>, over_http: bool) -> Suite {
         let root = ArtifactPath::parse(&format!(
@@ -119,6 +152,13 @@ impl Suite {
         );
         assert_eq!(passed + skipped.len(), CASES.len());
         skipped
+    }
+
+    /// Runs every case and asserts that exactly the cases named in `skips` were skipped:
+    /// [`ALL_APPLY`] for a backend through the trait, [`HTTP_SKIPS`] over HTTP.
+    pub async fn run_expecting(&self, skips: &[&str]) {
+        let skipped = self.run().await;
+        assert_eq!(skipped, skips, "conformance[{}]: skipped cases", self.label);
     }
 
     fn caps(&self) -> artifact_gateway::storage::Capabilities {

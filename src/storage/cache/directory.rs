@@ -4,13 +4,14 @@
 //! served from is decided by `serve.rs`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::fill::{self, Failure, Fill, Phase};
 use super::index::{self, Evicted, Index};
 use super::{Inner, State};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Result};
 use crate::storage::metrics::{MountReason, Reason};
 use crate::storage::GetOptions;
 
@@ -49,6 +50,33 @@ pub(super) fn prepare(
 }
 
 impl Inner {
+    /// Prepares the directory (see [`prepare`]) and serves reads from the cache from then on.
+    /// A second call does nothing: it would remove the files of fills in progress.
+    pub(super) async fn start(&self) -> Result<()> {
+        if self.started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let (d, t, max) = (self.data_dir.clone(), self.tmp_dir.clone(), self.max_size);
+        let (index, evicted) = tokio::task::spawn_blocking(move || prepare(&d, &t, max))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("cache start-up: {e}")))?
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("cache directory {}: {e}", self.dir.display()),
+                )
+            })?;
+        tracing::info!(mount = %self.mount, dir = %self.dir.display(), entries = index.len(), bytes = index.used(), max_size = max, "cache ready");
+        {
+            let mut st = self.state.lock().expect("cache lock");
+            st.index = index;
+            self.update_gauges(&st);
+        }
+        self.note_evicted(evicted);
+        self.started.store(true, Ordering::Release);
+        Ok(())
+    }
+
     pub(super) fn update_gauges(&self, st: &State) {
         self.metrics
             .cache_stored_bytes
@@ -148,47 +176,46 @@ impl Inner {
             );
             return self.fail(&fill, Failure::backend(&e));
         }
-        let (tmp, dest, dir) = (
-            fill.tmp_path.clone(),
-            self.data_dir.join(&fill.key),
-            self.data_dir.clone(),
-        );
-        let renamed = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::rename(&tmp, &dest)?;
-            std::fs::File::open(&dir)?.sync_all()
-        })
-        .await;
-        let mut st = self.state.lock().expect("cache lock");
-        if st
-            .fills
-            .get(&fill.key)
-            .is_some_and(|f| Arc::ptr_eq(f, &fill))
-        {
-            st.fills.remove(&fill.key);
-        }
-        match renamed {
-            Ok(Ok(())) => {
+        // The rename and the commit happen under the lock (a rename is one quick metadata
+        // operation): once the temporary file is gone the entry is in the index, so a fill is
+        // never seen half-finished. The directory is synced after, for a crash's sake.
+        let renamed = {
+            let mut st = self.state.lock().expect("cache lock");
+            if st
+                .fills
+                .get(&fill.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &fill))
+            {
+                st.fills.remove(&fill.key);
+            }
+            let renamed = std::fs::rename(&fill.tmp_path, self.data_dir.join(&fill.key));
+            if renamed.is_ok() {
                 st.index
                     .commit(fill.key.clone(), fill.meta.size, fill.pin.clone());
-                self.update_gauges(&st);
-                drop(st);
-                self.metrics
-                    .cache_fill_seconds
-                    .get_or_create(&self.label)
-                    .observe(fill.started.elapsed().as_secs_f64());
-                tracing::debug!(mount = %self.mount, path = %fill.path.as_str(), bytes = written, took = ?fill.started.elapsed(), "cache fill complete");
-                fill.set_phase(Phase::Done);
-            }
-            other => {
-                // Every byte is in the file the readers hold open: they finish; the entry is
-                // not kept.
+            } else {
+                // Every byte is in the file the readers hold open: they finish; the entry
+                // is not kept.
                 st.index.release(fill.meta.size);
-                self.update_gauges(&st);
-                drop(st);
-                tracing::warn!(mount = %self.mount, path = %fill.path.as_str(), result = ?other.map(|r| r.map_err(|e| e.to_string())), "cannot keep a complete cache fill");
-                let _ = std::fs::remove_file(&fill.tmp_path);
-                fill.set_phase(Phase::Done);
             }
+            self.update_gauges(&st);
+            renamed
+        };
+        fill.set_phase(Phase::Done);
+        if let Err(e) = renamed {
+            tracing::warn!(mount = %self.mount, path = %fill.path.as_str(), error = %e, "cannot keep a complete cache fill");
+            let _ = std::fs::remove_file(&fill.tmp_path);
+            return;
+        }
+        self.metrics
+            .cache_fill_seconds
+            .get_or_create(&self.label)
+            .observe(fill.started.elapsed().as_secs_f64());
+        tracing::debug!(mount = %self.mount, path = %fill.path.as_str(), bytes = written, took = ?fill.started.elapsed(), "cache fill complete");
+        let dir = self.data_dir.clone();
+        let synced =
+            tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await;
+        if let Ok(Err(e)) = synced {
+            tracing::warn!(mount = %self.mount, error = %e, "cannot sync the cache directory");
         }
     }
 

@@ -16,7 +16,7 @@
 //!   (then fsyncs the directory). Only renamed files are entries; a half-written file is never
 //!   served as whole. A fill also reads the backend pinned to the validated ETag, so a change
 //!   during the fill fails it instead of mixing versions.
-//! - **Restarts.** At start the index is rebuilt from the data directory and leftovers of fills
+//! - **Restarts.** At start (`Storage::start`; opening writes nothing) the index is rebuilt from the data directory and leftovers of fills
 //!   that crashed (the temporary directory) are removed. Entries found on disk are served only
 //!   after a read's validation returns the ETag they were keyed with — never trusted blindly.
 //! - **One backend read per object.** Concurrent reads of an uncached object cause one backend
@@ -44,6 +44,7 @@ mod validate;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -107,8 +108,12 @@ struct Inner {
     /// Part of every key: the same path on another backend is another object.
     backend_id: String,
     mount: String,
+    dir: PathBuf,
     data_dir: PathBuf,
     tmp_dir: PathBuf,
+    max_size: u64,
+    /// Set by [`Storage::start`] once the directory is prepared; reads bypass the cache before.
+    started: AtomicBool,
     disk_full_backoff: Duration,
     state: Mutex<State>,
     validator: Validator,
@@ -123,50 +128,38 @@ struct State {
 }
 
 impl CachedStorage {
-    /// Opens (or creates) the cache directory: removes leftovers of interrupted fills and
-    /// rebuilds the index from the entries on disk.
-    pub async fn open(
+    /// A cache in `opts.dir` in front of `backend`. Writes nothing: the directory is prepared
+    /// (created, leftovers of interrupted fills removed, the index rebuilt from the entries on
+    /// disk) by [`Storage::start`]; until then every read goes straight to the backend.
+    pub fn new(
         backend: Arc<dyn Storage>,
         opts: &CacheOptions,
         mount: &str,
         metrics: StorageMetrics,
-    ) -> Result<CachedStorage> {
-        let data_dir = opts.dir.join("data");
-        let tmp_dir = opts.dir.join("tmp");
-        let max = opts.max_size.as_u64();
-        let (d, t) = (data_dir.clone(), tmp_dir.clone());
-        let (index, evicted) = tokio::task::spawn_blocking(move || directory::prepare(&d, &t, max))
-            .await
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("cache start-up: {e}")))?
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidInput,
-                    format!("cache directory {}: {e}", opts.dir.display()),
-                )
-            })?;
-        let label = MountLabel {
-            mount: mount.to_string(),
-        };
-        tracing::info!(mount, dir = %opts.dir.display(), entries = index.len(), bytes = index.used(), max_size = max, "cache ready");
+    ) -> CachedStorage {
+        let max_size = opts.max_size.as_u64();
         let inner = Arc::new(Inner {
             backend_id: backend.describe(),
             validator: Validator::new(backend.clone()),
             backend,
             mount: mount.to_string(),
-            data_dir,
-            tmp_dir,
+            dir: opts.dir.clone(),
+            data_dir: opts.dir.join("data"),
+            tmp_dir: opts.dir.join("tmp"),
+            max_size,
+            started: AtomicBool::new(false),
             disk_full_backoff: opts.disk_full_backoff,
             state: Mutex::new(State {
-                index,
+                index: Index::new(max_size),
                 fills: HashMap::new(),
                 disk_full_until: None,
             }),
             metrics,
-            label,
+            label: MountLabel {
+                mount: mount.to_string(),
+            },
         });
-        inner.note_evicted(evicted);
-        inner.update_gauges(&inner.state.lock().expect("cache lock"));
-        Ok(CachedStorage { inner })
+        CachedStorage { inner }
     }
 }
 
@@ -273,8 +266,10 @@ impl Storage for CachedStorage {
         self.inner.backend.ready().await
     }
 
+    /// The backend's housekeeping, then the cache directory's (see [`CachedStorage::new`]).
     async fn start(&self) -> Result<()> {
-        self.inner.backend.start().await
+        self.inner.backend.start().await?;
+        self.inner.start().await
     }
 
     async fn check_writable(&self) -> Result<()> {

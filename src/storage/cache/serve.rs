@@ -3,6 +3,7 @@
 //! the body the plan names. Decides; the files are written by `directory.rs`.
 
 use std::ops::Range;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -190,6 +191,9 @@ impl Inner {
     }
 
     fn plan(self: &Arc<Self>, key: &Key, path: &ArtifactPath, meta: &Meta) -> Plan {
+        if !self.started.load(Ordering::Acquire) {
+            return Plan::Bypass(Reason::not_started);
+        }
         let mut st = self.state.lock().expect("cache lock");
         if let Some(pin) = st.index.pin(key, meta.size) {
             return Plan::Hit(pin);

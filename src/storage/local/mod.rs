@@ -19,6 +19,8 @@
 //!
 //! Paths that resolve outside the root through a symlink are refused as `InvalidPath`.
 
+#[cfg(target_os = "linux")]
+mod fast;
 mod fs;
 mod meta;
 
@@ -71,6 +73,9 @@ struct Inner {
     /// Parsed sidecars by artifact path, each valid only for the data file version it was read
     /// for.
     sidecars: SidecarCache,
+    /// The inline path for reads the kernel's caches can answer.
+    #[cfg(target_os = "linux")]
+    fast: fast::Fast,
 }
 
 impl LocalStorage {
@@ -82,6 +87,8 @@ impl LocalStorage {
         let tmp = internal.join("tmp");
         let meta = internal.join("meta");
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        #[cfg(target_os = "linux")]
+        let fast = fast::Fast::new(&root);
         Ok(LocalStorage {
             inner: Arc::new(Inner {
                 root,
@@ -90,6 +97,8 @@ impl LocalStorage {
                 staging_ready: AtomicBool::new(false),
                 locks,
                 sidecars: SidecarCache::default(),
+                #[cfg(target_os = "linux")]
+                fast,
             }),
         })
     }
@@ -191,7 +200,10 @@ impl LocalStorage {
             return Err(is_a_directory(path));
         }
         let sidecar = self.recorded(path, &md);
-        Ok((meta_from(path, &md, sidecar), file))
+        let meta = meta_from(path, &md, sidecar);
+        #[cfg(target_os = "linux")]
+        self.inner.fast.remember(&md, &meta);
+        Ok((meta, file))
     }
 
     fn lock_for(&self, path: &ArtifactPath) -> &Mutex<()> {
@@ -234,6 +246,10 @@ impl Storage for LocalStorage {
     }
 
     async fn head(&self, path: &ArtifactPath) -> Result<Meta> {
+        #[cfg(target_os = "linux")]
+        if let Some(meta) = self.inner.fast.head(path) {
+            return Ok(meta);
+        }
         let this = self.clone();
         let path = path.clone();
         // One trip to the blocking pool for resolve + stat + sidecar: this is the hot path.
@@ -241,6 +257,15 @@ impl Storage for LocalStorage {
     }
 
     async fn get(&self, path: &ArtifactPath, opts: GetOptions) -> Result<GetResult> {
+        #[cfg(target_os = "linux")]
+        if let Some(found) = self.inner.fast.get(path, &opts, SMALL_BODY) {
+            let (meta, found, range) = found?;
+            let source = match found {
+                fast::Found::Bytes(b) => Source::Read(b),
+                fast::Found::File(f) => Source::File(f),
+            };
+            return Ok(body_of(meta, source, range, path));
+        }
         let this = self.clone();
         let owned = path.clone();
         let range_opt = opts.range.clone();
@@ -266,11 +291,7 @@ impl Storage for LocalStorage {
             Ok((meta, source, range))
         })
         .await?;
-        let body = match source {
-            Source::Read(bytes) => futures::stream::once(async { Ok(bytes) }).boxed(),
-            Source::File(file) => file_io::stream(file, range.end - range.start, path),
-        };
-        Ok(GetResult::new(meta, range, body))
+        Ok(body_of(meta, source, range, path))
     }
 
     async fn put(&self, path: &ArtifactPath, upload: Upload) -> Result<PutResult> {
@@ -354,6 +375,8 @@ impl Storage for LocalStorage {
             .await
             .map_err(|e| not_found_or_io(e, path))?;
         self.forget_sidecar(path).await;
+        #[cfg(target_os = "linux")]
+        self.inner.fast.forget(path);
         Ok(())
     }
 
@@ -489,6 +512,20 @@ impl Storage for LocalStorage {
         })
         .await
     }
+}
+
+/// The result of a read from its source.
+fn body_of(
+    meta: Meta,
+    source: Source,
+    range: std::ops::Range<u64>,
+    path: &ArtifactPath,
+) -> GetResult {
+    let body = match source {
+        Source::Read(bytes) => futures::stream::once(async { Ok(bytes) }).boxed(),
+        Source::File(file) => file_io::stream(file, range.end - range.start, path),
+    };
+    GetResult::new(meta, range, body)
 }
 
 /// What a GET streams from.
