@@ -289,26 +289,28 @@ async fn failed_multipart_uploads_are_aborted() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Aborted, "{err:?}");
+    // A 20 MiB multipart put with `opts`, which must fail.
+    let refused = |opts: PutOptions| {
+        let (st, path) = (st.clone(), path.clone());
+        async move {
+            let res = st
+                .put(&path, Upload::with(body(mib(20), false), opts))
+                .await;
+            res.expect_err("the put must fail").kind()
+        }
+    };
     // 2. The digest does not match.
     let opts = PutOptions {
         sha256: Some(Sha256::of(b"other")),
         ..Default::default()
     };
-    let err = st
-        .put(&path, Upload::with(body(mib(20), false), opts))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::DigestMismatch);
+    assert_eq!(refused(opts).await, ErrorKind::DigestMismatch);
     // 3. The size limit is crossed after two parts.
     let opts = PutOptions {
         max_size: Some(mib(18) as u64),
         ..Default::default()
     };
-    let err = st
-        .put(&path, Upload::with(body(mib(20), false), opts))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::TooLarge);
+    assert_eq!(refused(opts).await, ErrorKind::TooLarge);
     // 4. The put future is dropped midway (client gone): the guard aborts in the background.
     let st2 = st.clone();
     let p2 = path.clone();

@@ -20,8 +20,8 @@ use artifact_gateway::storage::metrics::StorageMetrics;
 use artifact_gateway::storage::{ArtifactPath, Storage};
 use bytes::Bytes;
 use common::cache::{
-    cached_mount, concurrent_downloads, concurrent_reads, counts, label, pattern, read_range,
-    settle, Counts,
+    cached_mount, concurrent_downloads, concurrent_reads, counts, gateway_backend_bytes, label,
+    pattern, read_range, settle, Counts,
 };
 
 const MOUNT: &str = "hcached";
@@ -174,12 +174,7 @@ async fn http_sixty_four_concurrent_cold_downloads_read_hdfs_once() {
     .unwrap();
     let gw = common::Gateway::start(&["--config", config.to_str().unwrap()], &[]);
     concurrent_downloads(&gw.artifact(MOUNT, "job.jar"), &data, 64).await;
-    let backend = common::gateway_metric(
-        &gw.url,
-        "artifact_gateway_backend_read_bytes_total",
-        &[("mount", MOUNT)],
-    )
-    .await;
+    let backend = gateway_backend_bytes(&gw, MOUNT).await;
     let misses = common::gateway_metric(&gw.url, "artifact_gateway_cache_misses_total", &[]).await;
     println!("HDFS over HTTP: backend bytes {backend}, misses {misses}");
     assert_eq!(backend, size as f64);

@@ -21,8 +21,8 @@ use artifact_gateway::storage::registry::{self, BackendSpec, S3Options};
 use artifact_gateway::storage::{GetOptions, Storage};
 use bytesize::ByteSize;
 use common::cache::{
-    self, cached_mount, concurrent_downloads, concurrent_reads, files_in, label, path, pattern,
-    read_and_compare, read_range, settle, wait_empty, Counts,
+    self, cached_mount, concurrent_downloads, concurrent_reads, files_in, gateway_backend_bytes,
+    label, path, pattern, read_and_compare, read_range, settle, wait_empty, Counts,
 };
 use common::minio::{Minio, PrivateMinio, Staged};
 use futures::StreamExt;
@@ -173,12 +173,7 @@ async fn http_sixty_four_concurrent_cold_downloads_read_the_backend_once() {
     let took = started.elapsed();
     let wire = staged.proxy.down_bytes() - wire_before;
     let minio_sent = minio.sent_bytes_settled(minio_before + size as f64).await - minio_before;
-    let gw_bytes = common::gateway_metric(
-        &gw.url,
-        "artifact_gateway_backend_read_bytes_total",
-        &[("mount", MOUNT)],
-    )
-    .await;
+    let gw_bytes = gateway_backend_bytes(&gw, MOUNT).await;
     let misses = common::gateway_metric(&gw.url, "artifact_gateway_cache_misses_total", &[]).await;
     let coalesced = common::gateway_metric(
         &gw.url,

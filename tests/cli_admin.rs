@@ -348,19 +348,17 @@ fn empty_token_file_and_ca_file_variables_mean_not_set() {
     assert!(!data.path().join("a.jar").exists());
     // And with no token at all, an anonymous read works and a write is refused by the server
     // (exit 3), not a usage error (exit 2).
-    let mut c = Command::new(common::bin());
-    c.env("ARTIFACT_GATEWAY_SERVER", &gw.url)
-        .env("ARTIFACT_GATEWAY_TOKEN_FILE", "")
-        .env_remove("ARTIFACT_GATEWAY_TOKEN")
-        .env_remove("ARTIFACT_GATEWAY_CA_FILE");
-    let (code, out, err) = run(c.args(["ls", "default"]));
+    let anonymous = |args: &[&str]| {
+        let mut c = Command::new(common::bin());
+        c.env("ARTIFACT_GATEWAY_SERVER", &gw.url)
+            .env("ARTIFACT_GATEWAY_TOKEN_FILE", "")
+            .env_remove("ARTIFACT_GATEWAY_TOKEN")
+            .env_remove("ARTIFACT_GATEWAY_CA_FILE");
+        run(c.args(args))
+    };
+    let (code, out, err) = anonymous(&["ls", "default"]);
     assert_eq!(code, 0, "{out}{err}");
-    let mut c = Command::new(common::bin());
-    c.env("ARTIFACT_GATEWAY_SERVER", &gw.url)
-        .env("ARTIFACT_GATEWAY_TOKEN_FILE", "")
-        .env_remove("ARTIFACT_GATEWAY_TOKEN")
-        .env_remove("ARTIFACT_GATEWAY_CA_FILE");
-    let (code, _, err) = run(c.args(["rm", "default/b.jar"]));
+    let (code, _, err) = anonymous(&["rm", "default/b.jar"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("401") || err.contains("token"), "{err}");
 }

@@ -478,10 +478,24 @@ fn session_jar_cell_operator_fetches_the_jar_over_https_with_the_token() {
 /// Applies application-jar.yaml with one thing broken and expects the JobManager pod's init
 /// container to fail with `code` and a message naming `why`.
 fn broken_application(name: &str, edit: impl Fn(String) -> String, code: i32, why: &str) {
-    let yaml = edit(example("application-jar.yaml"))
-        .replace("name: wordcount\n", &format!("name: {name}\n"))
+    broken_variant("application-jar.yaml", "wordcount", name, edit, code, why);
+}
+
+/// Applies an application-mode example (FlinkDeployment `original` with its manifest ConfigMap
+/// `<original>-artifacts`) renamed to `name` and with one thing broken, and expects the
+/// JobManager pod's init container to fail with `code` and a message naming `why`.
+fn broken_variant(
+    file: &str,
+    original: &str,
+    name: &str,
+    edit: impl Fn(String) -> String,
+    code: i32,
+    why: &str,
+) {
+    let yaml = edit(example(file))
+        .replace(&format!("name: {original}\n"), &format!("name: {name}\n"))
         .replace(
-            "name: wordcount-artifacts",
+            &format!("name: {original}-artifacts"),
             &format!("name: {name}-artifacts"),
         );
     kubectl_apply(&yaml);
@@ -791,7 +805,6 @@ const PYFLINK_LINES: &[&str] = &[
 ];
 
 #[test]
-#[ignore = "the PyFlink image is not built by the test run yet (pip inside the image build cannot verify PyPI here); build it with AG_K8S_PYFLINK=1 tests/k8s/images.sh and run with --ignored"]
 fn application_python_cell_runs_the_fetched_script_with_its_connector_in_lib() {
     let _g = serial();
     stack();
@@ -806,7 +819,6 @@ fn application_python_cell_runs_the_fetched_script_with_its_connector_in_lib() {
 }
 
 #[test]
-#[ignore = "the PyFlink image is not built by the test run yet (pip inside the image build cannot verify PyPI here); build it with AG_K8S_PYFLINK=1 tests/k8s/images.sh and run with --ignored"]
 fn session_python_cell_operator_fetches_the_driver_jar_and_pods_the_script() {
     let _g = serial();
     stack();
@@ -818,4 +830,128 @@ fn session_python_cell_operator_fetches_the_driver_jar_and_pods_the_script() {
         PYFLINK_LINES,
     );
     delete_session_job("clickstream-session", "python-session");
+}
+
+/// What Flink CDC's `values` sink prints for the SINGLE_SPLIT_SINGLE_TABLE event set of the
+/// `values` source: the rows (and the delete and update) that the source produced.
+const CDC_LINES: &[&str] = &[
+    "DataChangeEvent{tableId=default_namespace.default_schema.table1, before=[], after=[1, 1], op=INSERT, meta=()}",
+    "DataChangeEvent{tableId=default_namespace.default_schema.table1, before=[], after=[2, 2], op=INSERT, meta=()}",
+    "DataChangeEvent{tableId=default_namespace.default_schema.table1, before=[], after=[3, 3], op=INSERT, meta=()}",
+    "AddColumnEvent{tableId=default_namespace.default_schema.table1",
+    "before=[1, 1], after=[], op=DELETE",
+];
+
+#[test]
+fn application_flink_cdc_cell_runs_the_fetched_pipeline_with_the_fetched_cdc_jars() {
+    let _g = serial();
+    stack();
+    kubectl_apply(&example("application-flink-cdc.yaml"));
+    let mut logs = PodLogs::new("cdc-values");
+    wait_state(
+        "FlinkDeployment cdc-values (application-flink-cdc.yaml)",
+        Duration::from_secs(420),
+        &mut logs,
+        job_state("flinkdeployment", "cdc-values"),
+        "FINISHED",
+    );
+    for _ in 0..5 {
+        logs.poll();
+        if CDC_LINES.iter().all(|l| logs.contains(l)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_lines(&logs, CDC_LINES, "application-flink-cdc.yaml");
+    delete_and_wait("flinkdeployment", "cdc-values", "cdc-values");
+}
+
+#[test]
+fn session_flink_cdc_cell_runner_jar_reads_its_pipeline_from_the_gateway() {
+    let _g = serial();
+    stack();
+    kubectl_apply(&example("session-flink-cdc.yaml"));
+    let mut logs = PodLogs::new("cdc-session");
+    wait_state(
+        "FlinkSessionJob cdc-values-session (session-flink-cdc.yaml)",
+        Duration::from_secs(420),
+        &mut logs,
+        job_state("flinksessionjob", "cdc-values-session"),
+        "FINISHED",
+    );
+    for _ in 0..5 {
+        logs.poll();
+        if CDC_LINES.iter().all(|l| logs.contains(l)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_lines(&logs, CDC_LINES, "session-flink-cdc.yaml");
+    kubectl(&[
+        "-n",
+        "flink",
+        "delete",
+        "flinksessionjob",
+        "cdc-values-session",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    delete_and_wait("flinkdeployment", "cdc-session", "cdc-session");
+}
+
+/// The Flink CDC cell's artifact set is pinned as a whole: a corrupted pipeline connector (bytes
+/// served differ from the manifest's SHA-256) or a missing pipeline stops the JobManager pod's
+/// init container; Flink never starts.
+#[test]
+fn flink_cdc_cell_fails_visibly_on_a_corrupted_or_missing_artifact() {
+    let _g = serial();
+    let s = stack();
+    let jar = "flink-cdc-pipeline-connector-values-3.1.0.jar";
+    let mut bytes = std::fs::read(s.artifacts.join(jar)).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let corrupt = s.artifacts.join("values-corrupted.jar");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let (code, out, err) = run(Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&s.ca_file)
+        .args([
+            "--resolve",
+            &format!("artifact-gateway.flink.svc:443:{}", s.gateway_ip),
+            "-H",
+            &format!("Authorization: Bearer {}", s.admin_token),
+            "-T",
+        ])
+        .arg(&corrupt)
+        .arg(format!(
+            "https://artifact-gateway.flink.svc/artifacts/jobs/connectors/flink-cdc-pipeline-connector-values/3.1.0-corrupted/{jar}"
+        )));
+    assert_eq!(code, 0, "{err}");
+    assert!(out == "201" || out == "200", "PUT corrupted copy: {out}");
+    broken_variant(
+        "application-flink-cdc.yaml",
+        "cdc-values",
+        "cdc-corrupted",
+        |y| {
+            y.replace(
+                "flink-cdc-pipeline-connector-values/3.1.0/",
+                "flink-cdc-pipeline-connector-values/3.1.0-corrupted/",
+            )
+        },
+        4,
+        "sha-256",
+    );
+    broken_variant(
+        "application-flink-cdc.yaml",
+        "cdc-values",
+        "cdc-missing",
+        |y| {
+            y.replace(
+                "cdc-values/1.0.0/pipeline.yaml",
+                "cdc-values/9.9.9/pipeline.yaml",
+            )
+        },
+        3,
+        "404",
+    );
 }

@@ -194,3 +194,9 @@ pub async fn settle(cache_dir: &Path) {
     let left = wait_empty(&cache_dir.join("tmp")).await;
     assert!(left.is_empty(), "fills still running after 5 s: {left:?}");
 }
+
+/// What a running gateway counted as read from the backend of `mount`, below its cache.
+pub async fn gateway_backend_bytes(gw: &super::Gateway, mount: &str) -> f64 {
+    let name = "artifact_gateway_backend_read_bytes_total";
+    super::gateway_metric(&gw.url, name, &[("mount", mount)]).await
+}

@@ -10,7 +10,8 @@
 #       scripts from PyPI apache-flink), laid out like the official image (/opt/flink,
 #       /docker-entrypoint.sh, uid 9999)
 #   registry.example.com/platform/flink-python:1.18.1
-#       the Flink image + Python 3.9 + PyFlink 1.18.1 (pip), as application-python.yaml describes
+#       the Flink image + Python 3.9 + PyFlink 1.18.1 (pip, offline from a wheelhouse made with the
+#       image's own Python), as application-python.yaml describes
 #   flink-kubernetes-operator:1.7.0
 #       JRE 17 + the Flink Kubernetes Operator 1.7.0 and its runtime dependencies from Maven Central
 #       (tests/k8s/operator/pom.xml)
@@ -18,8 +19,11 @@
 #       the local JRE 17 base image under the name deploy/flink/operator-values.yaml uses
 #
 # usage: tests/k8s/images.sh BINARY [CONTAINERD_SOCKET]
+#        tests/k8s/images.sh --prebuild
 #   BINARY             the artifact-gateway executable to put into the gateway image
 #   CONTAINERD_SOCKET  when given, every image is imported there (namespace k8s.io)
+#   --prebuild         every image but the gateway's (which needs the compiled binary), nothing
+#                      imported: tests/servers/k8s/install.sh builds them while the tests compile
 # Sizes are printed at the end. Images whose inputs did not change are not rebuilt.
 set -euo pipefail
 
@@ -28,15 +32,23 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=../servers/k8s/versions.env
 source "$ROOT/tests/servers/k8s/versions.env"
 die() { echo "tests/k8s/images.sh: $*" >&2; exit 1; }
-[[ $# -ge 1 && $# -le 2 ]] || die "usage: images.sh BINARY [CONTAINERD_SOCKET]"
+[[ $# -ge 1 && $# -le 2 ]] || die "usage: images.sh BINARY [CONTAINERD_SOCKET] | images.sh --prebuild"
 BINARY="$1"
 SOCK="${2:-}"
-[[ -x "$BINARY" ]] || die "$BINARY is not an executable (build it: cargo build)"
+PREBUILD=0
+if [[ "$BINARY" == --prebuild ]]; then
+    PREBUILD=1
+    [[ -z "$SOCK" ]] || die "--prebuild imports nothing"
+else
+    [[ -x "$BINARY" ]] || die "$BINARY is not an executable (build it: cargo build)"
+fi
 CACHE="$(go env GOPATH)/artifact-gateway-test/k8s-$K8S_VERSION"
 export CONTAINERS_CONF="$CACHE/containers.conf"
 [[ -f "$CONTAINERS_CONF" ]] || die "run tests/servers/k8s/install.sh first"
 WORK="$ROOT/target/test-servers/cache/k8s"
-mkdir -p "$WORK"
+# Downloads that do not depend on the checkout (Flink's sdists, the PyFlink wheelhouse).
+DOWNLOADS="$CACHE/downloads"
+mkdir -p "$WORK" "$DOWNLOADS"
 
 GATEWAY_IMAGE=registry.example.com/platform/artifact-gateway:0.1.0
 FLINK_IMAGE=docker.io/library/flink:$FLINK_IMAGE_VERSION
@@ -53,6 +65,7 @@ hash_of() { { cat "$@"; echo "$BASE_IDS"; } | sha256sum | cut -c1-16; }
 BASE_IDS="$(id_of debian:trixie-slim) $(id_of ag-jre:17)"
 
 # ---- the gateway image: deploy/Dockerfile, binary from the test build ------------------------
+if [[ $PREBUILD == 0 ]]; then
 ctx="$WORK/gateway-context"
 rm -rf "$ctx"
 mkdir -p "$ctx/prebuilt" "$ctx/config"
@@ -69,9 +82,10 @@ else
         --build-arg BINARY_STAGE=prebuilt --label "ag.inputs=$inputs" -t "$GATEWAY_IMAGE" "$ctx" \
         >"$WORK/gateway-build.log" 2>&1 || { tail -n 30 "$WORK/gateway-build.log" >&2; die "podman build of deploy/Dockerfile failed"; }
 fi
+fi
 
 # ---- Flink ---------------------------------------------------------------------------------------
-sdists="$WORK/flink-sdist"
+sdists="$DOWNLOADS/flink-sdist"
 mkdir -p "$sdists"
 for pkg in apache-flink-libraries apache-flink; do
     f="$sdists/$pkg-$FLINK_IMAGE_VERSION.tar.gz"
@@ -113,36 +127,53 @@ else
 fi
 
 # ---- PyFlink: the Flink image + Python 3.9 + apache-flink ---------------------------------------
+# The image build itself runs offline (--network none) from a wheelhouse made beforehand:
+#  - apache-flink-libraries (the Flink jars; PyPI has only its source distribution) is built into a
+#    wheel on the host from the sdist downloaded above;
+#  - everything else by `pip wheel` of the image's own Python 3.9 (a throw-away container of the
+#    base image), so the wheels match its interpreter and sdist-only dependencies (avro-python3,
+#    crcmod, dill, docopt) are built the way that interpreter builds them. That pip reaches PyPI
+#    with the host's network settings and the CA bundle the host's pip is configured with (a host
+#    behind a TLS-inspecting proxy trusts a CA the base image does not know), and downloads into the
+#    host's pip cache, so a second machine-local build downloads nothing.
+# The wheelhouse is kept next to the Kubernetes binaries (shared by every checkout on the machine).
+host_pip_ca() {
+    local ca
+    ca="$(python3 -m pip config list 2>/dev/null | sed -n "s/^[^.]*\.cert='\(.*\)'$/\1/p" | tail -n 1)"
+    [[ -n "$ca" ]] || ca="${PIP_CERT:-${REQUESTS_CA_BUNDLE:-${SSL_CERT_FILE:-}}}"
+    [[ -n "$ca" ]] || ca=/etc/ssl/certs/ca-certificates.crt
+    [[ -f "$ca" ]] || die "no CA bundle for pip found (pip config list names none and $ca does not exist)"
+    echo "$ca"
+}
 build_pyflink() {
-wheels="$WORK/pyflink-wheels"
-mkdir -p "$wheels"
-# Packages PyPI carries only as source distributions, built into wheels here: the Flink jars
-# (apache-flink-libraries, from the sdist above) and avro-python3.
-[[ -n "$(ls "$wheels"/apache_flink_libraries-"$FLINK_IMAGE_VERSION"-*.whl 2>/dev/null)" ]] \
-    || python3 -m pip wheel -q --no-deps -w "$wheels" "$sdists/apache-flink-libraries-$FLINK_IMAGE_VERSION.tar.gz" \
-    || die "could not build the apache-flink-libraries wheel"
-[[ -n "$(ls "$wheels"/avro_python3-*.whl 2>/dev/null)" ]] \
-    || python3 -m pip wheel -q --no-deps -w "$wheels" "avro-python3==1.10.2" || die "could not build the avro-python3 wheel"
-inputs="$(hash_of "$HERE/flink-python/Containerfile" "$wheels"/*.whl <(label_of "$FLINK_IMAGE"))"
+wheels="$DOWNLOADS/pyflink-$FLINK_IMAGE_VERSION-cp39-wheels"
+if [[ ! -f "$wheels/.complete" ]]; then
+    rm -rf "$wheels"
+    mkdir -p "$wheels"
+    echo "PyFlink $FLINK_IMAGE_VERSION wheelhouse for Python 3.9 (pip of ag-jre:17)..."
+    python3 -m pip wheel -q --no-deps -w "$wheels" "$sdists/apache-flink-libraries-$FLINK_IMAGE_VERSION.tar.gz" \
+        >"$WORK/pyflink-wheels.log" 2>&1 || { tail -n 20 "$WORK/pyflink-wheels.log" >&2; die "could not build the apache-flink-libraries wheel"; }
+    pip_cache="$(python3 -m pip cache dir 2>/dev/null || echo "$HOME/.cache/pip")"
+    mkdir -p "$pip_cache"
+    podman run --rm --network host -e HTTPS_PROXY -e HTTP_PROXY -e NO_PROXY -e https_proxy -e http_proxy -e no_proxy \
+        -e PIP_CERT=/etc/host-ca.crt -v "$(host_pip_ca):/etc/host-ca.crt:ro" -v "$pip_cache:/pip-cache" -v "$wheels:/wheels" ag-jre:17 \
+        python3 -m pip wheel --disable-pip-version-check --cache-dir /pip-cache \
+            --find-links /wheels -w /wheels "apache-flink==$FLINK_IMAGE_VERSION" \
+        >>"$WORK/pyflink-wheels.log" 2>&1 || { tail -n 30 "$WORK/pyflink-wheels.log" >&2; die "pip wheel apache-flink==$FLINK_IMAGE_VERSION (Python 3.9) failed"; }
+    touch "$wheels/.complete"
+fi
+inputs="$(hash_of "$HERE/flink-python/Containerfile" <(ls "$wheels") <(label_of "$FLINK_IMAGE"))"
 if [[ "$(label_of "$PYFLINK_IMAGE")" == "$inputs" ]]; then
     echo "image $PYFLINK_IMAGE: up to date"
 else
-    echo "image $PYFLINK_IMAGE: building (pip install apache-flink==$FLINK_IMAGE_VERSION)..."
-    ctx="$WORK/flink-python-context"
-    rm -rf "$ctx"
-    mkdir -p "$ctx"
-    cp -l "$wheels"/*.whl "$ctx/" 2>/dev/null || cp "$wheels"/*.whl "$ctx/"
-    mkdir -p "$ctx/wheels" && mv "$ctx"/*.whl "$ctx/wheels/"
-    cp "$HERE/flink-python/Containerfile" "$ctx/"
-    podman build --pull=never --network host --layers -f "$ctx/Containerfile" --label "ag.inputs=$inputs" \
-        -t "$PYFLINK_IMAGE" "$ctx" >"$WORK/flink-python-build.log" 2>&1 \
+    echo "image $PYFLINK_IMAGE: building (pip install apache-flink==$FLINK_IMAGE_VERSION from the wheelhouse, offline)..."
+    podman build --pull=never --network none --layers -f "$HERE/flink-python/Containerfile" \
+        --build-arg "FLINK_VERSION=$FLINK_IMAGE_VERSION" --label "ag.inputs=$inputs" \
+        -t "$PYFLINK_IMAGE" "$wheels" >"$WORK/flink-python-build.log" 2>&1 \
         || { tail -n 30 "$WORK/flink-python-build.log" >&2; die "podman build of the PyFlink image failed"; }
-    rm -rf "$ctx"
 fi
 }
-# Not built by default yet: pip inside the image build cannot verify PyPI through this machine's
-# TLS proxy (see the README of tests/k8s).
-[[ "${AG_K8S_PYFLINK:-0}" != 1 ]] || build_pyflink
+build_pyflink
 
 # ---- the Flink Kubernetes Operator -------------------------------------------------------------
 oplib="$WORK/operator-lib"
@@ -182,8 +213,8 @@ if [[ "$(label_of "$JRE_IMAGE")" != "$jre_base" ]]; then
 fi
 
 # ---- sizes and import ------------------------------------------------------------------------------
-images=("$GATEWAY_IMAGE" "$FLINK_IMAGE" "$OPERATOR_IMAGE" "$JRE_IMAGE")
-[[ "${AG_K8S_PYFLINK:-0}" != 1 ]] || images+=("$PYFLINK_IMAGE")
+images=("$FLINK_IMAGE" "$PYFLINK_IMAGE" "$OPERATOR_IMAGE" "$JRE_IMAGE")
+[[ $PREBUILD == 1 ]] || images=("$GATEWAY_IMAGE" "${images[@]}")
 for img in "${images[@]}"; do
     printf 'image %-60s %s\n' "$img" "$(podman image inspect --format '{{.Size}}' "$img" | awk '{printf "%.0f MB", $1/1e6}')"
 done

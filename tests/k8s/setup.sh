@@ -102,6 +102,15 @@ kafka="$(cd "$A" && ls flink-sql-connector-kafka-*.jar)"
 kafka_version="${kafka#flink-sql-connector-kafka-}"
 kafka_version="${kafka_version%.jar}"
 put "$A/$kafka" "connectors/flink-sql-connector-kafka/$kafka_version/$kafka"
+# Flink CDC (application-flink-cdc.yaml, session-flink-cdc.yaml): its jars, the pipeline, the runner.
+for m in cli composer runtime common; do
+    put "$A/flink-cdc-$m-3.1.0.jar" "flink-cdc/3.1.0/flink-cdc-$m-3.1.0.jar"
+done
+put "$A/flink-cdc-pipeline-connector-values-3.1.0.jar" \
+    connectors/flink-cdc-pipeline-connector-values/3.1.0/flink-cdc-pipeline-connector-values-3.1.0.jar
+put "$A/snakeyaml-engine-2.6.jar" libs/snakeyaml-engine/2.6/snakeyaml-engine-2.6.jar
+put "$A/cdc-values-pipeline.yaml" cdc-values/1.0.0/pipeline.yaml
+put "$A/cdc-runner.jar" cdc-runner/1.0.0/cdc-runner.jar
 
 step "Flink operator CRDs"
 api_jar="$ROOT/target/test-servers/cache/k8s/operator-lib/flink-kubernetes-operator-api-$FLINK_OPERATOR_VERSION.jar"

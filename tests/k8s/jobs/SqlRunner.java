@@ -16,20 +16,10 @@ import org.apache.flink.table.api.TableResult;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.CloseableIterator;
 
-import java.io.InputStream;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.KeyStore;
-import java.security.cert.CertificateFactory;
 import java.util.ArrayList;
 import java.util.List;
-import javax.net.ssl.SSLContext;
-import javax.net.ssl.TrustManagerFactory;
 
 public final class SqlRunner {
     private SqlRunner() {}
@@ -64,39 +54,7 @@ public final class SqlRunner {
     }
 
     static String read(String[] args) throws Exception {
-        String source = args[0];
-        if (!source.startsWith("https://")) {
-            return Files.readString(Path.of(source));
-        }
-        String tokenFile = null;
-        String caFile = null;
-        for (int i = 1; i + 1 < args.length; i += 2) {
-            if (args[i].equals("--token-file")) tokenFile = args[i + 1];
-            else if (args[i].equals("--ca-file")) caFile = args[i + 1];
-        }
-        HttpClient.Builder client = HttpClient.newBuilder();
-        if (caFile != null) {
-            KeyStore trust = KeyStore.getInstance(KeyStore.getDefaultType());
-            trust.load(null, null);
-            try (InputStream in = Files.newInputStream(Path.of(caFile))) {
-                trust.setCertificateEntry("gateway-ca", CertificateFactory.getInstance("X.509").generateCertificate(in));
-            }
-            TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-            tmf.init(trust);
-            SSLContext ssl = SSLContext.getInstance("TLS");
-            ssl.init(null, tmf.getTrustManagers(), null);
-            client.sslContext(ssl);
-        }
-        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(source)).GET();
-        if (tokenFile != null) {
-            request.header("Authorization", "Bearer " + Files.readString(Path.of(tokenFile)).trim());
-        }
-        HttpResponse<String> response =
-                client.build().send(request.build(), HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
-        if (response.statusCode() != 200) {
-            throw new IllegalStateException("GET " + source + " answered " + response.statusCode() + ": " + response.body());
-        }
-        return response.body();
+        return GatewayFiles.read(args);
     }
 
     static List<String> statements(String script) {
