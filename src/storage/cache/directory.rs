@@ -45,10 +45,12 @@ pub(super) fn prepare(
         .truncate(false)
         .write(true)
         .open(&lock_path)?;
-    match lock.try_lock() {
+    // rustix's flock rather than `File::try_lock`, which needs a newer Rust than the MSRV.
+    #[cfg(target_os = "linux")]
+    match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Err(Refused::InUse(lock_path)),
-        Err(std::fs::TryLockError::Error(e)) => return Err(Refused::Io(e)),
+        Err(rustix::io::Errno::WOULDBLOCK) => return Err(Refused::InUse(lock_path)),
+        Err(e) => return Err(Refused::Io(e.into())),
     }
     std::fs::create_dir_all(data_dir)?;
     if tmp_dir.exists() {
