@@ -846,23 +846,13 @@ const CDC_LINES: &[&str] = &[
 fn application_flink_cdc_cell_runs_the_fetched_pipeline_with_the_fetched_cdc_jars() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("application-flink-cdc.yaml"));
-    let mut logs = PodLogs::new("cdc-values");
-    wait_state(
-        "FlinkDeployment cdc-values (application-flink-cdc.yaml)",
+    run_to_finish(
+        "application-flink-cdc.yaml",
+        ("flinkdeployment", "cdc-values"),
+        "cdc-values",
         Duration::from_secs(420),
-        &mut logs,
-        job_state("flinkdeployment", "cdc-values"),
-        "FINISHED",
+        CDC_LINES,
     );
-    for _ in 0..5 {
-        logs.poll();
-        if CDC_LINES.iter().all(|l| logs.contains(l)) {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(&logs, CDC_LINES, "application-flink-cdc.yaml");
     delete_and_wait("flinkdeployment", "cdc-values", "cdc-values");
 }
 
@@ -870,33 +860,14 @@ fn application_flink_cdc_cell_runs_the_fetched_pipeline_with_the_fetched_cdc_jar
 fn session_flink_cdc_cell_runner_jar_reads_its_pipeline_from_the_gateway() {
     let _g = serial();
     stack();
-    kubectl_apply(&example("session-flink-cdc.yaml"));
-    let mut logs = PodLogs::new("cdc-session");
-    wait_state(
-        "FlinkSessionJob cdc-values-session (session-flink-cdc.yaml)",
+    run_to_finish(
+        "session-flink-cdc.yaml",
+        ("flinksessionjob", "cdc-values-session"),
+        "cdc-session",
         Duration::from_secs(420),
-        &mut logs,
-        job_state("flinksessionjob", "cdc-values-session"),
-        "FINISHED",
+        CDC_LINES,
     );
-    for _ in 0..5 {
-        logs.poll();
-        if CDC_LINES.iter().all(|l| logs.contains(l)) {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(&logs, CDC_LINES, "session-flink-cdc.yaml");
-    kubectl(&[
-        "-n",
-        "flink",
-        "delete",
-        "flinksessionjob",
-        "cdc-values-session",
-        "--wait=true",
-        "--timeout=60s",
-    ]);
-    delete_and_wait("flinkdeployment", "cdc-session", "cdc-session");
+    delete_session_job("cdc-values-session", "cdc-session");
 }
 
 /// The Flink CDC cell's artifact set is pinned as a whole: a corrupted pipeline connector (bytes
