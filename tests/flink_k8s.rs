@@ -367,6 +367,32 @@ fn run_to_finish(
     assert_lines(&logs, expected, file);
 }
 
+/// One application-mode cell: applies `file` (FlinkDeployment `name`), waits for its job to
+/// finish with the `expected` lines in its pods' logs, then deletes it.
+fn application_cell(file: &str, name: &'static str, timeout_secs: u64, expected: &[&str]) {
+    let _g = serial();
+    stack();
+    let timeout = Duration::from_secs(timeout_secs);
+    run_to_finish(file, ("flinkdeployment", name), name, timeout, expected);
+    delete_and_wait("flinkdeployment", name, name);
+}
+
+/// One session cell: applies `file` (FlinkSessionJob `job` on the session cluster `cluster`),
+/// waits for the job to finish with the `expected` lines, then deletes the job and the cluster.
+fn session_cell(
+    file: &str,
+    job: &'static str,
+    cluster: &str,
+    timeout_secs: u64,
+    expected: &[&str],
+) {
+    let _g = serial();
+    stack();
+    let timeout = Duration::from_secs(timeout_secs);
+    run_to_finish(file, ("flinksessionjob", job), cluster, timeout, expected);
+    delete_session_job(job, cluster);
+}
+
 /// Deletes a session job, then its session cluster, and waits until its pods are gone.
 fn delete_session_job(name: &str, cluster: &str) {
     kubectl(&[
@@ -435,44 +461,23 @@ fn gateway_chart_runs_non_root_read_only_with_probes_passing() {
 
 #[test]
 fn application_jar_cell_runs_the_fetched_job_with_its_udf_jar() {
-    let _g = serial();
-    stack();
-    run_to_finish(
-        "application-jar.yaml",
-        ("flinkdeployment", "wordcount"),
-        "wordcount",
-        Duration::from_secs(420),
-        WORDCOUNT_LINES,
-    );
-    delete_and_wait("flinkdeployment", "wordcount", "wordcount");
+    application_cell("application-jar.yaml", "wordcount", 420, WORDCOUNT_LINES);
 }
 
 #[test]
 fn application_sql_cell_runs_the_fetched_script_with_the_fetched_connector() {
-    let _g = serial();
-    stack();
-    run_to_finish(
-        "application-sql.yaml",
-        ("flinkdeployment", "orders-etl"),
-        "orders-etl",
-        Duration::from_secs(420),
-        ORDERS_SQL_LINES,
-    );
-    delete_and_wait("flinkdeployment", "orders-etl", "orders-etl");
+    application_cell("application-sql.yaml", "orders-etl", 420, ORDERS_SQL_LINES);
 }
 
 #[test]
 fn session_jar_cell_operator_fetches_the_jar_over_https_with_the_token() {
-    let _g = serial();
-    stack();
-    run_to_finish(
+    session_cell(
         "session-job.yaml",
-        ("flinksessionjob", "wordcount"),
+        "wordcount",
         "session-cluster",
-        Duration::from_secs(420),
+        420,
         WORDCOUNT_PLAIN_LINES,
     );
-    delete_session_job("wordcount", "session-cluster");
 }
 
 /// Applies application-jar.yaml with one thing broken and expects the JobManager pod's init
@@ -636,16 +641,13 @@ fn failures_wrong_token_missing_and_corrupted_artifacts_stop_the_pods_visibly() 
 
 #[test]
 fn session_sql_cell_runner_jar_reads_its_script_from_the_gateway() {
-    let _g = serial();
-    stack();
-    run_to_finish(
+    session_cell(
         "session-sql.yaml",
-        ("flinksessionjob", "orders-etl-session"),
+        "orders-etl-session",
         "sql-session",
-        Duration::from_secs(420),
+        420,
         ORDERS_SQL_LINES,
     );
-    delete_session_job("orders-etl-session", "sql-session");
 }
 
 /// The effective Flink configuration the operator wrote for a deployment (ConfigMap
@@ -806,30 +808,18 @@ const PYFLINK_LINES: &[&str] = &[
 
 #[test]
 fn application_python_cell_runs_the_fetched_script_with_its_connector_in_lib() {
-    let _g = serial();
-    stack();
-    run_to_finish(
-        "application-python.yaml",
-        ("flinkdeployment", "clickstream"),
-        "clickstream",
-        Duration::from_secs(480),
-        PYFLINK_LINES,
-    );
-    delete_and_wait("flinkdeployment", "clickstream", "clickstream");
+    application_cell("application-python.yaml", "clickstream", 480, PYFLINK_LINES);
 }
 
 #[test]
 fn session_python_cell_operator_fetches_the_driver_jar_and_pods_the_script() {
-    let _g = serial();
-    stack();
-    run_to_finish(
+    session_cell(
         "session-python.yaml",
-        ("flinksessionjob", "clickstream-session"),
+        "clickstream-session",
         "python-session",
-        Duration::from_secs(480),
+        480,
         PYFLINK_LINES,
     );
-    delete_session_job("clickstream-session", "python-session");
 }
 
 /// What Flink CDC's `values` sink prints for the SINGLE_SPLIT_SINGLE_TABLE event set of the
@@ -844,59 +834,18 @@ const CDC_LINES: &[&str] = &[
 
 #[test]
 fn application_flink_cdc_cell_runs_the_fetched_pipeline_with_the_fetched_cdc_jars() {
-    let _g = serial();
-    stack();
-    kubectl_apply(&example("application-flink-cdc.yaml"));
-    let mut logs = PodLogs::new("cdc-values");
-    wait_state(
-        "FlinkDeployment cdc-values (application-flink-cdc.yaml)",
-        Duration::from_secs(420),
-        &mut logs,
-        job_state("flinkdeployment", "cdc-values"),
-        "FINISHED",
-    );
-    for _ in 0..5 {
-        logs.poll();
-        if CDC_LINES.iter().all(|l| logs.contains(l)) {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(&logs, CDC_LINES, "application-flink-cdc.yaml");
-    delete_and_wait("flinkdeployment", "cdc-values", "cdc-values");
+    application_cell("application-flink-cdc.yaml", "cdc-values", 420, CDC_LINES);
 }
 
 #[test]
 fn session_flink_cdc_cell_runner_jar_reads_its_pipeline_from_the_gateway() {
-    let _g = serial();
-    stack();
-    kubectl_apply(&example("session-flink-cdc.yaml"));
-    let mut logs = PodLogs::new("cdc-session");
-    wait_state(
-        "FlinkSessionJob cdc-values-session (session-flink-cdc.yaml)",
-        Duration::from_secs(420),
-        &mut logs,
-        job_state("flinksessionjob", "cdc-values-session"),
-        "FINISHED",
-    );
-    for _ in 0..5 {
-        logs.poll();
-        if CDC_LINES.iter().all(|l| logs.contains(l)) {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_lines(&logs, CDC_LINES, "session-flink-cdc.yaml");
-    kubectl(&[
-        "-n",
-        "flink",
-        "delete",
-        "flinksessionjob",
+    session_cell(
+        "session-flink-cdc.yaml",
         "cdc-values-session",
-        "--wait=true",
-        "--timeout=60s",
-    ]);
-    delete_and_wait("flinkdeployment", "cdc-session", "cdc-session");
+        "cdc-session",
+        420,
+        CDC_LINES,
+    );
 }
 
 /// The Flink CDC cell's artifact set is pinned as a whole: a corrupted pipeline connector (bytes
