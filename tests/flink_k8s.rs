@@ -480,6 +480,35 @@ fn session_jar_cell_operator_fetches_the_jar_over_https_with_the_token() {
     );
 }
 
+/// Uploads the test artifact `file` with one byte flipped to the gateway at `path` (below the
+/// `artifacts` mount), as an administrator would by mistake: its digest no longer matches the pin.
+fn put_corrupted_copy(s: &Stack, file: &str, path: &str) {
+    let mut bytes = std::fs::read(s.artifacts.join(file)).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let corrupt = s.artifacts.join(format!("corrupted-{file}"));
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let (code, out, err) = run(Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&s.ca_file)
+        .args([
+            "--resolve",
+            &format!("artifact-gateway.flink.svc:443:{}", s.gateway_ip),
+            "-H",
+            &format!("Authorization: Bearer {}", s.admin_token),
+            "-T",
+        ])
+        .arg(&corrupt)
+        .arg(format!(
+            "https://artifact-gateway.flink.svc/artifacts/{path}"
+        )));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out == "201" || out == "200",
+        "PUT corrupted copy of {file}: {out}"
+    );
+}
+
 /// Applies application-jar.yaml with one thing broken and expects the JobManager pod's init
 /// container to fail with `code` and a message naming `why`.
 fn broken_application(name: &str, edit: impl Fn(String) -> String, code: i32, why: &str) {
@@ -606,26 +635,8 @@ fn failures_wrong_token_missing_and_corrupted_artifacts_stop_the_pods_visibly() 
         "404",
     );
     // A corrupted artifact: the bytes served differ from the pinned digest.
-    let corrupt = s.artifacts.join("wordcount-corrupted.jar");
-    let mut bytes = std::fs::read(s.artifacts.join("wordcount.jar")).unwrap();
     let good = common::sha256_file(&s.artifacts.join("wordcount.jar"));
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(&corrupt, &bytes).unwrap();
-    let (code, out, err) = run(Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-        .arg(&s.ca_file)
-        .args([
-            "--resolve",
-            &format!("artifact-gateway.flink.svc:443:{}", s.gateway_ip),
-            "-H",
-            &format!("Authorization: Bearer {}", s.admin_token),
-            "-T",
-        ])
-        .arg(&corrupt)
-        .arg("https://artifact-gateway.flink.svc/artifacts/jobs/wordcount/1.0.1/wordcount.jar"));
-    assert_eq!(code, 0, "{err}");
-    assert!(out == "201" || out == "200", "PUT corrupted copy: {out}");
+    put_corrupted_copy(s, "wordcount.jar", "jobs/wordcount/1.0.1/wordcount.jar");
     broken_application(
         "wc-corrupted",
         |y| {
@@ -856,27 +867,11 @@ fn flink_cdc_cell_fails_visibly_on_a_corrupted_or_missing_artifact() {
     let _g = serial();
     let s = stack();
     let jar = "flink-cdc-pipeline-connector-values-3.1.0.jar";
-    let mut bytes = std::fs::read(s.artifacts.join(jar)).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    let corrupt = s.artifacts.join("values-corrupted.jar");
-    std::fs::write(&corrupt, &bytes).unwrap();
-    let (code, out, err) = run(Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-        .arg(&s.ca_file)
-        .args([
-            "--resolve",
-            &format!("artifact-gateway.flink.svc:443:{}", s.gateway_ip),
-            "-H",
-            &format!("Authorization: Bearer {}", s.admin_token),
-            "-T",
-        ])
-        .arg(&corrupt)
-        .arg(format!(
-            "https://artifact-gateway.flink.svc/artifacts/jobs/connectors/flink-cdc-pipeline-connector-values/3.1.0-corrupted/{jar}"
-        )));
-    assert_eq!(code, 0, "{err}");
-    assert!(out == "201" || out == "200", "PUT corrupted copy: {out}");
+    put_corrupted_copy(
+        s,
+        jar,
+        &format!("jobs/connectors/flink-cdc-pipeline-connector-values/3.1.0-corrupted/{jar}"),
+    );
     broken_variant(
         "application-flink-cdc.yaml",
         "cdc-values",
