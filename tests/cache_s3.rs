@@ -502,6 +502,62 @@ async fn http_a_304_on_a_cold_object_starts_no_fill() {
     minio.delete_prefix(&prefix).await;
 }
 
+/// A PUT or DELETE through the gateway drops the cached entry of the path at once (it could
+/// never be served again, but would hold space until evicted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_put_and_delete_through_the_gateway_drop_the_entry() {
+    let minio = Minio::from_env();
+    let prefix = common::random_prefix("cachedrop");
+    let dir = common::tempdir();
+    let cache_dir = dir.path().join("cache");
+    let token = "cache-drop-token";
+    let gw = start_cached_gateway(&minio, &prefix, dir.path(), Some(token));
+    let client = reqwest::Client::new();
+    let url = gw.artifact(MOUNT, "lib/a.jar");
+    let put = |body: Vec<u8>| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let r = client.put(&url).bearer_auth(token).body(body);
+            assert!(r.send().await.unwrap().status().is_success());
+        }
+    };
+    let get = |expect: Vec<u8>| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let r = client.get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert!(r.bytes().await.unwrap() == expect);
+        }
+    };
+    let entries = || files_in(&cache_dir.join("data"));
+    let v1 = pattern(1 << 20, 40);
+    put(v1.clone()).await;
+    get(v1.clone()).await;
+    settle(&cache_dir).await;
+    assert_eq!(entries().len(), 1, "filled");
+
+    let v2 = pattern(1 << 20, 41);
+    put(v2.clone()).await;
+    assert!(
+        wait_empty(&cache_dir.join("data")).await.is_empty(),
+        "the put dropped the entry"
+    );
+    get(v2.clone()).await;
+    settle(&cache_dir).await;
+    get(v2.clone()).await;
+    assert_eq!(entries().len(), 1, "the new version is cached");
+
+    let r = client.delete(&url).bearer_auth(token).send().await.unwrap();
+    assert!(r.status().is_success());
+    assert!(
+        wait_empty(&cache_dir.join("data")).await.is_empty(),
+        "the delete dropped the entry"
+    );
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    minio.delete_prefix(&prefix).await;
+}
+
 // ---------- failures ----------
 
 /// MinIO is killed while 8 HTTP clients stream one fill: every response is cut (a body error

@@ -34,6 +34,9 @@
 //!   (pinned to the ETag) and succeed; for `disk_full_backoff` no new fill starts and reads go
 //!   straight to the backend.
 //! - A fill continues when the reads that wanted it go away (the next read will want it too).
+//! - A put or delete through the store drops the path's entry at once (entries are learnt per
+//!   path when a fill commits or a read hits; one never read since a restart ages out by LRU).
+//! - A conditional GET answered 304/412 opens no body (`http::handlers`), so it starts no fill.
 //! - One process per cache directory; one directory per mount. [`Storage::start`] takes an
 //!   exclusive lock on `<dir>/lock` (held while the store lives; the kernel drops it when the
 //!   process dies) and refuses a directory another process holds, before touching anything.
@@ -130,6 +133,9 @@ struct State {
     index: Index,
     fills: HashMap<Key, Arc<Fill>>,
     disk_full_until: Option<Instant>,
+    /// The entry known for each path (learnt when a fill commits it or a read hits it), so a
+    /// put or delete through this store drops it at once.
+    by_path: HashMap<ArtifactPath, Key>,
 }
 
 impl CachedStorage {
@@ -159,6 +165,7 @@ impl CachedStorage {
                 index: Index::new(max_size),
                 fills: HashMap::new(),
                 disk_full_until: None,
+                by_path: HashMap::new(),
             }),
             metrics,
             label: MountLabel {
@@ -256,12 +263,19 @@ impl Storage for CachedStorage {
         }
     }
 
+    /// Stores through the backend and drops the cache's entry of the old version (it could
+    /// never be served again: entries are keyed by ETag, but it would hold space until evicted).
     async fn put(&self, path: &ArtifactPath, upload: Upload) -> Result<PutResult> {
-        self.inner.backend.put(path, upload).await
+        let res = self.inner.backend.put(path, upload).await;
+        self.inner.drop_entry(path);
+        res
     }
 
+    /// Deletes through the backend and drops the cache's entry.
     async fn delete(&self, path: &ArtifactPath) -> Result<()> {
-        self.inner.backend.delete(path).await
+        let res = self.inner.backend.delete(path).await;
+        self.inner.drop_entry(path);
+        res
     }
 
     async fn list(&self, dir: &ArtifactPath, opts: ListOptions) -> Result<ListPage> {

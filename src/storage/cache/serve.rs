@@ -196,6 +196,9 @@ impl Inner {
         }
         let mut st = self.state.lock().expect("cache lock");
         if let Some(pin) = st.index.pin(key, meta.size) {
+            if st.by_path.get(path) != Some(key) {
+                st.by_path.insert(path.clone(), key.clone());
+            }
             return Plan::Hit(pin);
         }
         if let Some(f) = st.fills.get(key) {
