@@ -323,6 +323,23 @@ print(len(ups))
     out.trim().parse().unwrap()
 }
 
+/// Waits (up to 20 s) until `/readyz` answers 200 again: the backend is back and the same
+/// process noticed without a restart.
+async fn ready_again(client: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while readyz(client, url).await.0 != 200 {
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Incomplete multipart uploads the OSS stand-in under `state` holds (one directory each).
+fn oss_incomplete_uploads(state: &Path) -> usize {
+    std::fs::read_dir(state.join("oss-data/uploads"))
+        .unwrap()
+        .count()
+}
+
 /// Files (not directories) below `dir`, recursively.
 fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -430,9 +447,7 @@ async fn sigkill_mid_upload_oss_leaves_no_visible_object() {
 
     let gw = setup.start(dir.path());
     assert_nothing_visible(&gw, "jobs", "big.jar").await;
-    let uploads = std::fs::read_dir(state.path().join("oss-data/uploads"))
-        .unwrap()
-        .count();
+    let uploads = oss_incomplete_uploads(state.path());
     assert_eq!(
         uploads, 1,
         "the killed upload is one incomplete multipart upload"
@@ -524,11 +539,7 @@ async fn s3_gone_mid_upload_fails_it_and_the_gateway_recovers_without_a_restart(
 
     // The backend comes back: the same process serves again.
     proxy.up();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while readyz(&client, &gw.url).await.0 != 200 {
-        assert!(Instant::now() < deadline, "never ready again");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ready_again(&client, &gw.url).await;
     assert_nothing_visible(&gw, "jobs", "big.jar").await;
     assert_round_trip(&gw, "jobs/after.jar").await;
     let incomplete = s3_incomplete_uploads(&minio, &format!("{prefix}/jobs/big.jar"), true);
@@ -548,16 +559,10 @@ async fn oss_gone_mid_upload_fails_it_and_the_gateway_recovers_without_a_restart
     let (status, body) = readyz(&client, &gw.url).await;
     assert_eq!(status, 503, "{body}");
     proxy.up();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while readyz(&client, &gw.url).await.0 != 200 {
-        assert!(Instant::now() < deadline, "never ready again");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ready_again(&client, &gw.url).await;
     assert_nothing_visible(&gw, "jobs", "big.jar").await;
     assert_round_trip(&gw, "jobs/after.jar").await;
-    let uploads = std::fs::read_dir(state.path().join("oss-data/uploads"))
-        .unwrap()
-        .count();
+    let uploads = oss_incomplete_uploads(state.path());
     println!("fault matrix: oss | backend gone mid-upload, then back | client: {seen}; /readyz 503 | backend: no object; {uploads} incomplete multipart upload | recovered without a restart");
 }
 
