@@ -267,6 +267,21 @@ pub struct ReaderMetrics {
     pub started: Instant,
 }
 
+impl ReaderMetrics {
+    /// Records one chunk handed to the client: the first one's latency once (`first_seen` keeps
+    /// track), and its bytes as served from the cache unless the read is a pass-through.
+    pub fn chunk(&self, first_seen: &mut bool, len: usize, from_cache: bool) {
+        if !*first_seen {
+            *first_seen = true;
+            self.first_byte
+                .observe(self.started.elapsed().as_secs_f64());
+        }
+        if from_cache {
+            self.served_bytes.inc_by(len as u64);
+        }
+    }
+}
+
 struct Reader {
     path: ArtifactPath,
     file: Option<Arc<File>>,
@@ -338,15 +353,8 @@ pub fn read(
                 item.map(|i| (i, r))
             }
             Some(Ok(chunk)) => {
-                if !r.first_seen {
-                    r.first_seen = true;
-                    r.metrics
-                        .first_byte
-                        .observe(r.metrics.started.elapsed().as_secs_f64());
-                }
-                if r.passthrough.is_none() {
-                    r.metrics.served_bytes.inc_by(chunk.len() as u64);
-                }
+                let from_cache = r.passthrough.is_none();
+                r.metrics.chunk(&mut r.first_seen, chunk.len(), from_cache);
                 item.map(|i| (i, r))
             }
         }

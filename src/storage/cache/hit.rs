@@ -94,15 +94,8 @@ pub(super) fn body(
             match r.inner.next().await {
                 None => return None,
                 Some(Ok(chunk)) => {
-                    if !r.first_seen {
-                        r.first_seen = true;
-                        r.metrics
-                            .first_byte
-                            .observe(r.metrics.started.elapsed().as_secs_f64());
-                    }
-                    if !r.passthrough {
-                        r.metrics.served_bytes.inc_by(chunk.len() as u64);
-                    }
+                    let from_cache = !r.passthrough;
+                    r.metrics.chunk(&mut r.first_seen, chunk.len(), from_cache);
                     r.pos += chunk.len() as u64;
                     return Some((Ok(chunk), r));
                 }
