@@ -447,14 +447,8 @@ fn gateway_chart_runs_non_root_read_only_with_probes_passing() {
     assert!(err.contains("Read-only file system"), "{err}");
     // The probes' endpoints over the Service with TLS, from outside the pod.
     for path in ["/healthz", "/readyz"] {
-        let (code, out, err) = run(Command::new("curl")
-            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-            .arg(&s.ca_file)
-            .args([
-                "--resolve",
-                &format!("artifact-gateway.flink.svc:443:{}", s.gateway_ip),
-                &format!("https://artifact-gateway.flink.svc{path}"),
-            ]));
+        let (code, out, err) =
+            run(gateway_status(s).arg(format!("https://artifact-gateway.flink.svc{path}")));
         assert_eq!((code, out.as_str()), (0, "200"), "{path}: {err}");
     }
 }
@@ -480,6 +474,19 @@ fn session_jar_cell_operator_fetches_the_jar_over_https_with_the_token() {
     );
 }
 
+/// `curl` aimed at the gateway's Service over https (its CA, its cluster IP for the Service name),
+/// printing only the HTTP status.
+fn gateway_status(s: &Stack) -> Command {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&s.ca_file)
+        .args([
+            "--resolve",
+            &format!("artifact-gateway.flink.svc:443:{}", s.gateway_ip),
+        ]);
+    cmd
+}
+
 /// Uploads the test artifact `file` with one byte flipped to the gateway at `path` (below the
 /// `artifacts` mount), as an administrator would by mistake: its digest no longer matches the pin.
 fn put_corrupted_copy(s: &Stack, file: &str, path: &str) {
@@ -488,12 +495,8 @@ fn put_corrupted_copy(s: &Stack, file: &str, path: &str) {
     bytes[mid] ^= 0xff;
     let corrupt = s.artifacts.join(format!("corrupted-{file}"));
     std::fs::write(&corrupt, &bytes).unwrap();
-    let (code, out, err) = run(Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-        .arg(&s.ca_file)
+    let (code, out, err) = run(gateway_status(s)
         .args([
-            "--resolve",
-            &format!("artifact-gateway.flink.svc:443:{}", s.gateway_ip),
             "-H",
             &format!("Authorization: Bearer {}", s.admin_token),
             "-T",
@@ -780,21 +783,8 @@ fn no_artifact_get_answers_a_redirect() {
         "/",
     ] {
         for token in [Some(s.admin_token.as_str()), None] {
-            let mut cmd = Command::new("curl");
-            cmd.args([
-                "-sS",
-                "--path-as-is",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--cacert",
-            ])
-            .arg(&s.ca_file)
-            .args([
-                "--resolve",
-                &format!("artifact-gateway.flink.svc:443:{}", s.gateway_ip),
-            ]);
+            let mut cmd = gateway_status(s);
+            cmd.arg("--path-as-is");
             if let Some(t) = token {
                 cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
             }
