@@ -52,6 +52,7 @@ if [ -d "$STATE" ]; then stop_servers; rm -rf "$STATE"; fi
 mkdir -p "$LOGS"
 
 say "installing clients and test servers (cached after the first run)"
+echo "  disk free where the build goes: $(df -h --output=avail "$ROOT" | tail -1 | tr -d ' ')"
 tests/install.sh
 pids=()
 for name in "${SERVERS[@]}"; do
@@ -81,7 +82,7 @@ for name in "${SERVERS[@]}" "${extra_installs[@]}"; do
   i=$((i + 1))
 done
 if ! wait "$build_pid"; then
-  echo "FAILED to compile the tests:" >&2
+  echo "FAILED to compile the tests (disk free now: $(df -h --output=avail "$ROOT" | tail -1 | tr -d ' ')):" >&2
   tail -n 60 "$LOGS/cargo-build.log" >&2
   exit 1
 fi
