@@ -151,13 +151,14 @@ fi
 [[ "$("$BIN/kubectl" version --client 2>/dev/null)" == *"Client Version: $K8S_VERSION"* ]] \
     || die "$BIN/kubectl does not report $K8S_VERSION"
 
-# The test images that need no compiled binary (base images, Flink, PyFlink, the operator) and the
-# test jobs: built here, so tests/run.sh builds them while it compiles the tests (mostly downloads
+# The test images that need no compiled binary (base images, Flink 1.18 and 1.16, PyFlink, the
+# operator) and the test jobs: built here, so tests/run.sh builds them while it compiles the tests (mostly downloads
 # and disk, little CPU); tests/k8s/setup.sh then finds them current. AG_K8S_PREBUILD=0 skips this.
 if [[ "${AG_K8S_PREBUILD:-1}" == 1 ]]; then
     ROOT="$(cd "$HERE/../../.." && pwd)"
     echo "k8s: test images (tests/k8s/images.sh --prebuild)..."
     "$ROOT/tests/k8s/images.sh" --prebuild || die "tests/k8s/images.sh --prebuild failed"
+    "$ROOT/tests/k8s/seatunnel.sh" --prebuild || die "tests/k8s/seatunnel.sh --prebuild failed"
     "$ROOT/tests/k8s/build-jobs.sh" "$ROOT/target/test-servers/cache/k8s/jobs-prebuilt" >/dev/null \
         || die "tests/k8s/build-jobs.sh failed"
 fi
