@@ -941,7 +941,12 @@ fn seatunnel_cell_fails_visibly_on_a_corrupted_connector_or_missing_config() {
         "application-seatunnel.yaml",
         "seatunnel-fake",
         "seatunnel-corrupted",
-        |y| y.replace("connector-console/2.3.4/", "connector-console/2.3.4-corrupted/"),
+        |y| {
+            y.replace(
+                "connector-console/2.3.4/",
+                "connector-console/2.3.4-corrupted/",
+            )
+        },
         4,
         "sha-256",
     );
