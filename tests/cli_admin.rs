@@ -184,11 +184,8 @@ fn put_json_replace_and_no_overwrite() {
 
 #[test]
 fn errors_carry_the_servers_message_and_exit_codes() {
-    let Site {
-        data: _data,
-        work,
-        gw,
-    } = Site::start(TOKEN);
+    let site = Site::start(TOKEN);
+    let (work, gw) = (&site.work, &site.gw);
     let file = work.path().join("a.jar");
     std::fs::write(&file, b"jar").unwrap();
 
