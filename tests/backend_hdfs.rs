@@ -10,7 +10,6 @@
 mod common;
 mod conformance;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

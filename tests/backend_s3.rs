@@ -10,7 +10,6 @@
 mod common;
 mod conformance;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use artifact_gateway::storage::{

@@ -401,7 +401,7 @@ fn a_changed_artifact_restarts_from_zero() {
     let dest = env.dest_with_part("moving.jar", &old[..1 << 20], &old_etag);
     env.clear_access();
 
-    let err = env.fetch_ok(&dest, "jobs/moving.jar");
+    env.fetch_ok(&dest, "jobs/moving.jar");
     assert_eq!(std::fs::read(dest.join("moving.jar")).unwrap(), new);
     let hits = env.access("jobs/moving.jar", |h| count(h, "GET") == 1);
     let get = the_get(&hits);

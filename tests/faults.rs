@@ -573,7 +573,7 @@ async fn oss_gone_mid_upload_fails_it_and_the_gateway_recovers_without_a_restart
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oss_gone_mid_download_is_a_broken_transfer_not_a_short_200() {
-    let (oss, state) = private("oss");
+    let (oss, _state) = private("oss");
     let site = Proxied::oss(&oss, "dl").await;
     let len = 48 * MIB as usize;
     let url = site.put("big.jar", vec![3u8; len]).await;
@@ -651,9 +651,8 @@ async fn s3_stalling_is_a_504_before_the_headers_and_a_reset_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oss_stalling_before_the_headers_is_a_504() {
-    let (oss, state) = private("oss");
+    let (oss, _state) = private("oss");
     let site = Proxied::oss(&oss, "slow").await;
-    let proxy = &site.proxy;
     let url = site.put("slow.jar", vec![1u8; 1000]).await;
     let (status, body, took) = site.get_stalled(&url).await;
     assert_eq!(status, 504, "{body}");

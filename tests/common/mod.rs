@@ -385,10 +385,15 @@ impl BodyReader {
             .await
             .unwrap_or_else(|_| panic!("the download hung for {:?}", self.patience));
         match next {
-            Some(Ok(c)) => self.got += c.len() as u64,
-            Some(Err(_)) => self.failed = true,
-            None => {}
+            Some(Ok(c)) => {
+                self.got += c.len() as u64;
+                true
+            }
+            Some(Err(_)) => {
+                self.failed = true;
+                false
+            }
+            None => false,
         }
-        matches!(next, Some(Ok(_)))
     }
 }
