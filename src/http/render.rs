@@ -230,7 +230,7 @@ fn artifact_response(
     body: Option<ByteStream>,
 ) -> Response<Body> {
     let mut resp = Response::new(match body {
-        Some(s) => body::stream(s),
+        Some(s) => body::stream(s, len),
         None => body::empty(),
     });
     // Room for every header an artifact response gets (here and in `http::handle`): the map
