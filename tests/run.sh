@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing, starts every real server
-# (MinIO, a MiniDFSCluster, the OSS stand-in, a Flink session cluster), runs `cargo test`, and
-# stops the servers whether the tests pass or fail. Extra arguments go to `cargo test`.
+# (MinIO, a MiniDFSCluster, the OSS stand-in, a Flink session cluster, a single-node Kubernetes with
+# the Flink operator), runs `cargo test`, and stops the servers whether the tests pass or fail.
+# Extra arguments go to `cargo test`.
 #
-#   tests/run.sh                 # everything
-#   tests/run.sh --test http_api # one test target, servers still started
-#   tests/run.sh --k8s [...]     # also Flink on a real single-node Kubernetes (tests/flink_k8s.rs):
-#                                # starts tests/servers/k8s, builds the images, runs the cells
+#   tests/run.sh                    # everything, Flink on Kubernetes included (root needed)
+#   tests/run.sh --test http_api    # one test target, servers still started
+#   tests/run.sh --no-k8s [...]     # without the Kubernetes cluster and tests/flink_k8s.rs, for a
+#                                   # quicker loop while changing something else; says NOT RUN for it
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-SERVERS=(minio hdfs oss flink)
-FEATURES=()
-K8S=0
-if [ "${1:-}" = "--k8s" ]; then
-  shift
-  K8S=1
-  SERVERS+=(k8s)
-  FEATURES=(--features k8s-tests)
-fi
+SERVERS=(minio hdfs oss flink k8s)
+FEATURES=(--features k8s-tests)
+K8S=1
+case "${1:-}" in
+  --no-k8s) shift; K8S=0; SERVERS=(minio hdfs oss flink); FEATURES=() ;;
+  --k8s) shift ;; # the default; kept so older instructions still work
+esac
 STATE="$ROOT/target/test-servers/run"
 LOGS="$STATE/logs"
 started_at=$(date +%s)
@@ -115,7 +114,7 @@ for name in "${SERVERS[@]}"; do echo "  $name: $(tr '\n' ' ' < "$STATE/$name.env
 
 say "running cargo test"
 status=0
-cargo test --all-targets "${FEATURES[@]}" "$@" -- --show-output 2>&1 | tee "$LOGS/cargo-test.log" | grep -v -E '^(   Compiling|    Finished|     Running|   Doc-tests)' || status=${PIPESTATUS[0]}
+cargo test --no-fail-fast --all-targets "${FEATURES[@]}" "$@" -- --show-output 2>&1 | tee "$LOGS/cargo-test.log" | grep -v -E '^(   Compiling|    Finished|     Running|   Doc-tests)' || status=${PIPESTATUS[0]}
 [ "$status" = 0 ] || { echo "cargo test failed (exit $status)" >&2; }
 
 passed=$(grep -E '^test result:' "$LOGS/cargo-test.log" | sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
@@ -125,7 +124,7 @@ grep -E '^schemathesis summary:' "$LOGS/cargo-test.log" | sed 's/^/  /' || true
 grep -E '^ui cases: ' "$LOGS/cargo-test.log" | sed 's/^/  browser /' || true
 # Tests that cannot run here by design (a real cloud bucket) say so; repeat it where it is seen.
 grep -E '^NOT RUN:' "$LOGS/cargo-test.log" | sort -u | sed 's/^/  /' || true
-[ "$K8S" = 1 ] || echo "  NOT RUN: Flink on Kubernetes (tests/flink_k8s.rs, about 12 min warm): tests/run.sh --k8s"
+[ "$K8S" = 1 ] || echo "  NOT RUN: Flink on Kubernetes (tests/flink_k8s.rs, --no-k8s was given): tests/run.sh runs it"
 read -r p f <<<"$passed"
 echo "tests: $p passed, $f failed"
 exit "$status"
