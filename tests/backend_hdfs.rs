@@ -10,7 +10,6 @@
 mod common;
 mod conformance;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use artifact_gateway::storage::registry;
 use artifact_gateway::storage::{ArtifactPath, PutMode, PutOptions, Storage, Upload};
 use artifact_gateway::ErrorKind;
 use bytes::Bytes;
+use common::config::Config;
 use conformance::backend::{
     at, names, one_chunk, put_named, put_recorded, put_refused, walk_pages, PrivateServer,
 };
@@ -35,21 +35,12 @@ fn client(url: &str) -> hdfs_native::Client {
         .unwrap()
 }
 
-fn write_config(dir: &Path, mount: &str, url: &str, prefix: &str) -> PathBuf {
-    let toml = format!(
-        r#"
-[[mounts]]
-name = "{mount}"
-url = "{url}/{prefix}"
-anonymous_read = true
-
-[mounts.hdfs]
-config = {{ "dfs.client.socket-timeout" = "10000" }}
-"#
-    );
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, toml).unwrap();
-    path
+/// A config mounting `url/prefix` as `mount` (anonymous reads, 10 s socket timeout).
+fn config(mount: &str, url: &str, prefix: &str) -> Config {
+    Config::new()
+        .mount(mount, &format!("{url}/{prefix}"))
+        .anonymous_read()
+        .hdfs(r#""dfs.client.socket-timeout" = "10000""#)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,12 +74,8 @@ async fn conformance_hdfs_http() {
     let url = common::hdfs_url();
     let prefix = common::random_prefix("hdfs-http");
     let dir = common::tempdir();
-    let config = write_config(dir.path(), "hdfs", &url, &prefix);
     let token = "hdfs-conformance-token";
-    let gw = common::Gateway::start(
-        &["--config", config.to_str().unwrap()],
-        &[("ARTIFACT_GATEWAY_TOKEN", token)],
-    );
+    let gw = config("hdfs", &url, &prefix).start(dir.path(), Some(token));
     let caps = storage(&url, &prefix).await.capabilities();
     conformance::run_over_http("hdfs-http", &gw.url, "hdfs", token, caps).await;
 }
@@ -150,12 +137,8 @@ async fn hdfs_dying_mid_download_is_an_error_not_a_short_200() {
     let state = common::tempdir();
     let hdfs = PrivateServer::start("hdfs", state.path());
     let dir = common::tempdir();
-    let config = write_config(dir.path(), "hdfs", &hdfs.var("AG_TEST_HDFS_URL"), "dl");
     let token = "hdfs-kill-token";
-    let gw = common::Gateway::start(
-        &["--config", config.to_str().unwrap()],
-        &[("ARTIFACT_GATEWAY_TOKEN", token)],
-    );
+    let gw = config("hdfs", &hdfs.var("AG_TEST_HDFS_URL"), "dl").start(dir.path(), Some(token));
     let http = reqwest::Client::new();
 
     let len: usize = 96 << 20;

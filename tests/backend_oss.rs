@@ -12,7 +12,6 @@
 mod common;
 mod conformance;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use artifact_gateway::storage::registry::{self, BackendOptions, BackendSpec};
 use artifact_gateway::storage::{ArtifactPath, PutOptions, Sha256, Storage, Upload};
 use artifact_gateway::ErrorKind;
 use bytes::Bytes;
+use common::config::Config;
 use conformance::backend::{
     at, json_of, names, put_named, put_recorded, readyz, walk_pages, PrivateServer,
 };
@@ -67,33 +67,12 @@ async fn storage(s: &Server, prefix: &str, secret: &str) -> Arc<dyn Storage> {
     registry::build(&spec).await.unwrap()
 }
 
-/// A config mounting `oss://bucket/prefix` as `mount`, secrets read from the environment.
-fn write_config(
-    dir: &Path,
-    mount: &str,
-    s: &Server,
-    prefix: &str,
-    secret_var: &str,
-) -> std::path::PathBuf {
-    let toml = format!(
-        r#"
-[[mounts]]
-name = "{mount}"
-url = "oss://{bucket}/{prefix}"
-anonymous_read = true
-
-[mounts.oss]
-endpoint = "{endpoint}"
-addressing_style = "path"
-access_key_id = {{ env = "AG_TEST_OSS_ACCESS_KEY_ID" }}
-access_key_secret = {{ env = "{secret_var}" }}
-"#,
-        bucket = s.bucket,
-        endpoint = s.endpoint,
-    );
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, toml).unwrap();
-    path
+/// A config mounting `oss://bucket/prefix` as `mount` (anonymous reads), signed with `secret`.
+fn config(s: &Server, mount: &str, prefix: &str, secret: &str) -> Config {
+    Config::new()
+        .mount(mount, &format!("oss://{}/{prefix}", s.bucket))
+        .anonymous_read()
+        .oss(&s.endpoint, &s.key_id, secret)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,22 +87,8 @@ async fn conformance_oss_http() {
     let s = server();
     let prefix = common::random_prefix("oss-http");
     let dir = common::tempdir();
-    let config = write_config(
-        dir.path(),
-        "oss",
-        &s,
-        &prefix,
-        "AG_TEST_OSS_ACCESS_KEY_SECRET",
-    );
     let token = "oss-conformance-token";
-    let gw = common::Gateway::start(
-        &["--config", config.to_str().unwrap()],
-        &[
-            ("ARTIFACT_GATEWAY_TOKEN", token),
-            ("AG_TEST_OSS_ACCESS_KEY_ID", &s.key_id),
-            ("AG_TEST_OSS_ACCESS_KEY_SECRET", &s.secret),
-        ],
-    );
+    let gw = config(&s, "oss", &prefix, &s.secret).start(dir.path(), Some(token));
     let caps = storage(&s, &prefix, &s.secret).await.capabilities();
     conformance::run_over_http("oss-http", &gw.url, "oss", token, caps).await;
 }
@@ -132,20 +97,8 @@ async fn conformance_oss_http() {
 async fn wrong_secret_is_a_502_naming_the_mount_and_readyz_fails() {
     let s = server();
     let dir = common::tempdir();
-    let config = write_config(
-        dir.path(),
-        "oss-bad",
-        &s,
-        &common::random_prefix("oss-bad"),
-        "AG_TEST_WRONG_SECRET",
-    );
-    let gw = common::Gateway::start(
-        &["--config", config.to_str().unwrap()],
-        &[
-            ("AG_TEST_OSS_ACCESS_KEY_ID", &s.key_id),
-            ("AG_TEST_WRONG_SECRET", "not-the-secret"),
-        ],
-    );
+    let prefix = common::random_prefix("oss-bad");
+    let gw = config(&s, "oss-bad", &prefix, "not-the-secret").start(dir.path(), None);
     let client = reqwest::Client::new();
     let started = std::time::Instant::now();
     let r = client

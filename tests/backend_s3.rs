@@ -10,7 +10,6 @@
 mod common;
 mod conformance;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use artifact_gateway::storage::{
@@ -18,54 +17,30 @@ use artifact_gateway::storage::{
 };
 use artifact_gateway::{Error, ErrorKind};
 use bytes::Bytes;
+use common::config::Config;
 use common::minio::{Minio, PrivateMinio};
 use conformance::backend::{json_of, readyz, walk_pages};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
-/// A gateway config mounting `s3://bucket/prefix` as mount `name`; credentials come from the
-/// environment variables the returned pairs set.
-fn gateway_config(
+/// The bearer token of the gateways these tests start.
+const TOKEN: &str = "s3-test-token";
+
+/// The binary with one mount `name` on `s3://bucket/prefix` (backend deadline 6 s), signed with
+/// `secret`, its config in a fresh directory. The pair drops in order: the process stops first.
+fn start_gateway(
     minio: &Minio,
-    dir: &Path,
     name: &str,
     prefix: &str,
     secret: &str,
-    extra: &str,
-) -> (PathBuf, Vec<(String, String)>) {
-    let text = format!(
-        r#"
-[limits]
-backend_timeout = "6s"
-
-[[mounts]]
-name = "{name}"
-url = "s3://{bucket}/{prefix}"
-
-[mounts.s3]
-endpoint = "{endpoint}"
-region = "{region}"
-access_key_id = {{ env = "AG_S3_TEST_KEY" }}
-secret_access_key = {{ env = "AG_S3_TEST_SECRET" }}
-{extra}
-"#,
-        bucket = minio.bucket,
-        endpoint = minio.endpoint,
-        region = minio.region,
-    );
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    let envs = vec![
-        ("AG_S3_TEST_KEY".to_string(), minio.access_key.clone()),
-        ("AG_S3_TEST_SECRET".to_string(), secret.to_string()),
-    ];
-    (path, envs)
-}
-
-fn start_gateway(config: &Path, envs: &[(String, String)], token: &str) -> common::Gateway {
-    let mut all: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    all.push(("ARTIFACT_GATEWAY_TOKEN", token));
-    common::Gateway::start(&["--config", config.to_str().unwrap()], &all)
+) -> (common::Gateway, tempfile::TempDir) {
+    let dir = common::tempdir();
+    let gw = Config::new()
+        .backend_timeout("6s")
+        .mount(name, &format!("s3://{}/{prefix}", minio.bucket))
+        .s3(minio, &minio.endpoint, secret)
+        .start(dir.path(), Some(TOKEN));
+    (gw, dir)
 }
 
 fn path(s: &str) -> ArtifactPath {
@@ -118,13 +93,10 @@ async fn conformance_s3_trait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_s3_http() {
     let minio = Minio::from_env();
-    let dir = common::tempdir();
     let prefix = common::random_prefix("s3-http");
-    let (config, envs) = gateway_config(&minio, dir.path(), "s3", &prefix, &minio.secret_key, "");
-    let token = "s3-conformance-token";
-    let gw = start_gateway(&config, &envs, token);
+    let (gw, _dir) = start_gateway(&minio, "s3", &prefix, &minio.secret_key);
     let caps = minio.storage(&prefix).capabilities();
-    conformance::run_over_http("s3-http", &gw.url, "s3", token, caps).await;
+    conformance::run_over_http("s3-http", &gw.url, "s3", TOKEN, caps).await;
 }
 
 // ---------- digests and metadata specific to S3 ----------
@@ -276,15 +248,8 @@ async fn foreign_objects_have_etag_but_no_digest() {
     let minio = Minio::from_env();
     let prefix = common::random_prefix("s3-foreign");
     let storage = minio.storage(&prefix);
-    let raw = minio.raw();
-    let key = object_store::path::Path::parse(format!("{prefix}/lib/udf.jar")).unwrap();
-    let put = raw
-        .put(
-            &key,
-            object_store::PutPayload::from_static(b"written elsewhere"),
-        )
-        .await
-        .unwrap();
+    let key = format!("{prefix}/lib/udf.jar");
+    let put = minio.put_raw(&key, b"written elsewhere".to_vec()).await;
     let meta = storage.head(&path("lib/udf.jar")).await.unwrap();
     assert_eq!(
         Some(format!("\"{}\"", meta.etag)),
@@ -362,17 +327,14 @@ async fn listing_pages_through_a_large_directory() {
 async fn backend_dying_mid_download_fails_the_transfer() {
     let private = PrivateMinio::start();
     let minio = private.minio.clone();
-    let dir = common::tempdir();
-    let (config, envs) = gateway_config(&minio, dir.path(), "s3", "dying", &minio.secret_key, "");
-    let token = "dying-token";
-    let gw = start_gateway(&config, &envs, token);
+    let (gw, _dir) = start_gateway(&minio, "s3", "dying", &minio.secret_key);
     let client = reqwest::Client::new();
     let size: u64 = 96 << 20;
     let url = gw.artifact("s3", "big/artifact.jar");
     let (body, _) = pattern_body(size, 3);
     let resp = client
         .put(&url)
-        .bearer_auth(token)
+        .bearer_auth(TOKEN)
         .header("content-length", size)
         .body(reqwest::Body::wrap_stream(body))
         .send()
@@ -380,27 +342,15 @@ async fn backend_dying_mid_download_fails_the_transfer() {
         .unwrap();
     assert!(resp.status().is_success(), "upload: {}", resp.status());
 
-    let resp = client.get(&url).bearer_auth(token).send().await.unwrap();
+    let resp = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let declared = resp.content_length().expect("Content-Length");
     assert_eq!(declared, size);
-    let mut stream = resp.bytes_stream();
-    let mut got = 0u64;
-    let mut failed = false;
+    let mut body = common::BodyReader::new(resp, Duration::from_secs(60));
     let mut killed = false;
     let started = Instant::now();
-    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), stream.next())
-        .await
-        .expect("the download hung")
-    {
-        match chunk {
-            Ok(c) => got += c.len() as u64,
-            Err(_) => {
-                failed = true;
-                break;
-            }
-        }
-        if !killed && got >= 4 << 20 {
+    while body.next().await {
+        if !killed && body.got >= 4 << 20 {
             private.kill();
             killed = true;
             // Let the gateway notice before reading on.
@@ -408,6 +358,7 @@ async fn backend_dying_mid_download_fails_the_transfer() {
         }
     }
     assert!(killed, "the download finished before MinIO could be killed");
+    let (got, failed) = (body.got, body.failed);
     println!(
         "mid-download kill: received {got} of {declared} bytes, body error: {failed}, after {:?}",
         started.elapsed()
@@ -423,43 +374,41 @@ async fn backend_dying_mid_download_fails_the_transfer() {
     );
 }
 
+/// `GET` of `mount/path` with the token: the status, the JSON body, and how long the answer
+/// took.
+async fn timed_get(
+    client: &reqwest::Client,
+    gw: &common::Gateway,
+    mount: &str,
+    path: &str,
+) -> (u16, serde_json::Value, Duration) {
+    let started = Instant::now();
+    let request = client.get(gw.artifact(mount, path)).bearer_auth(TOKEN);
+    let resp = request.send().await.unwrap();
+    let took = started.elapsed();
+    let (status, body) = json_of(resp).await;
+    (status, body, took)
+}
+
 /// Wrong credentials: artifacts answer 502 naming the mount, `/readyz` 503 naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_a_502_and_not_ready() {
     let minio = Minio::from_env();
-    let dir = common::tempdir();
-    let (config, envs) = gateway_config(
-        &minio,
-        dir.path(),
-        "s3-badcreds",
-        "anything",
-        "not-the-secret",
-        "",
-    );
-    let token = "badcreds-token";
-    let gw = start_gateway(&config, &envs, token);
+    let (gw, _dir) = start_gateway(&minio, "s3-badcreds", "anything", "not-the-secret");
     let client = reqwest::Client::new();
 
-    let started = Instant::now();
-    let resp = client
-        .get(gw.artifact("s3-badcreds", "some/file.jar"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = json_of(resp).await;
+    let (status, body, took) = timed_get(&client, &gw, "s3-badcreds", "some/file.jar").await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "backend_auth", "{body}");
     assert_eq!(body["error"]["mount"], "s3-badcreds", "{body}");
     assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "auth failures are not retried: {:?}",
-        started.elapsed()
+        took < Duration::from_secs(5),
+        "auth failures are not retried: {took:?}"
     );
 
     let resp = client
         .put(gw.artifact("s3-badcreds", "x.jar"))
-        .bearer_auth(token)
+        .bearer_auth(TOKEN)
         .body("data")
         .send()
         .await
@@ -500,24 +449,13 @@ async fn backend_down_is_a_prompt_503() {
         endpoint: format!("http://127.0.0.1:{dead}"),
         ..Minio::from_env()
     };
-    let dir = common::tempdir();
-    let (config, envs) = gateway_config(&minio, dir.path(), "s3-down", "p", &minio.secret_key, "");
-    let token = "down-token";
-    let gw = start_gateway(&config, &envs, token);
+    let (gw, _dir) = start_gateway(&minio, "s3-down", "p", &minio.secret_key);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
 
-    let started = Instant::now();
-    let resp = client
-        .get(gw.artifact("s3-down", "a.jar"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let took = started.elapsed();
-    let (status, body) = json_of(resp).await;
+    let (status, body, took) = timed_get(&client, &gw, "s3-down", "a.jar").await;
     assert!(status == 503 || status == 504, "{status} {body}");
     assert_eq!(body["error"]["mount"], "s3-down", "{body}");
     // The config's backend deadline is 6 s; allow for the last attempt in flight.
@@ -552,11 +490,8 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_gib_upload_keeps_gateway_memory_bounded() {
     let minio = Minio::from_env();
-    let dir = common::tempdir();
     let prefix = common::random_prefix("s3-rss");
-    let (config, envs) = gateway_config(&minio, dir.path(), "s3", &prefix, &minio.secret_key, "");
-    let token = "rss-token";
-    let gw = start_gateway(&config, &envs, token);
+    let (gw, _dir) = start_gateway(&minio, "s3", &prefix, &minio.secret_key);
     let pid = gw.child.id();
     let before = vm_hwm_kib(pid);
     let size: u64 = std::env::var("AG_TEST_RSS_UPLOAD_BYTES")
@@ -579,7 +514,7 @@ async fn one_gib_upload_keeps_gateway_memory_bounded() {
     let started = Instant::now();
     let resp = reqwest::Client::new()
         .put(gw.artifact("s3", "huge.bin"))
-        .bearer_auth(token)
+        .bearer_auth(TOKEN)
         .header("content-length", size)
         .header("x-checksum-sha256", digest.to_hex())
         .body(reqwest::Body::wrap_stream(body))
@@ -622,7 +557,6 @@ async fn multipart_modes_lose_to_a_concurrent_writer() {
     let prefix = common::random_prefix("s3-race");
     let storage = minio.storage(&prefix);
     assert!(storage.capabilities().atomic_create && storage.capabilities().atomic_update);
-    let raw = minio.raw();
 
     for mode in ["create", "update"] {
         let p = path(&format!("race/{mode}.jar"));
@@ -661,13 +595,9 @@ async fn multipart_modes_lose_to_a_concurrent_writer() {
                 .await
         });
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let other = raw
-            .put(
-                &key,
-                object_store::PutPayload::from_static(b"the other writer"),
-            )
-            .await
-            .unwrap();
+        let other = minio
+            .put_raw(key.as_ref(), b"the other writer".to_vec())
+            .await;
         gate_tx.send(()).unwrap();
         let err = upload.await.unwrap().expect_err("the upload must lose");
         assert_eq!(err.kind(), ErrorKind::PreconditionFailed, "{mode}: {err:?}");

@@ -24,6 +24,7 @@ use common::cache::{
     self, cached_mount, concurrent_downloads, concurrent_reads, files_in, gateway_backend_bytes,
     label, path, pattern, read_and_compare, read_range, settle, wait_empty, Counts,
 };
+use common::config::Config;
 use common::minio::{Minio, PrivateMinio, Staged};
 use futures::StreamExt;
 
@@ -217,19 +218,17 @@ fn start_cached_gateway(
     dir: &Path,
     token: Option<&str>,
 ) -> common::Gateway {
-    let text = format!(
-        "[limits]\nbackend_timeout = \"10s\"\n{}\n[mounts.cache]\ndir = {:?}\n",
-        minio.mount_toml(MOUNT, prefix),
+    let cache = format!(
+        "\n[mounts.cache]\ndir = {:?}\n",
         dir.join("cache").to_str().unwrap()
     );
-    let config = dir.join("cached.toml");
-    std::fs::write(&config, text).unwrap();
-    let mut envs = minio.config_env();
-    if let Some(token) = token {
-        envs.push(("ARTIFACT_GATEWAY_TOKEN".into(), token.into()));
-    }
-    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    common::Gateway::start(&["--config", config.to_str().unwrap()], &envs)
+    Config::new()
+        .backend_timeout("10s")
+        .mount(MOUNT, &format!("s3://{}/{prefix}", minio.bucket))
+        .anonymous_read()
+        .s3(minio, &minio.endpoint, &minio.secret_key)
+        .raw(&cache)
+        .start(dir, token)
 }
 
 // ---------- start ----------
@@ -585,27 +584,15 @@ async fn backend_killed_mid_fill_fails_every_waiter() {
                 let resp = client.get(&url).send().await.unwrap();
                 assert_eq!(resp.status(), 200);
                 let declared = resp.content_length().unwrap();
-                let mut body = resp.bytes_stream();
-                let mut got = 0u64;
+                let mut body = common::BodyReader::new(resp, Duration::from_secs(30));
                 let mut signalled = false;
-                let mut failed = false;
-                while let Some(c) = tokio::time::timeout(Duration::from_secs(30), body.next())
-                    .await
-                    .expect("a cut download must not hang")
-                {
-                    match c {
-                        Ok(c) => got += c.len() as u64,
-                        Err(_) => {
-                            failed = true;
-                            break;
-                        }
-                    }
-                    if !signalled && got > 0 {
+                while body.next().await {
+                    if !signalled && body.got > 0 {
                         signalled = true;
                         let _ = tx.send(()).await;
                     }
                 }
-                (declared, got, failed)
+                (declared, body.got, body.failed)
             })
         })
         .collect();

@@ -184,17 +184,14 @@ fn put_json_replace_and_no_overwrite() {
 
 #[test]
 fn errors_carry_the_servers_message_and_exit_codes() {
-    let Site {
-        data: _data,
-        work,
-        gw,
-    } = Site::start(TOKEN);
+    let site = Site::start(TOKEN);
+    let (work, gw) = (&site.work, &site.gw);
     let file = work.path().join("a.jar");
     std::fs::write(&file, b"jar").unwrap();
 
     // Wrong token: the server's message, a hint, exit 3; --json puts the error on stdout.
     let (code, out, err) = admin_with(
-        &gw,
+        gw,
         Some("wrong"),
         &["put", file.to_str().unwrap(), "default/a.jar"],
     );
@@ -204,18 +201,18 @@ fn errors_carry_the_servers_message_and_exit_codes() {
         "{err}"
     );
     assert!(out.is_empty());
-    let (code, out, _) = admin_with(&gw, Some("wrong"), &["rm", "--json", "default/a.jar"]);
+    let (code, out, _) = admin_with(gw, Some("wrong"), &["rm", "--json", "default/a.jar"]);
     assert_eq!(code, 3);
     assert_eq!(json(&out)["error"]["code"], "unauthenticated");
     // No token at all: writes need one.
-    let (code, _, err) = admin_with(&gw, None, &["put", file.to_str().unwrap(), "default/a.jar"]);
+    let (code, _, err) = admin_with(gw, None, &["put", file.to_str().unwrap(), "default/a.jar"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("401"), "{err}");
     // A token file is read (and trailing newlines dropped).
     let token_file = work.path().join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let (code, _, err) = admin_with(
-        &gw,
+        gw,
         None,
         &[
             "put",
@@ -241,11 +238,11 @@ fn errors_carry_the_servers_message_and_exit_codes() {
             "default/x.jar",
         ],
     ] {
-        let (code, _, err) = admin(&gw, &args);
+        let (code, _, err) = admin(gw, &args);
         assert_eq!(code, 2, "{args:?}: {err}");
     }
     // A missing mount is a 404 with the server's message.
-    let (code, _, err) = admin(&gw, &["ls", "nomount"]);
+    let (code, _, err) = admin(gw, &["ls", "nomount"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("no mount named"), "{err}");
 

@@ -41,8 +41,32 @@ impl Env {
         self.gw.artifact("default", path)
     }
 
+    /// A gateway holding one artifact, `bytes` at `path`.
+    fn serving(path: &str, bytes: &[u8]) -> Env {
+        let env = Env::start();
+        env.put(path, bytes);
+        env
+    }
+
     fn dest(&self) -> PathBuf {
         self.work.path().join("usrlib")
+    }
+
+    /// Fetches `path` into `dest`, which must succeed; returns the fetch's stderr.
+    fn fetch_ok(&self, dest: &Path, path: &str) -> String {
+        let (code, _, err) = fetch(dest, &[&self.url(path)]);
+        assert_eq!(code, 0, "{err}");
+        err
+    }
+
+    /// The destination directory holding what an earlier, interrupted fetch of `name` left:
+    /// its partial file `.NAME.part` and the ETag that part belongs to.
+    fn dest_with_part(&self, name: &str, part: &[u8], etag: &str) -> PathBuf {
+        let dest = self.dest();
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::write(dest.join(format!(".{name}.part")), part).unwrap();
+        std::fs::write(dest.join(format!(".{name}.part.etag")), etag).unwrap();
+        dest
     }
 
     /// Uploads through the HTTP API (so the gateway records the SHA-256); returns the quoted ETag.
@@ -94,6 +118,13 @@ fn fetch(dest: &Path, args: &[&str]) -> (i32, String, String) {
     run(cli().arg("fetch").arg("--dest").arg(dest).args(args))
 }
 
+/// [`fetch`] timed: its exit code, its stderr, and how long it took.
+fn fetch_timed(dest: &Path, args: &[&str]) -> (i32, String, Duration) {
+    let started = Instant::now();
+    let (code, _, err) = fetch(dest, args);
+    (code, err, started.elapsed())
+}
+
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed)
@@ -113,6 +144,11 @@ fn listing(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// The one GET among a fetch's recorded requests.
+fn the_get(hits: &[Value]) -> &Value {
+    hits.iter().find(|v| v["method"] == "GET").unwrap()
 }
 
 fn count(hits: &[Value], method: &str) -> usize {
@@ -261,9 +297,8 @@ fn pinned_digest_mismatch_fails_and_leaves_no_file() {
 
 #[test]
 fn a_present_file_with_the_right_digest_is_not_downloaded_again() {
-    let env = Env::start();
     let jar = pattern(2 << 20, 6);
-    env.put("jobs/keep.jar", &jar);
+    let env = Env::serving("jobs/keep.jar", &jar);
     let dest = env.dest();
     let url = env.url("jobs/keep.jar");
     let (code, _, err) = fetch(&dest, &[&url]);
@@ -274,7 +309,7 @@ fn a_present_file_with_the_right_digest_is_not_downloaded_again() {
         .unwrap();
     let hits = env.access("jobs/keep.jar", |h| count(h, "GET") == 1);
     assert_eq!(count(&hits, "GET"), 1);
-    let get = hits.iter().find(|v| v["method"] == "GET").unwrap();
+    let get = the_get(&hits);
     assert_eq!(get["principal"], "anonymous", "no token was sent: {get}");
     env.clear_access();
 
@@ -314,14 +349,12 @@ fn a_present_file_with_the_right_digest_is_not_downloaded_again() {
 
 #[test]
 fn a_present_file_with_the_wrong_content_is_replaced() {
-    let env = Env::start();
     let jar = pattern(1 << 20, 7);
-    env.put("jobs/fix.jar", &jar);
+    let env = Env::serving("jobs/fix.jar", &jar);
     let dest = env.dest();
     std::fs::create_dir_all(&dest).unwrap();
     std::fs::write(dest.join("fix.jar"), b"stale or corrupt").unwrap();
-    let (code, _, err) = fetch(&dest, &[&env.url("jobs/fix.jar")]);
-    assert_eq!(code, 0, "{err}");
+    let err = env.fetch_ok(&dest, "jobs/fix.jar");
     assert!(err.contains("fetched fix.jar"), "{err}");
     assert_eq!(std::fs::read(dest.join("fix.jar")).unwrap(), jar);
     let hits = env.access("jobs/fix.jar", |h| count(h, "GET") == 1);
@@ -337,14 +370,10 @@ fn an_interrupted_download_resumes_with_range_and_if_range() {
     let env = Env::start();
     let jar = pattern(4 << 20, 8);
     let etag = env.put("jobs/big.jar", &jar);
-    let dest = env.dest();
-    std::fs::create_dir_all(&dest).unwrap();
     let prefix = (1 << 20) + 12_345;
-    std::fs::write(dest.join(".big.jar.part"), &jar[..prefix]).unwrap();
-    std::fs::write(dest.join(".big.jar.part.etag"), format!("{etag}\n")).unwrap();
+    let dest = env.dest_with_part("big.jar", &jar[..prefix], &format!("{etag}\n"));
 
-    let (code, _, err) = fetch(&dest, &[&env.url("jobs/big.jar")]);
-    assert_eq!(code, 0, "{err}");
+    let err = env.fetch_ok(&dest, "jobs/big.jar");
     assert!(err.contains("resumed at"), "{err}");
     assert_eq!(
         std::fs::read(dest.join("big.jar")).unwrap(),
@@ -353,7 +382,7 @@ fn an_interrupted_download_resumes_with_range_and_if_range() {
     );
     assert_eq!(listing(&dest), ["big.jar"], "part and etag files are gone");
     let hits = env.access("jobs/big.jar", |h| count(h, "GET") == 1);
-    let get = hits.iter().find(|v| v["method"] == "GET").unwrap();
+    let get = the_get(&hits);
     assert_eq!(get["status"], 206, "{get}");
     assert_eq!(
         get["bytes"].as_u64().unwrap(),
@@ -365,22 +394,17 @@ fn an_interrupted_download_resumes_with_range_and_if_range() {
 #[test]
 fn a_changed_artifact_restarts_from_zero() {
     let env = Env::start();
-    let old = pattern(2 << 20, 9);
+    let (old, new) = (pattern(2 << 20, 9), pattern(3 << 20, 10));
     let old_etag = env.put("jobs/moving.jar", &old);
-    let new = pattern(3 << 20, 10);
     let new_etag = env.put("jobs/moving.jar", &new);
     assert_ne!(old_etag, new_etag);
-    let dest = env.dest();
-    std::fs::create_dir_all(&dest).unwrap();
-    std::fs::write(dest.join(".moving.jar.part"), &old[..1 << 20]).unwrap();
-    std::fs::write(dest.join(".moving.jar.part.etag"), &old_etag).unwrap();
+    let dest = env.dest_with_part("moving.jar", &old[..1 << 20], &old_etag);
     env.clear_access();
 
-    let (code, _, err) = fetch(&dest, &[&env.url("jobs/moving.jar")]);
-    assert_eq!(code, 0, "{err}");
+    env.fetch_ok(&dest, "jobs/moving.jar");
     assert_eq!(std::fs::read(dest.join("moving.jar")).unwrap(), new);
     let hits = env.access("jobs/moving.jar", |h| count(h, "GET") == 1);
-    let get = hits.iter().find(|v| v["method"] == "GET").unwrap();
+    let get = the_get(&hits);
     assert_eq!(
         get["status"], 200,
         "If-Range failed, so the whole new version came: {get}"
@@ -394,14 +418,10 @@ fn a_corrupt_partial_file_is_caught_by_the_digest_and_fetched_again() {
     let env = Env::start();
     let jar = pattern(2 << 20, 11);
     let etag = env.put("jobs/c.jar", &jar);
-    let dest = env.dest();
-    std::fs::create_dir_all(&dest).unwrap();
     let mut prefix = jar[..1 << 20].to_vec();
     prefix[1000] ^= 0xff; // a flipped byte in the kept prefix
-    std::fs::write(dest.join(".c.jar.part"), &prefix).unwrap();
-    std::fs::write(dest.join(".c.jar.part.etag"), &etag).unwrap();
-    let (code, _, err) = fetch(&dest, &[&env.url("jobs/c.jar")]);
-    assert_eq!(code, 0, "{err}");
+    let dest = env.dest_with_part("c.jar", &prefix, &etag);
+    let err = env.fetch_ok(&dest, "jobs/c.jar");
     assert!(err.contains("from the first byte"), "{err}");
     assert_eq!(std::fs::read(dest.join("c.jar")).unwrap(), jar);
     let hits = env.access("jobs/c.jar", |h| count(h, "GET") == 2);
@@ -475,8 +495,7 @@ fn an_unreachable_server_fails_within_the_deadline_with_exit_5() {
         l.local_addr().unwrap().port()
     };
     let dest = common::tempdir();
-    let started = Instant::now();
-    let (code, _, err) = fetch(
+    let (code, err, took) = fetch_timed(
         dest.path(),
         &[
             "--deadline",
@@ -484,7 +503,6 @@ fn an_unreachable_server_fails_within_the_deadline_with_exit_5() {
             &format!("http://127.0.0.1:{port}/artifacts/default/x.jar"),
         ],
     );
-    let took = started.elapsed();
     assert_eq!(code, 5, "{err}");
     assert!(
         err.contains("cannot connect") && err.contains("retrying x.jar"),
@@ -516,8 +534,7 @@ fn a_stalled_body_times_out_and_never_shows_a_partial_file() {
         }
     });
     let dest = common::tempdir();
-    let started = Instant::now();
-    let (code, _, err) = fetch(
+    let (code, err, took) = fetch_timed(
         dest.path(),
         &[
             "--read-timeout",
@@ -527,7 +544,6 @@ fn a_stalled_body_times_out_and_never_shows_a_partial_file() {
             &format!("http://127.0.0.1:{port}/artifacts/default/slow.jar"),
         ],
     );
-    let took = started.elapsed();
     assert_eq!(code, 5, "{err}");
     assert!(
         err.contains("slow.jar") && (err.contains("timed out") || err.contains("no data")),

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use common::config::Config;
 use common::minio::Minio;
 use common::proxy::Proxy;
 use common::Gateway;
@@ -39,115 +40,43 @@ const MIB: u64 = 1 << 20;
 
 // ---------- configurations ----------
 
-/// A gateway configuration: the TOML text and the environment its secrets come from.
-struct Setup {
-    toml: String,
-    envs: Vec<(String, String)>,
-}
+/// The configurations the faults run under: one mount `m`, short timeouts.
+struct Setup;
 
 impl Setup {
-    fn local(root: &Path) -> Setup {
-        Setup {
-            toml: format!(
-                "[[mounts]]\nname = \"m\"\nurl = \"file://{}\"\n",
-                root.display()
-            ),
-            envs: vec![],
-        }
+    fn local(root: &Path) -> Config {
+        Config::new().mount("m", &format!("file://{}", root.display()))
     }
 
     /// S3 at `endpoint` (MinIO or a proxy in front of it), 5 MiB parts, short timeouts.
-    fn s3(minio: &Minio, endpoint: &str, prefix: &str) -> Setup {
-        Setup {
-            toml: format!(
-                r#"
-[limits]
-backend_timeout = "4s"
-
-[[mounts]]
-name = "m"
-url = "s3://{bucket}/{prefix}"
-
-[mounts.s3]
-endpoint = "{endpoint}"
-region = "{region}"
-access_key_id = {{ env = "AG_FAULTS_KEY" }}
-secret_access_key = {{ env = "AG_FAULTS_SECRET" }}
-part_size = 5242880
-connect_timeout = "1s"
-read_timeout = "1s"
-max_retries = 1
-retry_timeout = "2s"
-"#,
-                bucket = minio.bucket,
-                region = minio.region,
-            ),
-            envs: vec![
-                ("AG_FAULTS_KEY".into(), minio.access_key.clone()),
-                ("AG_FAULTS_SECRET".into(), minio.secret_key.clone()),
-            ],
-        }
+    fn s3(minio: &Minio, endpoint: &str, prefix: &str) -> Config {
+        Config::new()
+            .backend_timeout("4s")
+            .mount("m", &format!("s3://{}/{prefix}", minio.bucket))
+            .s3(minio, endpoint, &minio.secret_key)
+            .raw("part_size = 5242880\nconnect_timeout = \"1s\"\nread_timeout = \"1s\"\n")
+            .raw("max_retries = 1\nretry_timeout = \"2s\"\n")
     }
 
-    fn oss(oss: &PrivateServer, endpoint: &str, prefix: &str) -> Setup {
-        Setup {
-            toml: format!(
-                r#"
-[limits]
-backend_timeout = "4s"
-
-[[mounts]]
-name = "m"
-url = "oss://{bucket}/{prefix}"
-
-[mounts.oss]
-endpoint = "{endpoint}"
-addressing_style = "path"
-access_key_id = {{ env = "AG_FAULTS_KEY" }}
-access_key_secret = {{ env = "AG_FAULTS_SECRET" }}
-"#,
-                bucket = oss.var("AG_TEST_OSS_BUCKET"),
-            ),
-            envs: vec![
-                ("AG_FAULTS_KEY".into(), oss.var("AG_TEST_OSS_ACCESS_KEY_ID")),
-                (
-                    "AG_FAULTS_SECRET".into(),
-                    oss.var("AG_TEST_OSS_ACCESS_KEY_SECRET"),
-                ),
-            ],
-        }
+    fn oss(oss: &PrivateServer, endpoint: &str, prefix: &str) -> Config {
+        Config::new()
+            .backend_timeout("4s")
+            .mount(
+                "m",
+                &format!("oss://{}/{prefix}", oss.var("AG_TEST_OSS_BUCKET")),
+            )
+            .oss(
+                endpoint,
+                &oss.var("AG_TEST_OSS_ACCESS_KEY_ID"),
+                &oss.var("AG_TEST_OSS_ACCESS_KEY_SECRET"),
+            )
     }
 
-    fn hdfs(url: &str, prefix: &str) -> Setup {
-        Setup {
-            toml: format!(
-                r#"
-[limits]
-backend_timeout = "6s"
-
-[[mounts]]
-name = "m"
-url = "{url}/{prefix}"
-
-[mounts.hdfs]
-config = {{ "dfs.client.socket-timeout" = "5000" }}
-"#
-            ),
-            envs: vec![],
-        }
-    }
-
-    /// Starts the gateway on this configuration (written into `dir`).
-    fn start(&self, dir: &Path) -> Gateway {
-        let path = dir.join("gateway.toml");
-        std::fs::write(&path, &self.toml).unwrap();
-        let mut envs: Vec<(&str, &str)> = self
-            .envs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        envs.push(("ARTIFACT_GATEWAY_TOKEN", TOKEN));
-        Gateway::start(&["--config", path.to_str().unwrap()], &envs)
+    fn hdfs(url: &str, prefix: &str) -> Config {
+        Config::new()
+            .backend_timeout("6s")
+            .mount("m", &format!("{url}/{prefix}"))
+            .hdfs(r#""dfs.client.socket-timeout" = "5000""#)
     }
 }
 
@@ -240,22 +169,22 @@ fn sigkill(gw: &mut Gateway) {
     gw.child.wait().unwrap();
 }
 
+/// `GET` of `m/path` with the token.
+async fn get(gw: &Gateway, path: &str) -> reqwest::Response {
+    let url = gw.artifact("m", path);
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Nothing is visible under the artifact's name, nor in its directory's listing.
 async fn assert_nothing_visible(gw: &Gateway, dir: &str, name: &str) {
-    let client = reqwest::Client::new();
-    let resp = client
-        .get(gw.artifact("m", &format!("{dir}/{name}")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = get(gw, &format!("{dir}/{name}")).await;
     assert_eq!(resp.status(), 404, "a partial upload is visible");
-    let resp = client
-        .get(gw.artifact("m", &format!("{dir}/")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = get(gw, &format!("{dir}/")).await;
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap();
     if status == 200 {
@@ -283,7 +212,7 @@ async fn assert_round_trip(gw: &Gateway, path: &str) {
         .await
         .unwrap();
     assert!(resp.status().is_success(), "upload: {}", resp.status());
-    let resp = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    let resp = get(gw, path).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.unwrap().as_ref(), &[7u8; 100_000][..]);
 }
@@ -333,11 +262,27 @@ async fn ready_again(client: &reqwest::Client, url: &str) {
     }
 }
 
+/// A private instance of test server `kind` (`oss`, `hdfs`) and its state directory (which
+/// also takes the gateway's config). The pair drops in order: the server stops first.
+fn private(kind: &str) -> (PrivateServer, tempfile::TempDir) {
+    let state = common::tempdir();
+    (PrivateServer::start(kind, state.path()), state)
+}
+
 /// Incomplete multipart uploads the OSS stand-in under `state` holds (one directory each).
 fn oss_incomplete_uploads(state: &Path) -> usize {
     std::fs::read_dir(state.join("oss-data/uploads"))
         .unwrap()
         .count()
+}
+
+/// The files (not directories) in the HDFS directory `dir`.
+async fn hdfs_files(
+    client: &hdfs_native::Client,
+    dir: &str,
+) -> Vec<hdfs_native::client::FileStatus> {
+    let all = client.list_status(dir, false).await.unwrap();
+    all.into_iter().filter(|s| !s.isdir).collect()
 }
 
 /// Files (not directories) below `dir`, recursively.
@@ -357,11 +302,95 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn addr_of(endpoint: &str) -> std::net::SocketAddr {
-    let url = url::Url::parse(endpoint).unwrap();
-    format!("{}:{}", url.host_str().unwrap(), url.port().unwrap())
-        .parse()
-        .unwrap()
+/// A gateway on one mount `m` that reaches its backend through a proxy the test can cut,
+/// stall or take down. Fields drop in order: the gateway stops before the rest goes.
+struct Proxied {
+    gw: Gateway,
+    proxy: Proxy,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxied {
+    async fn s3(minio: &Minio, prefix: &str) -> Proxied {
+        let proxy = Proxy::in_front_of(&minio.endpoint).await;
+        let dir = common::tempdir();
+        let gw = Setup::s3(minio, &proxy.url(), prefix).start(dir.path(), Some(TOKEN));
+        Proxied::new(gw, proxy, dir)
+    }
+
+    async fn oss(oss: &PrivateServer, prefix: &str) -> Proxied {
+        let proxy = Proxy::in_front_of(&oss.var("AG_TEST_OSS_ENDPOINT")).await;
+        let dir = common::tempdir();
+        let gw = Setup::oss(oss, &proxy.url(), prefix).start(dir.path(), Some(TOKEN));
+        Proxied::new(gw, proxy, dir)
+    }
+
+    fn new(gw: Gateway, proxy: Proxy, dir: tempfile::TempDir) -> Proxied {
+        let client = reqwest::Client::new();
+        Proxied {
+            gw,
+            proxy,
+            client,
+            _dir: dir,
+        }
+    }
+
+    /// Stores `body` as `m/path` (the backend reachable) and returns the artifact's URL.
+    async fn put(&self, path: &str, body: Vec<u8>) -> String {
+        let url = self.gw.artifact("m", path);
+        let resp = self
+            .client
+            .put(&url)
+            .bearer_auth(TOKEN)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "upload: {}", resp.status());
+        url
+    }
+
+    async fn get(&self, url: &str) -> reqwest::Response {
+        self.client
+            .get(url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A `GET` of `url` while the backend stalls: its status and JSON body, answered within
+    /// 10 s (how long it took is returned). The proxy flows again afterwards and its stalled
+    /// connections are cut.
+    async fn get_stalled(&self, url: &str) -> (u16, serde_json::Value, Duration) {
+        self.proxy.stall(true);
+        let started = Instant::now();
+        let resp = self.get(url).await;
+        let took = started.elapsed();
+        let (status, body) = json_of(resp).await;
+        assert!(took < Duration::from_secs(10), "answered after {took:?}");
+        self.proxy.stall(false);
+        self.proxy.cut();
+        (status, body, took)
+    }
+}
+
+/// Reads `resp`'s body on after `got` bytes, each chunk within `patience`: the byte count when
+/// it ended, or the error that broke it.
+async fn read_to_the_end(
+    resp: &mut reqwest::Response,
+    got: &mut usize,
+    patience: Duration,
+) -> Result<usize, String> {
+    loop {
+        match tokio::time::timeout(patience, resp.chunk()).await {
+            Err(_) => panic!("the download neither finished nor failed in {patience:?}"),
+            Ok(Ok(Some(c))) => *got += c.len(),
+            Ok(Ok(None)) => return Ok(*got),
+            Ok(Err(e)) => return Err(error_chain(&e)),
+        }
+    }
 }
 
 // ---------- the gateway killed mid-upload ----------
@@ -380,7 +409,7 @@ async fn sigkill_mid_upload_local_leaves_nothing_and_the_next_start_cleans_up() 
     let dir = common::tempdir();
     let data = dir.path().join("data");
     let setup = Setup::local(&data);
-    let mut gw = setup.start(dir.path());
+    let mut gw = setup.start(dir.path(), Some(TOKEN));
     let seen = kill_gateway_mid_upload(&mut gw).await;
 
     // The partial upload is a staging file, never under its name.
@@ -388,7 +417,7 @@ async fn sigkill_mid_upload_local_leaves_nothing_and_the_next_start_cleans_up() 
     let left = files_below(&staging);
     assert_eq!(left.len(), 1, "one staging file: {left:?}");
     assert!(!data.join("jobs/big.jar").exists());
-    let gw = setup.start(dir.path());
+    let gw = setup.start(dir.path(), Some(TOKEN));
     assert_nothing_visible(&gw, "jobs", "big.jar").await;
     drop(gw);
     // Staging files are removed by the next start once they are an hour old (younger ones may
@@ -400,7 +429,7 @@ async fn sigkill_mid_upload_local_leaves_nothing_and_the_next_start_cleans_up() 
         .unwrap()
         .set_modified(old)
         .unwrap();
-    let gw = setup.start(dir.path());
+    let gw = setup.start(dir.path(), Some(TOKEN));
     assert!(
         files_below(&staging).is_empty(),
         "the stale staging file is removed at start: {:?}",
@@ -416,10 +445,10 @@ async fn sigkill_mid_upload_s3_leaves_no_visible_object() {
     let prefix = common::random_prefix("faults-kill");
     let dir = common::tempdir();
     let setup = Setup::s3(&minio, &minio.endpoint, &prefix);
-    let mut gw = setup.start(dir.path());
+    let mut gw = setup.start(dir.path(), Some(TOKEN));
     let seen = kill_gateway_mid_upload(&mut gw).await;
 
-    let gw = setup.start(dir.path());
+    let gw = setup.start(dir.path(), Some(TOKEN));
     assert_nothing_visible(&gw, "jobs", "big.jar").await;
     let raw = minio.storage(&prefix);
     let path = artifact_gateway::storage::ArtifactPath::parse("jobs/big.jar").unwrap();
@@ -438,14 +467,12 @@ async fn sigkill_mid_upload_s3_leaves_no_visible_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_upload_oss_leaves_no_visible_object() {
-    let state = common::tempdir();
-    let oss = PrivateServer::start("oss", state.path());
-    let dir = common::tempdir();
+    let (oss, state) = private("oss");
     let setup = Setup::oss(&oss, &oss.var("AG_TEST_OSS_ENDPOINT"), "kill");
-    let mut gw = setup.start(dir.path());
+    let mut gw = setup.start(state.path(), Some(TOKEN));
     let seen = kill_gateway_mid_upload(&mut gw).await;
 
-    let gw = setup.start(dir.path());
+    let gw = setup.start(state.path(), Some(TOKEN));
     assert_nothing_visible(&gw, "jobs", "big.jar").await;
     let uploads = oss_incomplete_uploads(state.path());
     assert_eq!(
@@ -462,7 +489,7 @@ async fn sigkill_mid_upload_hdfs_leaves_nothing_and_the_next_start_cleans_up() {
     let prefix = common::random_prefix("faults-kill");
     let dir = common::tempdir();
     let setup = Setup::hdfs(&url, &prefix);
-    let mut gw = setup.start(dir.path());
+    let mut gw = setup.start(dir.path(), Some(TOKEN));
     let seen = kill_gateway_mid_upload(&mut gw).await;
 
     let client = hdfs_native::ClientBuilder::new()
@@ -470,15 +497,9 @@ async fn sigkill_mid_upload_hdfs_leaves_nothing_and_the_next_start_cleans_up() {
         .build()
         .unwrap();
     let staging = format!("/{prefix}/.artifact-gateway/tmp");
-    let left: Vec<_> = client
-        .list_status(&staging, false)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| !s.isdir)
-        .collect();
+    let left = hdfs_files(&client, &staging).await;
     assert_eq!(left.len(), 1, "one staging file");
-    let gw = setup.start(dir.path());
+    let gw = setup.start(dir.path(), Some(TOKEN));
     assert_nothing_visible(&gw, "jobs", "big.jar").await;
     drop(gw);
     // As on local disks: the next start removes staging files older than an hour.
@@ -488,17 +509,10 @@ async fn sigkill_mid_upload_hdfs_leaves_nothing_and_the_next_start_cleans_up() {
         .as_millis() as u64
         - 2 * 3600 * 1000;
     client.set_times(&left[0].path, old, old).await.unwrap();
-    let gw = setup.start(dir.path());
+    let gw = setup.start(dir.path(), Some(TOKEN));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let n = client
-            .list_status(&staging, false)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|s| !s.isdir)
-            .count();
-        if n == 0 {
+        if hdfs_files(&client, &staging).await.is_empty() {
             break;
         }
         assert!(
@@ -517,89 +531,61 @@ async fn sigkill_mid_upload_hdfs_leaves_nothing_and_the_next_start_cleans_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_gone_mid_upload_fails_it_and_the_gateway_recovers_without_a_restart() {
     let minio = Minio::from_env();
-    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
     let prefix = common::random_prefix("faults-gone");
-    let dir = common::tempdir();
-    let gw = Setup::s3(&minio, &proxy.url(), &prefix).start(dir.path());
+    let Proxied {
+        gw, proxy, client, ..
+    } = &Proxied::s3(&minio, &prefix).await;
 
     let seen = upload_with_fault(&gw.artifact("m", "jobs/big.jar"), || proxy.down()).await;
-    let client = reqwest::Client::new();
-    let (status, body) = readyz(&client, &gw.url).await;
+    let (status, body) = readyz(client, &gw.url).await;
     assert_eq!(status, 503, "{body}");
     let started = Instant::now();
-    let resp = client
-        .get(gw.artifact("m", "jobs/other.jar"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = json_of(resp).await;
+    let (status, body) = json_of(get(gw, "jobs/other.jar").await).await;
     assert!(status == 503 || status == 504, "{status} {body}");
     assert!(started.elapsed() < Duration::from_secs(10));
 
     // The backend comes back: the same process serves again.
     proxy.up();
-    ready_again(&client, &gw.url).await;
-    assert_nothing_visible(&gw, "jobs", "big.jar").await;
-    assert_round_trip(&gw, "jobs/after.jar").await;
+    ready_again(client, &gw.url).await;
+    assert_nothing_visible(gw, "jobs", "big.jar").await;
+    assert_round_trip(gw, "jobs/after.jar").await;
     let incomplete = s3_incomplete_uploads(&minio, &format!("{prefix}/jobs/big.jar"), true);
     println!("fault matrix: s3 | backend gone mid-upload, then back | client: {seen}; meanwhile GET {status}, /readyz 503 | backend: no object; {incomplete} incomplete multipart upload (the abort could not reach the store) | recovered without a restart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oss_gone_mid_upload_fails_it_and_the_gateway_recovers_without_a_restart() {
-    let state = common::tempdir();
-    let oss = PrivateServer::start("oss", state.path());
-    let proxy = Proxy::start(addr_of(&oss.var("AG_TEST_OSS_ENDPOINT"))).await;
-    let dir = common::tempdir();
-    let gw = Setup::oss(&oss, &proxy.url(), "gone").start(dir.path());
+    let (oss, state) = private("oss");
+    let Proxied {
+        gw, proxy, client, ..
+    } = &Proxied::oss(&oss, "gone").await;
 
     let seen = upload_with_fault(&gw.artifact("m", "jobs/big.jar"), || proxy.down()).await;
-    let client = reqwest::Client::new();
-    let (status, body) = readyz(&client, &gw.url).await;
+    let (status, body) = readyz(client, &gw.url).await;
     assert_eq!(status, 503, "{body}");
     proxy.up();
-    ready_again(&client, &gw.url).await;
-    assert_nothing_visible(&gw, "jobs", "big.jar").await;
-    assert_round_trip(&gw, "jobs/after.jar").await;
+    ready_again(client, &gw.url).await;
+    assert_nothing_visible(gw, "jobs", "big.jar").await;
+    assert_round_trip(gw, "jobs/after.jar").await;
     let uploads = oss_incomplete_uploads(state.path());
     println!("fault matrix: oss | backend gone mid-upload, then back | client: {seen}; /readyz 503 | backend: no object; {uploads} incomplete multipart upload | recovered without a restart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oss_gone_mid_download_is_a_broken_transfer_not_a_short_200() {
-    let state = common::tempdir();
-    let oss = PrivateServer::start("oss", state.path());
-    let proxy = Proxy::start(addr_of(&oss.var("AG_TEST_OSS_ENDPOINT"))).await;
-    let dir = common::tempdir();
-    let gw = Setup::oss(&oss, &proxy.url(), "dl").start(dir.path());
-    let client = reqwest::Client::new();
-    let url = gw.artifact("m", "big.jar");
+    let (oss, _state) = private("oss");
+    let site = Proxied::oss(&oss, "dl").await;
     let len = 48 * MIB as usize;
-    let resp = client
-        .put(&url)
-        .bearer_auth(TOKEN)
-        .body(vec![3u8; len])
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
-    let mut resp = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    let url = site.put("big.jar", vec![3u8; len]).await;
+    let mut resp = site.get(&url).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.content_length(), Some(len as u64));
     let mut got = 0usize;
     while got < 4 << 20 {
         got += resp.chunk().await.unwrap().expect("ended early").len();
     }
-    proxy.down();
-    let outcome = loop {
-        match tokio::time::timeout(Duration::from_secs(90), resp.chunk()).await {
-            Err(_) => panic!("the download neither finished nor failed after the backend died"),
-            Ok(Ok(Some(c))) => got += c.len(),
-            Ok(Ok(None)) => break Ok(got),
-            Ok(Err(e)) => break Err(error_chain(&e)),
-        }
-    };
+    site.proxy.down();
+    let outcome = read_to_the_end(&mut resp, &mut got, Duration::from_secs(90)).await;
     let seen = match outcome {
         Err(e) => e,
         Ok(n) => panic!("a complete-looking 200 of {n} of {len} bytes although the backend died"),
@@ -610,10 +596,8 @@ async fn oss_gone_mid_download_is_a_broken_transfer_not_a_short_200() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hdfs_killed_mid_upload_fails_it_visibly() {
-    let state = common::tempdir();
-    let hdfs = PrivateServer::start("hdfs", state.path());
-    let dir = common::tempdir();
-    let gw = Setup::hdfs(&hdfs.var("AG_TEST_HDFS_URL"), "up").start(dir.path());
+    let (hdfs, state) = private("hdfs");
+    let gw = Setup::hdfs(&hdfs.var("AG_TEST_HDFS_URL"), "up").start(state.path(), Some(TOKEN));
     let pid = hdfs.pid;
     let seen = upload_with_fault(&gw.artifact("m", "jobs/big.jar"), || {
         conformance::backend::stop(pid)
@@ -631,36 +615,19 @@ async fn hdfs_killed_mid_upload_fails_it_visibly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_stalling_is_a_504_before_the_headers_and_a_reset_after() {
     let minio = Minio::from_env();
-    let proxy = Proxy::start(addr_of(&minio.endpoint)).await;
     let prefix = common::random_prefix("faults-slow");
-    let dir = common::tempdir();
-    let gw = Setup::s3(&minio, &proxy.url(), &prefix).start(dir.path());
-    let client = reqwest::Client::new();
-    let url = gw.artifact("m", "slow.jar");
+    let site = Proxied::s3(&minio, &prefix).await;
+    let proxy = &site.proxy;
     let len = 24 * MIB as usize;
-    let resp = client
-        .put(&url)
-        .bearer_auth(TOKEN)
-        .body(vec![1u8; len])
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
+    let url = site.put("slow.jar", vec![1u8; len]).await;
 
     // 1. Stalled before any answer: the backend deadline (4 s) gives a 504.
-    proxy.stall(true);
-    let started = Instant::now();
-    let resp = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
-    let took = started.elapsed();
-    let (status, body) = json_of(resp).await;
+    let (status, body, took) = site.get_stalled(&url).await;
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["error"]["code"], "backend_timeout", "{body}");
-    assert!(took < Duration::from_secs(10), "answered after {took:?}");
-    proxy.stall(false);
-    proxy.cut();
 
     // 2. Stalled mid-body: the store's read timeout (1 s) breaks the transfer.
-    let mut resp = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    let mut resp = site.get(&url).await;
     assert_eq!(resp.status(), 200);
     let mut got = 0usize;
     while got < 2 << 20 {
@@ -668,14 +635,7 @@ async fn s3_stalling_is_a_504_before_the_headers_and_a_reset_after() {
     }
     proxy.stall(true);
     let stalled_at = Instant::now();
-    let outcome = loop {
-        match tokio::time::timeout(Duration::from_secs(30), resp.chunk()).await {
-            Err(_) => panic!("the stalled download neither failed nor finished in 30 s"),
-            Ok(Ok(Some(c))) => got += c.len(),
-            Ok(Ok(None)) => break Ok(got),
-            Ok(Err(e)) => break Err(error_chain(&e)),
-        }
-    };
+    let outcome = read_to_the_end(&mut resp, &mut got, Duration::from_secs(30)).await;
     let broke_after = stalled_at.elapsed();
     let seen = match outcome {
         Err(e) => e,
@@ -684,38 +644,19 @@ async fn s3_stalling_is_a_504_before_the_headers_and_a_reset_after() {
     assert!(got < len);
     proxy.stall(false);
     // 3. The backend answers again: so does the gateway.
-    let resp = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    let resp = site.get(&url).await;
     assert_eq!(resp.bytes().await.unwrap().len(), len);
     println!("fault matrix: s3 | slow backend (stalls) | client: before the headers 504 backend_timeout after {took:?}; mid-body a broken transfer after {got} of {len} bytes, {broke_after:?} into the stall ({seen}) | backend: unchanged | recovered without a restart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oss_stalling_before_the_headers_is_a_504() {
-    let state = common::tempdir();
-    let oss = PrivateServer::start("oss", state.path());
-    let proxy = Proxy::start(addr_of(&oss.var("AG_TEST_OSS_ENDPOINT"))).await;
-    let dir = common::tempdir();
-    let gw = Setup::oss(&oss, &proxy.url(), "slow").start(dir.path());
-    let client = reqwest::Client::new();
-    let url = gw.artifact("m", "slow.jar");
-    let resp = client
-        .put(&url)
-        .bearer_auth(TOKEN)
-        .body(vec![1u8; 1000])
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
-    proxy.stall(true);
-    let started = Instant::now();
-    let resp = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
-    let took = started.elapsed();
-    let (status, body) = json_of(resp).await;
+    let (oss, _state) = private("oss");
+    let site = Proxied::oss(&oss, "slow").await;
+    let url = site.put("slow.jar", vec![1u8; 1000]).await;
+    let (status, body, took) = site.get_stalled(&url).await;
     assert_eq!(status, 504, "{body}");
-    assert!(took < Duration::from_secs(10), "answered after {took:?}");
-    proxy.stall(false);
-    proxy.cut();
-    let resp = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    let resp = site.get(&url).await;
     assert_eq!(resp.bytes().await.unwrap().len(), 1000);
     println!("fault matrix: oss | slow backend (stalls before the headers) | client: 504 {} after {took:?} | backend: unchanged | recovered without a restart", body["error"]["code"]);
 }

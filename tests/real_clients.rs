@@ -33,11 +33,8 @@ fn curl_put(
 
 #[test]
 fn curl_upload_download_range_conditional() {
-    let Site {
-        data: _data,
-        work,
-        gw,
-    } = Site::start(TOKEN);
+    let site = Site::start(TOKEN);
+    let (work, gw) = (&site.work, &site.gw);
     let src = work.path().join("wc.jar");
     let sha = common::write_pattern_file(&src, 3 << 20);
     let url = gw.artifact("default", "jobs/wordcount/1.4.2/wordcount.jar");
@@ -151,9 +148,8 @@ fn wget_downloads_and_resumes() {
 
 #[test]
 fn python_requests_roundtrip() {
-    let Site {
-        data: _data, gw, ..
-    } = Site::start(TOKEN);
+    let site = Site::start(TOKEN);
+    let gw = &site.gw;
     let script = r#"
 import hashlib, os, sys, requests
 base, token = sys.argv[1], sys.argv[2]
@@ -215,14 +211,10 @@ fn tls_with_generated_certificate_http1_and_http2() {
 
 #[test]
 fn one_gib_round_trip_keeps_sha256() {
-    let Site {
-        data: _data,
-        work,
-        gw,
-    } = Site::start(TOKEN);
-    let src = work.path().join("huge.jar");
+    let site = Site::start(TOKEN);
+    let src = site.work.path().join("huge.jar");
     let sha = common::write_pattern_file(&src, 1 << 30);
-    let url = gw.artifact("default", "huge/huge.jar");
+    let url = site.gw.artifact("default", "huge/huge.jar");
     let started = Instant::now();
     let (code, out, err) = curl_put(&src, &sha, &url, "\n%{http_code} %{speed_upload}");
     assert_eq!(code, 0, "{err}");
@@ -230,7 +222,7 @@ fn one_gib_round_trip_keeps_sha256() {
     assert!(status_line.starts_with("201"), "{out}");
     let up = started.elapsed();
     std::fs::remove_file(&src).unwrap();
-    let dst = work.path().join("back.jar");
+    let dst = site.work.path().join("back.jar");
     let started = Instant::now();
     let (code, out, err) = run(curl().args([
         "-w",
@@ -299,9 +291,8 @@ fn graceful_shutdown_lets_transfers_finish() {
 
 #[test]
 fn oversized_headers_are_refused() {
-    let Site {
-        data: _data, gw, ..
-    } = Site::start(TOKEN);
+    let site = Site::start(TOKEN);
+    let gw = &site.gw;
     let big = "x".repeat(64 * 1024);
     let (_, out, _) = run(curl().args([
         "-o",

@@ -68,12 +68,13 @@ impl Minio {
             .unwrap()
     }
 
-    /// Writes `bytes` at `key` (a full key, prefix included) with the plain client.
-    pub async fn put_raw(&self, key: &str, bytes: Vec<u8>) {
+    /// Writes `bytes` at `key` (a full key, prefix included) with the plain client, as another
+    /// tool would.
+    pub async fn put_raw(&self, key: &str, bytes: Vec<u8>) -> object_store::PutResult {
         self.raw()
             .put(&object_store::path::Path::from(key), bytes.into())
             .await
-            .unwrap_or_else(|e| panic!("raw put of {key}: {e}"));
+            .unwrap_or_else(|e| panic!("raw put of {key}: {e}"))
     }
 
     /// Writes `objects` (a key below the prefix, its bytes) under a fresh prefix tagged `tag`,
@@ -117,34 +118,6 @@ impl Minio {
         for k in keys {
             raw.delete(&k).await.unwrap();
         }
-    }
-
-    /// The `[mounts.s3]` table of a gateway config reading credentials from the two
-    /// environment variables returned by [`Minio::config_env`].
-    pub fn mount_toml(&self, name: &str, prefix: &str) -> String {
-        format!(
-            r#"
-[[mounts]]
-name = "{name}"
-url = "s3://{bucket}/{prefix}"
-anonymous_read = true
-[mounts.s3]
-endpoint = "{endpoint}"
-region = "{region}"
-access_key_id = {{ env = "AG_CACHE_TEST_KEY" }}
-secret_access_key = {{ env = "AG_CACHE_TEST_SECRET" }}
-"#,
-            bucket = self.bucket,
-            endpoint = self.endpoint,
-            region = self.region,
-        )
-    }
-
-    pub fn config_env(&self) -> Vec<(String, String)> {
-        vec![
-            ("AG_CACHE_TEST_KEY".to_string(), self.access_key.clone()),
-            ("AG_CACHE_TEST_SECRET".to_string(), self.secret_key.clone()),
-        ]
     }
 
     /// MinIO's own count of bytes it sent in answers to S3 requests (its Prometheus metric

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cache;
+pub mod config;
 pub mod minio;
 pub mod mounts;
 pub mod proxy;
@@ -352,4 +353,47 @@ pub async fn gateway_metric(base_url: &str, name: &str, labels: &[(&str, &str)])
         .await
         .unwrap();
     metric_sum(&text, name, labels).unwrap_or(0.0)
+}
+
+/// A response body read chunk by chunk (each within `patience`, else the test fails), counting
+/// the bytes and noting whether it broke: for tests that cut a download and check that the
+/// client saw the cut.
+pub struct BodyReader {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    patience: Duration,
+    /// The bytes read so far.
+    pub got: u64,
+    /// The body ended with an error (rather than at its end).
+    pub failed: bool,
+}
+
+impl BodyReader {
+    pub fn new(resp: reqwest::Response, patience: Duration) -> BodyReader {
+        use futures::StreamExt;
+        BodyReader {
+            stream: resp.bytes_stream().boxed(),
+            patience,
+            got: 0,
+            failed: false,
+        }
+    }
+
+    /// Reads the next chunk: false once the body has ended or broken.
+    pub async fn next(&mut self) -> bool {
+        use futures::StreamExt;
+        let next = tokio::time::timeout(self.patience, self.stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("the download hung for {:?}", self.patience));
+        match next {
+            Some(Ok(c)) => {
+                self.got += c.len() as u64;
+                true
+            }
+            Some(Err(_)) => {
+                self.failed = true;
+                false
+            }
+            None => false,
+        }
+    }
 }

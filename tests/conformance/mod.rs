@@ -198,6 +198,29 @@ pub async fn put(
         .unwrap_or_else(|e| panic!("put {path}: {e:?}"))
 }
 
+/// [`put`] with options, which must succeed.
+pub async fn put_with(
+    s: &Suite,
+    path: &ArtifactPath,
+    data: &[u8],
+    opts: PutOptions,
+) -> artifact_gateway::storage::PutResult {
+    s.storage
+        .put(path, Upload::with(body_of(data.to_vec()), opts))
+        .await
+        .unwrap_or_else(|e| panic!("put {path}: {e:?}"))
+}
+
+/// `path` reads back as `bytes`, and a backend that stores digests has the one of `bytes`.
+async fn assert_reads_back(s: &Suite, path: &ArtifactPath, bytes: &[u8]) {
+    let got = read_all(s, path, GetOptions::default()).await.unwrap();
+    assert_eq!(got, bytes);
+    if s.caps().stores_digest {
+        let head = s.storage.head(path).await.unwrap();
+        assert_eq!(head.sha256, Some(Sha256::of(bytes)));
+    }
+}
+
 pub async fn read_all(s: &Suite, path: &ArtifactPath, opts: GetOptions) -> Result<Vec<u8>, Error> {
     let res = s.storage.get(path, opts).await?;
     let mut out = Vec::new();
@@ -282,10 +305,7 @@ async fn put_get_head_roundtrip(s: &Suite, dir: ArtifactPath) -> Outcome {
         content_type: Some("text/plain".into()),
         ..Default::default()
     };
-    s.storage
-        .put(&sql, Upload::with(body_of(&b"SELECT 1;"[..]), opts))
-        .await
-        .unwrap();
+    put_with(s, &sql, b"SELECT 1;", opts).await;
     assert_eq!(
         s.storage.head(&sql).await.unwrap().content_type.as_deref(),
         Some("text/plain")
@@ -315,16 +335,7 @@ async fn empty_artifact(s: &Suite, dir: ArtifactPath) -> Outcome {
     let res = put(s, &path, b"").await;
     assert_eq!(res.meta.size, 0);
     assert_eq!(s.storage.head(&path).await.unwrap().size, 0);
-    assert!(read_all(s, &path, GetOptions::default())
-        .await
-        .unwrap()
-        .is_empty());
-    if s.caps().stores_digest {
-        assert_eq!(
-            s.storage.head(&path).await.unwrap().sha256,
-            Some(Sha256::of(b""))
-        );
-    }
+    assert_reads_back(s, &path, b"").await;
     Outcome::Passed
 }
 
@@ -410,11 +421,7 @@ async fn create_only_put(s: &Suite, dir: ArtifactPath) -> Outcome {
         mode: PutMode::Create,
         ..Default::default()
     };
-    let res = s
-        .storage
-        .put(&path, Upload::with(body_of(&b"first"[..]), opts()))
-        .await
-        .unwrap();
+    let res = put_with(s, &path, b"first", opts()).await;
     assert!(res.created);
     let err = kind(
         s.storage
@@ -521,10 +528,7 @@ async fn digest_mismatch_stores_nothing(s: &Suite, dir: ArtifactPath) -> Outcome
         sha256: Some(Sha256::of(b"better")),
         ..Default::default()
     };
-    s.storage
-        .put(&path, Upload::with(body_of(&b"better"[..]), opts))
-        .await
-        .unwrap();
+    put_with(s, &path, b"better", opts).await;
     assert_eq!(
         read_all(s, &path, GetOptions::default()).await.unwrap(),
         b"better"
@@ -620,16 +624,7 @@ async fn delete_semantics(s: &Suite, dir: ArtifactPath) -> Outcome {
     );
     // Re-creating after delete works and carries no stale digest.
     put(s, &path, b"again").await;
-    assert_eq!(
-        read_all(s, &path, GetOptions::default()).await.unwrap(),
-        b"again"
-    );
-    if s.caps().stores_digest {
-        assert_eq!(
-            s.storage.head(&path).await.unwrap().sha256,
-            Some(Sha256::of(b"again"))
-        );
-    }
+    assert_reads_back(s, &path, b"again").await;
     Outcome::Passed
 }
 

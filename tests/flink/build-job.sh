@@ -9,23 +9,21 @@ set -euo pipefail
 
 FLINK_VERSION="1.20.4"
 
-die() { echo "tests/flink/build-job.sh: $*" >&2; exit 1; }
-
-[[ $# -eq 1 ]] || die "usage: build-job.sh OUT_JAR"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh" tests/flink/build-job.sh
+args_or_usage 1 "build-job.sh OUT_JAR" "$@"
 OUT="$1"
 [[ "$OUT" == *.jar ]] || die "OUT_JAR must end in .jar (the JobManager rejects other names): $OUT"
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-CACHE="$ROOT/target/test-servers/cache/flink"
+CACHE="$TEST_CACHE/flink"
 DIST_JAR="$CACHE/flink-${FLINK_VERSION}/lib/flink-dist-${FLINK_VERSION}.jar"
-SRC="$HERE/job/WordCountJob.java"
-MAIN_CLASS="WordCountJob"
-
 [[ -f "$DIST_JAR" ]] || die "$DIST_JAR not found; run tests/servers/flink/install.sh first"
+SRC="$HERE/job/WordCountJob.java"
 [[ -f "$SRC" ]] || die "missing $SRC"
-command -v javac >/dev/null || die "javac not found (a JDK is needed)"
-command -v jar >/dev/null || die "jar not found (a JDK is needed)"
+MAIN_CLASS="WordCountJob"
+need javac "javac not found (a JDK is needed)"
+need jar "jar not found (a JDK is needed)"
 
 hash="$({ cat "$SRC" "${BASH_SOURCE[0]}"; echo "$FLINK_VERSION"; javac -version 2>&1; } | sha256sum | cut -c1-16)"
 built="$CACHE/job/wordcount-$hash.jar"

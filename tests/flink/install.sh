@@ -10,40 +10,31 @@
 #   operator-fetch.sh         wrapper: operator-fetch.sh [-D…/-X… JVM flags] <uri> <dir> [headers]
 set -euo pipefail
 
-die() { echo "tests/flink/install.sh: $*" >&2; exit 1; }
-
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh" tests/flink/install.sh
+need java "java not found (JDK 17 needed)"
+need javac "javac not found (a JDK, not just a JRE, is needed)"
+need mvn "mvn not found (apt-get install maven)"
+
 PROJECT="$HERE/operator-fetcher"
-CACHE="$ROOT/target/test-servers/cache/flink"
+[[ -f "$PROJECT/pom.xml" ]] || die "missing $PROJECT/pom.xml"
+SOURCES=("$PROJECT/src/main/java/OperatorFetch.java")
+CACHE="$TEST_CACHE/flink"
 WORK="$CACHE/operator-fetcher"
 CP_FILE="$CACHE/operator-fetch.classpath"
 RUNNER="$CACHE/operator-fetch.sh"
 STAMP="$WORK/stamp"
 
-command -v java >/dev/null || die "java not found (JDK 17 needed)"
-command -v javac >/dev/null || die "javac not found (a JDK, not just a JRE, is needed)"
-command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
-[[ -f "$PROJECT/pom.xml" ]] || die "missing $PROJECT/pom.xml"
-
-SOURCES=("$PROJECT/src/main/java/OperatorFetch.java")
-
 inputs_hash() {
     {
-        cat "$PROJECT/pom.xml" "${SOURCES[@]}" "${BASH_SOURCE[0]}"
+        cat "$PROJECT/pom.xml" "${SOURCES[@]}" "${BASH_SOURCE[0]}" "$ROOT/tests/lib.sh"
         javac -version 2>&1
     } | sha256sum | cut -d' ' -f1
 }
 
 classpath_intact() {
-    local cp entry
-    [[ -s "$CP_FILE" ]] || return 1
-    cp="$(cat "$CP_FILE")"
-    IFS=':' read -r -a entries <<<"$cp"
-    for entry in "${entries[@]}"; do
-        [[ -e "$entry" ]] || return 1
-    done
-    [[ -f "$WORK/classes/OperatorFetch.class" && -x "$RUNNER" ]]
+    classpath_present "$CP_FILE" && [[ -f "$WORK/classes/OperatorFetch.class" && -x "$RUNNER" ]]
 }
 
 want="$(inputs_hash)"
@@ -57,12 +48,7 @@ rm -f "$STAMP"
 
 echo "operator-fetch: resolving the operator classpath with Maven..."
 deps_file="$WORK/deps.classpath"
-if ! mvn -q -B -f "$PROJECT/pom.xml" dependency:build-classpath \
-        -Dmdep.outputFile="$deps_file" -Dmdep.includeScope=runtime >"$WORK/mvn.log" 2>&1; then
-    tail -n 40 "$WORK/mvn.log" >&2
-    die "Maven could not resolve the classpath of $PROJECT/pom.xml (log: $WORK/mvn.log)"
-fi
-[[ -s "$deps_file" ]] || die "Maven wrote an empty classpath to $deps_file"
+maven_classpath "$PROJECT/pom.xml" "$deps_file" "$WORK/mvn.log" "the classpath of $PROJECT/pom.xml"
 deps="$(cat "$deps_file")"
 
 echo "operator-fetch: compiling OperatorFetch..."

@@ -17,12 +17,12 @@
 # usage: tests/k8s/build-jobs.sh OUT_DIR
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh" tests/k8s/build-jobs.sh
+args_or_usage 1 "build-jobs.sh OUT_DIR" "$@"
+OUT="$1"
 # shellcheck source=../servers/k8s/versions.env
 source "$ROOT/tests/servers/k8s/versions.env"
-die() { echo "tests/k8s/build-jobs.sh: $*" >&2; exit 1; }
-[[ $# -eq 1 ]] || die "usage: build-jobs.sh OUT_DIR"
-OUT="$1"
 # The Kafka SQL connector release built for Flink 1.18 (the newest for 1.18 the reachable Maven serves).
 KAFKA_CONNECTOR=3.0.1-1.18
 # Flink CDC 3.1.0: built against Flink 1.18 (the newest release whose values pipeline connector the

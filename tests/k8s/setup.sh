@@ -18,11 +18,11 @@
 #   BINARY     the artifact-gateway executable for the image
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh" tests/k8s/setup.sh
+args_or_usage 2 "setup.sh STATE_DIR BINARY" "$@"
 # shellcheck source=../servers/k8s/versions.env
 source "$ROOT/tests/servers/k8s/versions.env"
-die() { echo "tests/k8s/setup.sh: $*" >&2; exit 1; }
-[[ $# -eq 2 ]] || die "usage: setup.sh STATE_DIR BINARY"
 STATE="$(cd "$1" && pwd)"
 BINARY="$2"
 [[ -f "$STATE/k8s.env" ]] || die "$STATE/k8s.env missing: start the cluster with tests/servers/k8s/start.sh $STATE"
@@ -139,13 +139,7 @@ if ! kubectl -n flink-operator rollout status deployment/flink-kubernetes-operat
     die "the Flink operator did not start"
 fi
 
-cat >"$STATE/flink-k8s.env.tmp" <<EOF
-AG_K8S_ADMIN_TOKEN=$ADMIN_TOKEN
-AG_K8S_FLINK_TOKEN=$FLINK_TOKEN
-AG_K8S_CA_FILE=$OUT/ca.crt
-AG_K8S_GATEWAY_IP=$GATEWAY_IP
-AG_K8S_ARTIFACTS=$A
-AG_K8S_KAFKA_CONNECTOR_VERSION=$kafka_version
-EOF
-mv "$STATE/flink-k8s.env.tmp" "$STATE/flink-k8s.env"
+write_env "$STATE/flink-k8s.env" "AG_K8S_ADMIN_TOKEN=$ADMIN_TOKEN" "AG_K8S_FLINK_TOKEN=$FLINK_TOKEN" \
+    "AG_K8S_CA_FILE=$OUT/ca.crt" "AG_K8S_GATEWAY_IP=$GATEWAY_IP" "AG_K8S_ARTIFACTS=$A" \
+    "AG_K8S_KAFKA_CONNECTOR_VERSION=$kafka_version"
 step "ready"

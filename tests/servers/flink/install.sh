@@ -13,17 +13,14 @@ FLINK_VERSION="1.20.4"
 PYPI_NAME="apache-flink-libraries"
 SDIST_FILE="apache_flink_libraries-${FLINK_VERSION}.tar.gz"
 
-die() { echo "tests/servers/flink/install.sh: $*" >&2; exit 1; }
-
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../../.." && pwd)"
-CACHE="$ROOT/target/test-servers/cache/flink"
-SDIST_DIR="$CACHE/sdist"
-HOME_DIR="$CACHE/flink-${FLINK_VERSION}"
+# shellcheck source=../../lib.sh
+source "$HERE/../../lib.sh" tests/servers/flink/install.sh
+need java "java not found (JDK 17 needed to run Flink)"
+need tar "tar not found"
+SDIST_DIR="$TEST_CACHE/flink/sdist"
+HOME_DIR="$TEST_CACHE/flink/flink-${FLINK_VERSION}"
 STAMP="$HOME_DIR/.installed"
-
-command -v java >/dev/null || die "java not found (JDK 17 needed to run Flink)"
-command -v tar >/dev/null || die "tar not found"
 
 # Everything the stamp vouches for; changing this script re-runs the extraction.
 stamp_value() { { echo "$FLINK_VERSION"; cat "${BASH_SOURCE[0]}"; } | sha256sum | cut -d' ' -f1; }

@@ -6,18 +6,15 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo_root="$(cd "$here/../../.." && pwd)"
-cache="$repo_root/target/test-servers/cache/hdfs"
+# shellcheck source=../../lib.sh
+source "$here/../../lib.sh" hdfs/install.sh
+cache="$TEST_CACHE/hdfs"
 
-die() { echo "hdfs/install.sh: $*" >&2; exit 1; }
-
-need() {
-    command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH; install $2"
-}
-need java  "a JDK 11+ (Debian: apt-get install openjdk-17-jdk-headless)"
-need javac "a JDK 11+ (Debian: apt-get install openjdk-17-jdk-headless)"
-need mvn   "Maven 3.6+ (Debian: apt-get install maven)"
-need sha256sum "coreutils"
+jdk="a JDK 11+ (Debian: apt-get install openjdk-17-jdk-headless)"
+need java "'java' not found on PATH; install $jdk"
+need javac "'javac' not found on PATH; install $jdk"
+need mvn "'mvn' not found on PATH; install Maven 3.6+ (Debian: apt-get install maven)"
+need sha256sum "'sha256sum' not found on PATH; install coreutils"
 
 mkdir -p "$cache"
 
@@ -41,28 +38,15 @@ classes_stamp="$( { hash_of "$here/MiniDfs.java" "$here/HdfsSmoke.java"; javac -
 
 stamp_matches() { [[ -f "$1" && "$(cat "$1")" == "$2" ]]; }
 
-classpath_ok() {
-    [[ -s "$classpath_file" ]] || return 1
-    local entry
-    local IFS=':'
-    for entry in $(cat "$classpath_file"); do
-        [[ -e "$entry" ]] || return 1   # e.g. ~/.m2 was cleaned
-    done
-}
-
 did_something=0
 
-if ! stamp_matches "$classpath_stamp_file" "$classpath_stamp" || ! classpath_ok; then
+if ! stamp_matches "$classpath_stamp_file" "$classpath_stamp" || ! classpath_present "$classpath_file"; then
     did_something=1
     rm -f "$classpath_stamp_file" "$classes_stamp_file"
     echo "hdfs: resolving hadoop-minicluster classpath with Maven (first run downloads ~260 MB into ~/.m2)..."
     tmp_cp="$classpath_file.tmp"
-    if ! mvn -B -q -f "$here/pom.xml" dependency:build-classpath \
-            -Dmdep.outputFile="$tmp_cp" -Dmdep.includeScope=runtime >"$cache/maven.log" 2>&1; then
-        tail -n 40 "$cache/maven.log" >&2
-        die "Maven could not resolve org.apache.hadoop:hadoop-minicluster (needs Maven Central); full log: $cache/maven.log"
-    fi
-    [[ -s "$tmp_cp" ]] || die "Maven produced an empty classpath; log: $cache/maven.log"
+    maven_classpath "$here/pom.xml" "$tmp_cp" "$cache/maven.log" \
+        "org.apache.hadoop:hadoop-minicluster (needs Maven Central)"
     mv -f "$tmp_cp" "$classpath_file"
     echo "$classpath_stamp" >"$classpath_stamp_file"
 fi

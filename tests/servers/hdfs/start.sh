@@ -11,14 +11,13 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo_root="$(cd "$here/../../.." && pwd)"
-cache="$repo_root/target/test-servers/cache/hdfs"
+# shellcheck source=../../lib.sh
+source "$here/../../lib.sh" hdfs/start.sh
+cache="$TEST_CACHE/hdfs"
 ready_timeout="${AG_TEST_HDFS_START_TIMEOUT:-120}"
 
-die() { echo "hdfs/start.sh: $*" >&2; exit 1; }
-
-[[ $# -eq 1 ]] || die "usage: $0 STATE_DIR"
-command -v java >/dev/null 2>&1 || die "'java' not found; install a JDK (Debian: apt-get install openjdk-17-jdk-headless)"
+args_or_usage 1 "$0 STATE_DIR" "$@"
+need java "'java' not found; install a JDK (Debian: apt-get install openjdk-17-jdk-headless)"
 [[ -s "$cache/classpath.txt" && -f "$cache/classes/MiniDfs.class" ]] \
     || die "launcher not built; run tests/servers/hdfs/install.sh first"
 
@@ -73,12 +72,9 @@ echo "$sup_pid" >"$pid_file"
 
 fail() {
     echo "hdfs/start.sh: $*" >&2
-    kill -TERM "$sup_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$sup_pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$sup_pid" 2>/dev/null || true
+    stop_pid "$sup_pid"
     rm -f "$pid_file"
-    echo "---- last lines of $log ----" >&2
-    tail -n 40 "$log" >&2 || true
+    show_log "$log"
     exit 1
 }
 
@@ -99,6 +95,5 @@ echo "$line" >>"$log"
 
 dn_http="$(grep -m1 '^DATANODE_HTTP ' "$out" | cut -d' ' -f2)"
 [[ "$dn_http" =~ ^http://127\.0\.0\.1:[0-9]+$ ]] || fail "no datanode HTTP address before the ready line"
-printf 'AG_TEST_HDFS_URL=%s\nAG_TEST_HDFS_DATANODE_HTTP=%s\n' "$url" "$dn_http" >"$env_file.tmp"
-mv -f "$env_file.tmp" "$env_file"
+write_env "$env_file" "AG_TEST_HDFS_URL=$url" "AG_TEST_HDFS_DATANODE_HTTP=$dn_http"
 echo "hdfs: ready at $url (pid $sup_pid, state $state_dir)"

@@ -20,13 +20,13 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../../.." && pwd)"
+# shellcheck source=../../lib.sh
+source "$HERE/../../lib.sh" tests/servers/k8s/start.sh
 # shellcheck source=versions.env
 source "$HERE/versions.env"
 READY_TIMEOUT_SECONDS="${AG_K8S_START_TIMEOUT:-180}"
-die() { echo "tests/servers/k8s/start.sh: $*" >&2; exit 1; }
 
-[[ $# -eq 1 ]] || die "usage: start.sh STATE_DIR"
+args_or_usage 1 "start.sh STATE_DIR" "$@"
 [[ $(id -u) == 0 ]] || die "must run as root (kubelet, containerd, iptables and the bridge need it)"
 CACHE="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/artifact-gateway-test/k8s-$K8S_VERSION"
 BIN="$CACHE/bin"
@@ -339,12 +339,7 @@ until node_ready && "${KUBECTL[@]}" -n default get serviceaccount default >/dev/
     sleep 0.5
 done
 
-cat >"$ENV_FILE.tmp" <<EOF
-AG_TEST_K8S_KUBECONFIG=$K/admin.kubeconfig
-AG_TEST_K8S_BIN=$BIN
-AG_TEST_K8S_CONTAINERD=$CTR_SOCK
-AG_TEST_K8S_NODE_IP=$HOST_IP
-EOF
-mv "$ENV_FILE.tmp" "$ENV_FILE"
+write_env "$ENV_FILE" "AG_TEST_K8S_KUBECONFIG=$K/admin.kubeconfig" "AG_TEST_K8S_BIN=$BIN" \
+    "AG_TEST_K8S_CONTAINERD=$CTR_SOCK" "AG_TEST_K8S_NODE_IP=$HOST_IP"
 log "ready: $API (node $NODE)"
 echo "k8s: cluster ready at $API (kubeconfig $K/admin.kubeconfig, keeper pid $(cat "$PID_FILE"), log $LOG)"

@@ -11,16 +11,16 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../../lib.sh
+source "$here/../../lib.sh" minio/start.sh
 bucket="${AG_TEST_S3_BUCKET:-ag-test}"
 region="us-east-1"
 ready_timeout="${AG_TEST_MINIO_START_TIMEOUT:-120}"
 
-die() { echo "minio/start.sh: $*" >&2; exit 1; }
-
-[[ $# -eq 1 ]] || die "usage: $0 STATE_DIR"
-command -v go >/dev/null 2>&1 || die "'go' not found; install Go and run tests/servers/minio/install.sh"
-command -v curl >/dev/null 2>&1 || die "'curl' not found; install it (Debian: apt-get install curl)"
-command -v python3 >/dev/null 2>&1 || die "'python3' not found; install Python 3"
+args_or_usage 1 "$0 STATE_DIR" "$@"
+need go "'go' not found; install Go and run tests/servers/minio/install.sh"
+need curl "'curl' not found; install it (Debian: apt-get install curl)"
+need python3 "'python3' not found; install Python 3"
 gobin="$(go env GOBIN)"
 [[ -n "$gobin" ]] || gobin="$(go env GOPATH)/bin"
 minio_bin="$gobin/minio"
@@ -58,20 +58,11 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 }
 
 minio_pid=""
-stop_minio() {
-    [[ -n "$minio_pid" ]] || return 0
-    kill -TERM "$minio_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$minio_pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$minio_pid" 2>/dev/null || true
-    minio_pid=""
-}
-
 fail() {
     echo "minio/start.sh: $*" >&2
-    stop_minio
+    stop_pid "$minio_pid"
     rm -f "$pid_file"
-    echo "---- last lines of $log ----" >&2
-    tail -n 40 "$log" >&2 || true
+    show_log "$log"
     exit 1
 }
 
@@ -118,13 +109,7 @@ remaining=$((deadline - SECONDS))
 (( remaining > 5 )) || remaining=5
 python3 "$here/create_bucket.py" "$remaining" >>"$log" 2>&1 || fail "could not create bucket '$bucket'"
 
-{
-    echo "AG_TEST_S3_ENDPOINT=$endpoint"
-    echo "AG_TEST_S3_ACCESS_KEY=$access_key"
-    echo "AG_TEST_S3_SECRET_KEY=$secret_key"
-    echo "AG_TEST_S3_BUCKET=$bucket"
-    echo "AG_TEST_S3_REGION=$region"
-    echo "AG_TEST_MINIO_DATA=$data_dir"
-} >"$env_file.tmp"
-mv -f "$env_file.tmp" "$env_file"
+write_env "$env_file" "AG_TEST_S3_ENDPOINT=$endpoint" "AG_TEST_S3_ACCESS_KEY=$access_key" \
+    "AG_TEST_S3_SECRET_KEY=$secret_key" "AG_TEST_S3_BUCKET=$bucket" "AG_TEST_S3_REGION=$region" \
+    "AG_TEST_MINIO_DATA=$data_dir"
 echo "minio: ready at $endpoint, bucket $bucket (pid $minio_pid, state $state_dir)"

@@ -1060,12 +1060,7 @@ class Handler(BaseHTTPRequestHandler):
             start_after_filter = None
         self._read_small_body()
 
-        entries, truncated = [], False
-        for entry in self._list_entries(bucket, prefix, delimiter, marker, start_after_filter):
-            if len(entries) >= max_keys:
-                truncated = True
-                break
-            entries.append(entry)
+        entries, truncated = self._list_page(bucket, prefix, delimiter, marker, start_after_filter, max_keys)
 
         out = [f'<ListBucketResult>\n  <Name>{xml_escape(bucket)}</Name>\n  <Prefix>{enc(prefix)}</Prefix>']
         if v2:
@@ -1076,11 +1071,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             out.append(f"  <Marker>{enc(p.get('marker', ''))}</Marker>")
         out.append(f"  <MaxKeys>{max_keys}</MaxKeys>")
-        if delimiter:
-            out.append(f"  <Delimiter>{enc(delimiter)}</Delimiter>")
-        if p.get("encoding-type"):
-            out.append("  <EncodingType>url</EncodingType>")
-        out.append(f"  <IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
+        self._list_flags(out, enc, delimiter, truncated)
         if truncated and entries:
             last = entries[-1][1]
             if v2:
@@ -1098,10 +1089,31 @@ class Handler(BaseHTTPRequestHandler):
             out.append(f"  <Contents>\n    <Key>{enc(name)}</Key>\n    <LastModified>{iso_date(meta['mtime'])}</LastModified>"
                        f"\n    <ETag>{meta['etag']}</ETag>\n    <Type>{meta['type']}</Type>\n    <Size>{meta['size']}</Size>"
                        f"\n    <StorageClass>Standard</StorageClass>{owner}\n  </Contents>")
+        self._send_listing(out, entries, enc, "ListBucketResult")
+
+    def _list_page(self, bucket, prefix, delimiter, marker, start_after, max_keys):
+        """The first `max_keys` entries of a listing, and whether more follow."""
+        entries = []
+        for entry in self._list_entries(bucket, prefix, delimiter, marker, start_after):
+            if len(entries) >= max_keys:
+                return entries, True
+            entries.append(entry)
+        return entries, False
+
+    def _list_flags(self, out, enc, delimiter, truncated):
+        """A listing's Delimiter, EncodingType and IsTruncated elements."""
+        if delimiter:
+            out.append(f"  <Delimiter>{enc(delimiter)}</Delimiter>")
+        if self.ctx.params.get("encoding-type"):
+            out.append("  <EncodingType>url</EncodingType>")
+        out.append(f"  <IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
+
+    def _send_listing(self, out, entries, enc, root):
+        """Ends a listing with its common prefixes and the closing tag `root`, and sends it."""
         for kind, name, _ in entries:
             if kind == "P":
                 out.append(f"  <CommonPrefixes>\n    <Prefix>{enc(name)}</Prefix>\n  </CommonPrefixes>")
-        out.append("</ListBucketResult>\n")
+        out.append(f"</{root}>\n")
         self._send_xml(200, "\n".join(out))
 
     def list_object_versions(self, bucket):
@@ -1113,21 +1125,12 @@ class Handler(BaseHTTPRequestHandler):
         enc = self._encoder()
         marker = p.get("key-marker") or None
         self._read_small_body()
-        entries, truncated = [], False
-        for entry in self._list_entries(bucket, prefix, delimiter, marker, None):
-            if len(entries) >= max_keys:
-                truncated = True
-                break
-            entries.append(entry)
+        entries, truncated = self._list_page(bucket, prefix, delimiter, marker, None, max_keys)
         out = [f"<ListVersionsResult>\n  <Name>{xml_escape(bucket)}</Name>\n  <Prefix>{enc(prefix)}</Prefix>",
                f"  <KeyMarker>{enc(p.get('key-marker', ''))}</KeyMarker>",
                f"  <VersionIdMarker>{xml_escape(p.get('version-id-marker', ''))}</VersionIdMarker>",
                f"  <MaxKeys>{max_keys}</MaxKeys>"]
-        if delimiter:
-            out.append(f"  <Delimiter>{enc(delimiter)}</Delimiter>")
-        if p.get("encoding-type"):
-            out.append("  <EncodingType>url</EncodingType>")
-        out.append(f"  <IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
+        self._list_flags(out, enc, delimiter, truncated)
         if truncated and entries:
             out.append(f"  <NextKeyMarker>{enc(entries[-1][1])}</NextKeyMarker>")
             out.append("  <NextVersionIdMarker>null</NextVersionIdMarker>")
@@ -1137,11 +1140,7 @@ class Handler(BaseHTTPRequestHandler):
                            f"    <IsLatest>true</IsLatest>\n    <LastModified>{iso_date(meta['mtime'])}</LastModified>\n"
                            f"    <ETag>{meta['etag']}</ETag>\n    <Type>{meta['type']}</Type>\n    <Size>{meta['size']}</Size>\n"
                            f"    <StorageClass>Standard</StorageClass>\n  </Version>")
-        for kind, name, _ in entries:
-            if kind == "P":
-                out.append(f"  <CommonPrefixes>\n    <Prefix>{enc(name)}</Prefix>\n  </CommonPrefixes>")
-        out.append("</ListVersionsResult>\n")
-        self._send_xml(200, "\n".join(out))
+        self._send_listing(out, entries, enc, "ListVersionsResult")
 
     def delete_multiple(self, bucket):
         if self.headers.get("Content-MD5") is None:
