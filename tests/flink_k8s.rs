@@ -14,9 +14,8 @@
 //! Host names stay as written: the gateway is `artifact-gateway.flink.svc` inside the cluster.
 //! The tests run one at a time (a lock), since every Flink cluster takes 2 GiB.
 //!
-//! Compiled only with the cargo feature `k8s-tests` (`tests/run.sh` sets it and starts the
-//! cluster); without it this file is empty, so a plain `cargo test` needs no cluster, and
-//! `tests/run.sh --no-k8s` reports it as not run.
+//! Compiled only with the cargo feature `k8s-tests` (`tests/run.sh --k8s` sets it and starts the
+//! cluster); without it this file is empty and a plain `tests/run.sh` reports it as not run.
 #![cfg(feature = "k8s-tests")]
 
 mod common;
