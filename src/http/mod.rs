@@ -78,7 +78,7 @@ fn head_size<B>(req: &Request<B>) -> usize {
 }
 
 /// Serves one request. Never fails: errors become JSON responses.
-pub async fn handle<B>(state: Arc<AppState>, req: Request<B>) -> Response<Body>
+pub async fn handle<B>(state: Arc<AppState>, req: Request<B>) -> Response<AccessLog>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: std::fmt::Display + Send + 'static,
@@ -135,14 +135,14 @@ where
         request_id,
         method,
         uri,
-        principal: who.map(|p| p.to_string()),
+        principal: who,
         status: status.as_u16(),
         started,
         bytes: 0,
         failed: false,
         finished: false,
     };
-    Response::from_parts(parts, http_body_util::BodyExt::boxed_unsync(logged))
+    Response::from_parts(parts, logged)
 }
 
 /// Routes a request to its handler, authorizing it first; `who` learns the caller once known.
@@ -252,9 +252,9 @@ fn authorize<'g>(
     Ok(m)
 }
 
-/// Counts the body as it is sent and writes the access log line (and metrics) when the
-/// response is finished or abandoned, so `bytes` is what really went out.
-struct AccessLog {
+/// The body of every response: counts the body as it is sent and writes the access log line
+/// (and metrics) when the response is finished or abandoned, so `bytes` is what really went out.
+pub struct AccessLog {
     /// The body length when known up front (hyper stops polling once it has sent that much).
     expected: Option<u64>,
     inner: Body,
@@ -262,8 +262,8 @@ struct AccessLog {
     request_id: request_id::RequestId,
     method: Method,
     uri: http::Uri,
-    /// `anonymous` or `token:<name>`, once the request was authorized.
-    principal: Option<String>,
+    /// Who the caller is, once the request was authorized.
+    principal: Option<Principal>,
     status: u16,
     started: Instant,
     bytes: u64,
@@ -321,7 +321,7 @@ impl Drop for AccessLog {
             request_id = %self.request_id,
             method = %self.method,
             path = %self.uri.path(),
-            principal = self.principal.as_deref(),
+            principal = self.principal.as_ref().map(tracing::field::display),
             status = self.status,
             bytes = self.bytes,
             complete,

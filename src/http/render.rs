@@ -230,24 +230,82 @@ fn artifact_response(
     body: Option<ByteStream>,
 ) -> Response<Body> {
     let mut resp = Response::new(match body {
-        Some(s) => body::stream(s),
+        Some(s) => body::stream(s, len),
         None => body::empty(),
     });
     // Room for every header an artifact response gets (here and in `http::handle`): the map
     // is allocated once instead of growing three times.
     *resp.headers_mut() = http::HeaderMap::with_capacity(ARTIFACT_HEADERS);
     *resp.status_mut() = status;
-    let ct = meta
-        .content_type
-        .as_deref()
-        .unwrap_or("application/octet-stream");
-    set(&mut resp, header::CONTENT_TYPE, ct);
-    resp.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    let [content_type, length, etag, digest] = version_values(meta, len);
+    let h = resp.headers_mut();
+    if let Some(v) = content_type {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(v) = length {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
     // Artifacts can be replaced under the same name: caches must revalidate (cheap with ETag).
-    set_static(&mut resp, header::CACHE_CONTROL, "no-cache");
-    validators(&mut resp, meta);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Some(v) = etag {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::LAST_MODIFIED, http_date(meta.last_modified));
+    if let Some(v) = digest {
+        h.insert(repr_digest(), v);
+    }
     resp
+}
+
+fn repr_digest() -> header::HeaderName {
+    header::HeaderName::from_static("repr-digest")
+}
+
+/// Content-Type, Content-Length, ETag and Repr-Digest of a response of `len` bytes of this
+/// version. The values made last on each thread are reused while the same version is served
+/// again (a fleet asks for one jar many times; making them was an allocation each a response).
+fn version_values(meta: &Meta, len: u64) -> [Option<HeaderValue>; 4] {
+    use std::cell::RefCell;
+    struct Made {
+        etag: String,
+        content_type: Option<String>,
+        sha256: Option<crate::storage::Sha256>,
+        len: u64,
+        values: [Option<HeaderValue>; 4],
+    }
+    thread_local! {
+        static LAST: RefCell<Option<Made>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| {
+        if let Some(m) = last {
+            if m.len == len
+                && m.etag == meta.etag
+                && m.content_type == meta.content_type
+                && m.sha256 == meta.sha256
+            {
+                return m.values.clone();
+            }
+        }
+        let ct = meta
+            .content_type
+            .as_deref()
+            .unwrap_or("application/octet-stream");
+        let values = [
+            HeaderValue::from_str(ct).ok(),
+            Some(HeaderValue::from(len)),
+            HeaderValue::try_from(quoted_etag(meta)).ok(),
+            meta.sha256
+                .and_then(|d| HeaderValue::try_from(d.to_digest_field()).ok()),
+        ];
+        *last = Some(Made {
+            etag: meta.etag.clone(),
+            content_type: meta.content_type.clone(),
+            sha256: meta.sha256,
+            len,
+            values: values.clone(),
+        });
+        values
+    })
 }
 
 fn validators(resp: &mut Response<Body>, meta: &Meta) {
@@ -255,11 +313,7 @@ fn validators(resp: &mut Response<Body>, meta: &Meta) {
     resp.headers_mut()
         .insert(header::LAST_MODIFIED, http_date(meta.last_modified));
     if let Some(d) = meta.sha256 {
-        set_owned(
-            resp,
-            header::HeaderName::from_static("repr-digest"),
-            d.to_digest_field(),
-        );
+        set_owned(resp, repr_digest(), d.to_digest_field());
     }
 }
 

@@ -1,5 +1,6 @@
-//! Moving bytes between a body and a local file: the read path of local mounts and cache hits,
-//! and the write path of local uploads.
+//! Moving bytes between a body and a local file: the read path of local mounts and cache hits
+//! (and the buffers of the cache's readers of a fill in progress), and the write path of local
+//! uploads.
 //!
 //! Owns: chunked reads on the blocking pool with one chunk of read-ahead and the memory budget
 //! that sizes the chunks; the upload writer. Must never import `service` or `http`.
@@ -86,11 +87,13 @@ impl Drop for Filled {
     }
 }
 
-/// Counts a running transfer while alive.
-struct Active;
+/// Counts a running transfer while alive: every reader that reads chunks of a file (this
+/// module's streams, and the cache's readers of a fill in progress) holds one, so all their
+/// buffers share [`READ_BUDGET`].
+pub struct Active;
 
 impl Active {
-    fn new() -> Self {
+    pub fn begin() -> Self {
         ACTIVE.fetch_add(1, Ordering::Relaxed);
         Active
     }
@@ -125,7 +128,7 @@ pub fn stream(file: File, len: u64, path: &ArtifactPath) -> ByteStream {
         unread: u64,
         _active: Active,
     }
-    let active = Active::new();
+    let active = Active::begin();
     let first = read_chunk(file, len);
     let state = State {
         unread: len - first.1,
@@ -152,6 +155,27 @@ pub fn stream(file: File, len: u64, path: &ArtifactPath) -> ByteStream {
         Some((Ok(chunk), st))
     });
     exact_length(body.boxed(), len, path)
+}
+
+/// Reads at most `max` bytes at `pos` of `file` (which holds them: a short file is an
+/// `UnexpectedEof` error) on the blocking pool, into a pooled buffer of the current chunk size.
+/// The caller holds an [`Active`] while it reads chunks this way.
+pub fn read_at(
+    file: std::sync::Arc<File>,
+    pos: u64,
+    max: u64,
+) -> tokio::task::JoinHandle<std::io::Result<Bytes>> {
+    use std::os::unix::fs::FileExt;
+    let size = chunk_size(ACTIVE.load(Ordering::Relaxed));
+    let want = (size as u64).min(max) as usize;
+    tokio::task::spawn_blocking(move || {
+        let mut buf = take_buffer(size);
+        if let Err(e) = file.read_exact_at(&mut buf[..want], pos) {
+            give_back(buf);
+            return Err(e);
+        }
+        Ok(Bytes::from_owner(Filled { buf, len: want }))
+    })
 }
 
 /// A chunk being read: the file comes back with the chunk (`None` at the file's end).

@@ -120,6 +120,25 @@ impl GetResult {
         GetResult { meta, range, body }
     }
 
+    /// A result whose bytes were read whole: one chunk, with no length check left to do when
+    /// it is exactly the range (otherwise it fails like any body of the wrong length).
+    pub fn whole(meta: Meta, range: Range<u64>, bytes: Bytes) -> GetResult {
+        let exact =
+            !bytes.is_empty() && bytes.len() as u64 == range.end.saturating_sub(range.start);
+        let once: ByteStream = Box::pin(futures::stream::once(std::future::ready(Ok(bytes))));
+        if exact {
+            GetResult::exact(meta, range, once)
+        } else {
+            GetResult::new(meta, range, once)
+        }
+    }
+
+    /// A result whose body already checks that it yields exactly the bytes of `range` (a
+    /// stream built with [`exact_length`], or bytes of the range's length).
+    pub fn exact(meta: Meta, range: Range<u64>, body: ByteStream) -> GetResult {
+        GetResult { meta, range, body }
+    }
+
     /// The empty read of an empty range: no request for bytes is needed.
     pub fn empty(meta: Meta, range: Range<u64>) -> GetResult {
         GetResult::new(meta, range, Box::pin(futures::stream::empty()))

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from report import finish
+
 HERE = Path(__file__).resolve().parent
 
 # (case, file, text to replace, replacement, expected message fragment, needs kubernetes-validate)
@@ -112,13 +114,8 @@ def main() -> int:
             failures.append(f"{case}: rejected, but without {expect!r}:\n{output}")
         else:
             print(f"caught: {case}")
-    if failures:
-        print(f"{len(failures)} mutant(s) not caught as expected:", file=sys.stderr)
-        for f in failures:
-            print(f"  {f}", file=sys.stderr)
-        return 1
-    print(f"all {len(CASES)} broken variants were rejected")
-    return 0
+    return finish(failures, "mutant(s) not caught as expected",
+                  f"all {len(CASES)} broken variants were rejected")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ from urllib.parse import urlsplit
 import yaml
 from jsonschema import Draft7Validator
 
+from report import finish
+
 PROBLEMS: list[str] = []
 # libyaml when PyYAML has it: the FlinkDeployment CRD is half a megabyte of YAML.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -723,13 +725,9 @@ def main() -> int:
 
     kubernetes_validate(to_validate, [v for v in a.kube_versions.split(",") if v])
 
-    if PROBLEMS:
-        print(f"{len(PROBLEMS)} problem(s):", file=sys.stderr)
-        for p in PROBLEMS:
-            print(f"  {p}", file=sys.stderr)
-        return 1
-    print(f"deploy/ is valid: {len(to_validate)} Kubernetes objects, {custom} Flink resources, {len(facts)} chart renders")
-    return 0
+    return finish(PROBLEMS, "problem(s)",
+                  f"deploy/ is valid: {len(to_validate)} Kubernetes objects, {custom} Flink resources, "
+                  f"{len(facts)} chart renders")
 
 
 if __name__ == "__main__":

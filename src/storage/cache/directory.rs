@@ -135,15 +135,11 @@ impl Inner {
             .set(st.index.len() as i64);
     }
 
-    /// Drops an entry from the index (its file is deleted by the caller).
     /// Drops the entry known for `path` (after a put or delete through this store). Readers of
     /// it keep their open file; the file is deleted in the background.
     pub(super) fn drop_entry(&self, path: &crate::storage::ArtifactPath) {
         let mut st = self.state.lock().expect("cache lock");
-        let Some(key) = st.by_path.remove(path) else {
-            return;
-        };
-        let Some(bytes) = st.index.remove(&key) else {
+        let Some((key, bytes)) = st.index.remove_path(path) else {
             return;
         };
         self.update_gauges(&st);
@@ -257,7 +253,7 @@ impl Inner {
             if renamed.is_ok() {
                 st.index
                     .commit(fill.key.clone(), fill.meta.size, fill.pin.clone());
-                st.by_path.insert(fill.path.clone(), fill.key.clone());
+                st.index.learn(&fill.key, &fill.path);
             } else {
                 // Every byte is in the file the readers hold open: they finish; the entry
                 // is not kept.

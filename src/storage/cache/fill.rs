@@ -10,15 +10,15 @@
 //! full, I/O error) sends its followers to the backend for the rest of their range, so those
 //! requests still succeed.
 //!
-//! Readers read positioned chunks on the blocking pool, one chunk ahead of the one being sent;
-//! chunks shrink as more readers run, so their buffers together stay near `READ_BUDGET`.
+//! Readers read positioned chunks on the blocking pool, one chunk ahead of the one being sent,
+//! into pooled buffers (`file_io::read_at`); they count among `file_io`'s running transfers, so
+//! chunks shrink as more readers run and the buffers of every reader of a local file, a cache
+//! entry or a fill together stay near `file_io::READ_BUDGET`.
 
 use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -28,40 +28,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
-use super::super::{errors, ArtifactPath, ByteStream, GetOptions, Meta, Storage};
+use super::super::{errors, file_io, ArtifactPath, ByteStream, GetOptions, Meta, Storage};
 use super::index::{Key, Pin};
 use crate::error::{Error, ErrorKind, Result};
 
-/// Bytes read from a cache file per step: large while few readers run, smaller as more run,
-/// so that the chunks of all readers together (one being read and one being sent each) stay
-/// near `READ_BUDGET` however many clients download at once.
-const READ_CHUNK_MAX: u64 = 1024 * 1024;
-const READ_CHUNK_MIN: u64 = 64 * 1024;
-const READ_BUDGET: u64 = 16 * 1024 * 1024;
-
-/// Readers of cache files now running.
-static READERS: AtomicUsize = AtomicUsize::new(0);
-
-fn read_chunk() -> u64 {
-    let active = READERS.load(Ordering::Relaxed).max(1) as u64;
-    (READ_BUDGET / 2 / active).clamp(READ_CHUNK_MIN, READ_CHUNK_MAX)
-}
-
-/// Counts a running reader while alive.
-struct Active;
-
-impl Active {
-    fn new() -> Active {
-        READERS.fetch_add(1, Ordering::Relaxed);
-        Active
-    }
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        READERS.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 /// Backend chunks queued between the network and the disk writer.
 const WRITE_QUEUE: usize = 16;
 /// At most this many bytes are written between two progress notifications.
@@ -296,19 +266,14 @@ struct Reader {
     done: bool,
     /// The next chunk, being read on the blocking pool: (its offset, the read).
     ahead: Option<(u64, ReadTask)>,
-    _active: Active,
+    _active: file_io::Active,
 }
 
 type ReadTask = tokio::task::JoinHandle<std::io::Result<Bytes>>;
 
 /// Reads the chunk at `pos` (at most up to `limit`) on the blocking pool.
 fn spawn_read(file: Arc<File>, pos: u64, limit: u64) -> ReadTask {
-    let n = (limit - pos).min(read_chunk()) as usize;
-    tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; n];
-        file.read_exact_at(&mut buf, pos)?;
-        Ok(Bytes::from(buf))
-    })
+    file_io::read_at(file, pos, limit - pos)
 }
 
 /// A body of the bytes `range` of the object, read from the cache file as it fills.
@@ -339,7 +304,7 @@ pub fn read(
         first_seen: false,
         done: false,
         ahead: None,
-        _active: Active::new(),
+        _active: file_io::Active::begin(),
     };
     Box::pin(futures::stream::unfold(reader, |mut r| async move {
         if r.done {

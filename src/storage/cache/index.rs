@@ -1,5 +1,6 @@
 //! The cache's bookkeeping: which complete entries exist, how big they are, which were used
-//! least recently, and how many bytes fills in progress have reserved.
+//! least recently, how many bytes fills in progress have reserved, and which entry is known
+//! for each path (so a put or delete through the store can drop it).
 //!
 //! Pure in-memory state behind the cache's one mutex; the caller deletes evicted files outside
 //! the lock. An entry is *pinned* while anyone holds a clone of its `pin` (readers of the entry,
@@ -9,6 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use crate::storage::ArtifactPath;
 
 /// The file name of an entry: 64 lowercase hex digits.
 pub type Key = String;
@@ -21,6 +24,9 @@ struct Entry {
     size: u64,
     tick: u64,
     pin: Pin,
+    /// The path the entry holds, once a fill committed it or a read hit it (entries found on
+    /// disk at start-up have none until then).
+    path: Option<ArtifactPath>,
 }
 
 /// What an index operation asks the caller to delete from disk.
@@ -39,6 +45,9 @@ pub struct Index {
     tick: u64,
     /// Bytes of complete entries plus reservations.
     used: u64,
+    /// The entry known for each path. Every removal of an entry (eviction, replacement, a
+    /// broken file) drops its path here too, so this never outgrows `entries`.
+    by_path: HashMap<ArtifactPath, Key>,
 }
 
 impl Index {
@@ -49,6 +58,7 @@ impl Index {
             lru: BTreeMap::new(),
             tick: 0,
             used: 0,
+            by_path: HashMap::new(),
         }
     }
 
@@ -78,7 +88,15 @@ impl Index {
     /// Indexes an entry whose bytes are already counted in `used`, as the most recently used.
     fn add_newest(&mut self, key: Key, size: u64, pin: Pin) {
         let tick = self.next_tick(&key);
-        self.entries.insert(key, Entry { size, tick, pin });
+        self.entries.insert(
+            key,
+            Entry {
+                size,
+                tick,
+                pin,
+                path: None,
+            },
+        );
     }
 
     /// The next tick of the LRU order, taken by `key`.
@@ -105,12 +123,44 @@ impl Index {
         self.entries.contains_key(key)
     }
 
-    /// Forgets an entry (found broken or replaced); the caller deletes its file.
+    /// Forgets an entry (found broken, replaced or evicted) and its path; the caller deletes
+    /// its file.
     pub fn remove(&mut self, key: &str) -> Option<u64> {
         let e = self.entries.remove(key)?;
         self.lru.remove(&e.tick);
         self.used -= e.size;
+        if let Some(path) = e.path {
+            if self.by_path.get(&path).is_some_and(|k| k == key) {
+                self.by_path.remove(&path);
+            }
+        }
         Some(e.size)
+    }
+
+    /// Records that the entry `key` holds `path` (a key is derived from its path, so an entry
+    /// has one). Nothing happens for a key that is not an entry.
+    pub fn learn(&mut self, key: &str, path: &ArtifactPath) {
+        let Some(e) = self.entries.get_mut(key) else {
+            return;
+        };
+        if e.path.is_none() {
+            e.path = Some(path.clone());
+        }
+        if self.by_path.get(path).is_none_or(|k| k != key) {
+            self.by_path.insert(path.clone(), key.to_string());
+        }
+    }
+
+    /// Forgets the entry known for `path`: its key and size, for the caller to delete.
+    pub fn remove_path(&mut self, path: &ArtifactPath) -> Option<(Key, u64)> {
+        let key = self.by_path.remove(path)?;
+        let size = self.remove(&key)?;
+        Some((key, size))
+    }
+
+    /// How many paths have a known entry.
+    pub fn known_paths(&self) -> usize {
+        self.by_path.len()
     }
 
     /// Reserves `bytes` for a fill, evicting unpinned entries from the least recently used
@@ -266,6 +316,50 @@ mod tests {
         ix.insert_existing(key(1), 10);
         assert!(ix.pin(&key(1), 11).is_none());
         assert!(ix.pin(&key(1), 10).is_some());
+    }
+
+    fn path(s: &str) -> ArtifactPath {
+        ArtifactPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn an_evicted_entry_takes_its_path_along() {
+        let mut ix = Index::new(100);
+        for n in 1..=50u8 {
+            // Each object fills, is learnt for its path, and evicts the one before it.
+            let ev = ix.reserve(60).unwrap();
+            assert_eq!(ev.keys.len(), usize::from(n > 1));
+            ix.commit(key(n), 60, Arc::new(()));
+            ix.learn(&key(n), &path(&format!("jobs/{n}.jar")));
+            assert_eq!(ix.known_paths(), 1, "after object {n}");
+        }
+        assert!(ix.remove_path(&path("jobs/49.jar")).is_none(), "evicted");
+        assert_eq!(ix.remove_path(&path("jobs/50.jar")), Some((key(50), 60)));
+        assert_eq!((ix.known_paths(), ix.len(), ix.used()), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_path_follows_its_newest_entry() {
+        let mut ix = Index::new(100);
+        let p = path("a.jar");
+        ix.insert_existing(key(1), 10);
+        ix.insert_existing(key(2), 10);
+        ix.learn(&key(1), &p);
+        // The object changed: its new version is another key for the same path.
+        ix.learn(&key(2), &p);
+        // Removing the old version (broken, or evicted) keeps the path on the new one.
+        ix.remove(&key(1));
+        assert_eq!(ix.known_paths(), 1);
+        assert_eq!(ix.remove_path(&p), Some((key(2), 10)));
+        // Learning a key that is no entry records nothing.
+        ix.learn(&key(3), &p);
+        assert_eq!(ix.known_paths(), 0);
+        // Shrinking at start-up prunes too.
+        ix.insert_existing(key(4), 10);
+        ix.learn(&key(4), &p);
+        ix.max_size = 0;
+        assert_eq!(ix.shrink_to_fit().keys, vec![key(4)]);
+        assert_eq!(ix.known_paths(), 0);
     }
 
     #[test]

@@ -133,9 +133,6 @@ struct State {
     index: Index,
     fills: HashMap<Key, Arc<Fill>>,
     disk_full_until: Option<Instant>,
-    /// The entry known for each path (learnt when a fill commits it or a read hits it), so a
-    /// put or delete through this store drops it at once.
-    by_path: HashMap<ArtifactPath, Key>,
 }
 
 impl CachedStorage {
@@ -165,7 +162,6 @@ impl CachedStorage {
                 index: Index::new(max_size),
                 fills: HashMap::new(),
                 disk_full_until: None,
-                by_path: HashMap::new(),
             }),
             metrics,
             label: MountLabel {

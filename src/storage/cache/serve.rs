@@ -196,9 +196,7 @@ impl Inner {
         }
         let mut st = self.state.lock().expect("cache lock");
         if let Some(pin) = st.index.pin(key, meta.size) {
-            if st.by_path.get(path) != Some(key) {
-                st.by_path.insert(path.clone(), key.clone());
-            }
+            st.index.learn(key, path);
             return Plan::Hit(pin);
         }
         if let Some(f) = st.fills.get(key) {

@@ -32,7 +32,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use tokio::sync::Mutex;
 
 use self::fs::{
@@ -521,11 +520,14 @@ fn body_of(
     range: std::ops::Range<u64>,
     path: &ArtifactPath,
 ) -> GetResult {
-    let body = match source {
-        Source::Read(bytes) => futures::stream::once(async { Ok(bytes) }).boxed(),
-        Source::File(file) => file_io::stream(file, range.end - range.start, path),
-    };
-    GetResult::new(meta, range, body)
+    match source {
+        Source::Read(bytes) => GetResult::whole(meta, range, bytes),
+        Source::File(file) => {
+            // file_io's stream checks its length itself.
+            let body = file_io::stream(file, range.end - range.start, path);
+            GetResult::exact(meta, range, body)
+        }
+    }
 }
 
 /// What a GET streams from.

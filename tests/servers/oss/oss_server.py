@@ -580,17 +580,23 @@ class Verifier:
 
     # -- V2 --------------------------------------------------------------
 
-    def _verify_v2(self, ctx, auth):
+    @staticmethod
+    def _auth_fields(auth, scheme, sep):
+        """The `key SEP value` fields, comma separated, of an Authorization header after `scheme`,
+        and the header names its AdditionalHeaders field lists."""
         fields = {}
-        for item in auth[len("OSS2 "):].split(","):
-            if ":" in item:
-                k, v = item.split(":", 1)
+        for item in auth[len(scheme):].split(","):
+            if sep in item:
+                k, v = item.split(sep, 1)
                 fields[k.strip()] = v.strip()
+        return fields, [h for h in fields.get("AdditionalHeaders", "").split(";") if h]
+
+    def _verify_v2(self, ctx, auth):
+        fields, additional = self._auth_fields(auth, "OSS2 ", ":")
         access_key_id = fields.get("AccessKeyId")
         provided = fields.get("Signature")
         if not access_key_id or not provided:
             raise OssError(400, "InvalidArgument", "Authorization header is invalid.")
-        additional = [h for h in fields.get("AdditionalHeaders", "").split(";") if h]
         secret = self._secret(access_key_id)
         self._check_time(parse_http_date(ctx.headers.get("Date", "")), "Date")
         signer = oss2.AuthV2(access_key_id, secret)
@@ -605,11 +611,7 @@ class Verifier:
     # -- V4 --------------------------------------------------------------
 
     def _verify_v4(self, ctx, auth):
-        fields = {}
-        for item in auth[len("OSS4-HMAC-SHA256 "):].split(","):
-            if "=" in item:
-                k, v = item.split("=", 1)
-                fields[k.strip()] = v.strip()
+        fields, additional = self._auth_fields(auth, "OSS4-HMAC-SHA256 ", "=")
         credential = fields.get("Credential", "")
         provided = fields.get("Signature")
         scope = credential.split("/")
@@ -617,7 +619,6 @@ class Verifier:
             raise OssError(400, "InvalidArgument", "Authorization header is invalid.",
                            {"Credential": credential})
         access_key_id, scope_date, region = scope[0], scope[1], scope[2]
-        additional = [h for h in fields.get("AdditionalHeaders", "").split(";") if h]
         secret = self._secret(access_key_id)
         stamp = ctx.headers.get("x-oss-date", "")
         try:
