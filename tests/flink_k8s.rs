@@ -11,6 +11,10 @@
 //! - the Kafka SQL connector `3.3.0-1.20` → the release built for Flink 1.18 (`3.0.1-1.18`, the newest of those the reachable Maven serves), in
 //!   the artifact path and file name alike.
 //!
+//! The Flink CDC and SeaTunnel examples are applied with no substitution at all: they are written
+//! for the Flink their releases support (Flink CDC 3.1.0: 1.18; SeaTunnel 2.3.4's Flink starter:
+//! 1.15–1.16, hence `flink:1.16.3`, built by `tests/k8s/seatunnel.sh`).
+//!
 //! Host names stay as written: the gateway is `artifact-gateway.flink.svc` inside the cluster.
 //! The tests run one at a time (a lock), since every Flink cluster takes 2 GiB.
 //!
@@ -883,6 +887,77 @@ fn flink_cdc_cell_fails_visibly_on_a_corrupted_or_missing_artifact() {
             y.replace(
                 "cdc-values/1.0.0/pipeline.yaml",
                 "cdc-values/9.9.9/pipeline.yaml",
+            )
+        },
+        3,
+        "404",
+    );
+}
+
+/// What SeaTunnel's Console sink logs on the TaskManager for the three fixed rows of the
+/// FakeSource in the SeaTunnel cells' job config (tests/k8s/jobs/seatunnel/fake-to-console.conf):
+/// the rows reached the sink through the fetched starter, connector map and connector jars.
+const SEATUNNEL_LINES: &[&str] = &[
+    "SeaTunnelRow#kind=INSERT : 1, gateway, 100",
+    "SeaTunnelRow#kind=INSERT : 2, seatunnel, 250",
+    "SeaTunnelRow#kind=INSERT : 3, flink, 470",
+];
+
+#[test]
+fn application_seatunnel_cell_runs_the_fetched_starter_with_its_fetched_connectors() {
+    application_cell(
+        "application-seatunnel.yaml",
+        "seatunnel-fake",
+        420,
+        SEATUNNEL_LINES,
+    );
+}
+
+#[test]
+fn session_seatunnel_cell_operator_fetches_the_starter_into_the_seatunnel_home() {
+    session_cell(
+        "session-seatunnel.yaml",
+        "seatunnel-fake-session",
+        "seatunnel-session",
+        420,
+        SEATUNNEL_LINES,
+    );
+}
+
+/// The SeaTunnel cell's artifact set is pinned as a whole: a corrupted connector jar (bytes served
+/// differ from the manifest's SHA-256) or a job config that was never published stops the
+/// JobManager pod's init container; Flink never starts.
+#[test]
+fn seatunnel_cell_fails_visibly_on_a_corrupted_connector_or_missing_config() {
+    let _g = serial();
+    let s = stack();
+    let jar = "connector-console-2.3.4.jar";
+    put_corrupted_copy(
+        s,
+        jar,
+        &format!("jobs/seatunnel/connectors/connector-console/2.3.4-corrupted/{jar}"),
+    );
+    broken_variant(
+        "application-seatunnel.yaml",
+        "seatunnel-fake",
+        "seatunnel-corrupted",
+        |y| {
+            y.replace(
+                "connector-console/2.3.4/",
+                "connector-console/2.3.4-corrupted/",
+            )
+        },
+        4,
+        "sha-256",
+    );
+    broken_variant(
+        "application-seatunnel.yaml",
+        "seatunnel-fake",
+        "seatunnel-missing",
+        |y| {
+            y.replace(
+                "fake-to-console/1.0.0/fake-to-console.conf",
+                "fake-to-console/9.9.9/fake-to-console.conf",
             )
         },
         3,

@@ -512,7 +512,7 @@ def check_flink_deployment(where: str, doc: dict, objects: dict, chart: dict, po
                     if unknown:
                         problem(w, f"manifest entry has unknown keys {sorted(unknown)}")
                     src = entry.get("source", "")
-                    mount = check_artifact_url(w, src, chart, (".jar", ".sql", ".py", ".zip", ".yaml", ".json"))
+                    mount = check_artifact_url(w, src, chart, (".jar", ".sql", ".py", ".zip", ".yaml", ".json", ".conf", ".properties"))
                     if mount:
                         mounts_used.add(mount)
                     fname = entry.get("name") or posixpath.basename(urlsplit(src).path)
@@ -567,12 +567,65 @@ def check_flink_deployment(where: str, doc: dict, objects: dict, chart: dict, po
             if m["name"] == dest_mount["name"] and m.get("subPath"):
                 if m["subPath"] not in fetched:
                     problem(w, f"subPath {m['subPath']} is not downloaded by the manifest")
-                if not m["mountPath"].startswith("/opt/flink/lib/"):
-                    problem(w, f"subPath mount {m['mountPath']} is meant for /opt/flink/lib/")
+                if not m["mountPath"].startswith(("/opt/flink/lib/", SEATUNNEL_HOME + "/")):
+                    problem(w, f"subPath mount {m['mountPath']} is meant for /opt/flink/lib/ "
+                               f"(or SeaTunnel's home {SEATUNNEL_HOME}/)")
+        if job.get("entryClass") == SEATUNNEL_MAIN and jar.startswith("local:///"):
+            check_seatunnel_home(w, posixpath.dirname(posixpath.dirname(jar[len("local://"):])), jar[len("local://"):],
+                                 main, dest_mount["name"], fetched)
         if job.get("entryClass") == "org.apache.flink.client.python.PythonDriver":
             args = job.get("args") or []
             if "-py" not in args or args.index("-py") + 1 >= len(args):
                 problem(w, "PythonDriver needs -py <file>")
+
+
+SEATUNNEL_MAIN = "org.apache.seatunnel.core.starter.flink.SeaTunnelFlink"
+SEATUNNEL_HOME = "/opt/seatunnel"
+SEATUNNEL_STARTER = re.compile(r"^seatunnel-flink-1[35]-starter\.jar$")
+
+
+def check_seatunnel_home(w: str, home: str, starter: str | None, main: dict, fetch_volume: str | None,
+                         fetched: set[str] | None) -> None:
+    """SeaTunnel's Flink starter takes its home from its own jar's grandparent directory and reads
+    <home>/starter/seatunnel-flink-1X-starter.jar (shipped to the TaskManagers) and
+    <home>/connectors/plugin-mapping.properties plus the connector jars it names. `starter` is the
+    jar Flink runs (None for a session cluster, where it is the uploaded copy)."""
+    mounts = {m["mountPath"]: m for m in main.get("volumeMounts") or []}
+    if starter is not None and (posixpath.basename(posixpath.dirname(starter)) != "starter"
+                                or not SEATUNNEL_STARTER.match(posixpath.basename(starter))):
+        problem(w, f"SeaTunnel looks for its starter at <home>/starter/seatunnel-flink-15-starter.jar, "
+                   f"<home> being the jarURI's grandparent; the jarURI is {starter}")
+    for need, what in ((f"{home}/connectors/plugin-mapping.properties", "its connector map"),):
+        m = mounts.get(need)
+        if m is None:
+            problem(w, f"SeaTunnel reads {what} at {need} (<home>/connectors/), which flink-main-container does not mount")
+        elif fetch_volume is not None and fetched is not None and (m["name"] != fetch_volume or m.get("subPath") not in fetched):
+            problem(w, f"{need} is not a file the manifest downloads")
+    jars = [p for p in mounts if p.startswith(f"{home}/starter/") and SEATUNNEL_STARTER.match(posixpath.basename(p))]
+    if not jars:
+        problem(w, f"SeaTunnel ships <home>/starter/seatunnel-flink-15-starter.jar to the TaskManagers; "
+                   f"flink-main-container does not mount it under {home}/starter/")
+
+
+def check_seatunnel_session(w: str, session: dict) -> None:
+    """A SeaTunnel session job: the uploaded starter's grandparent is web.upload.dir, which must be
+    SeaTunnel's home on the session pods (writable, with the starter and the connectors in it)."""
+    conf = session["spec"].get("flinkConfiguration") or {}
+    home = str(conf.get("web.upload.dir", "")).rstrip("/")
+    if not home:
+        problem(w, "a SeaTunnel session job needs web.upload.dir on its session cluster: SeaTunnel's home is the "
+                   "uploaded jar's grandparent, <web.upload.dir>/flink-web-upload/.. (otherwise a random /tmp directory)")
+        return
+    for role, pod in effective_pod_templates(session).items():
+        main = next((c for c in pod.get("containers") or [] if c["name"] == "flink-main-container"), None)
+        if main is None:
+            problem(w, f"{role}: no flink-main-container")
+            continue
+        volumes = {v["name"]: v for v in pod.get("volumes") or []}
+        home_mount = next((m for m in main.get("volumeMounts") or [] if m["mountPath"].rstrip("/") == home), None)
+        if home_mount is None or "emptyDir" not in volumes.get(home_mount["name"], {}) or home_mount.get("readOnly"):
+            problem(w, f"{role}: web.upload.dir {home} must be a writable emptyDir mount (the JobManager stores uploads there)")
+        check_seatunnel_home(f"{w} {role}", home, None, main, None, None)
 
 
 def check_session_job(where: str, doc: dict, docs_in_file: list[dict], chart: dict) -> None:
@@ -584,6 +637,8 @@ def check_session_job(where: str, doc: dict, docs_in_file: list[dict], chart: di
         problem(w, f"deploymentName {target} is not a FlinkDeployment in the same file")
     elif "job" in sessions[0]["spec"]:
         problem(w, f"{target} has a job: a session job needs a session cluster (no spec.job)")
+    elif spec["job"].get("entryClass") == SEATUNNEL_MAIN:
+        check_seatunnel_session(w, sessions[0])
     jar = spec["job"].get("jarURI", "")
     mount = check_artifact_url(w, jar, chart, (".jar",))
     conf = spec.get("flinkConfiguration") or {}

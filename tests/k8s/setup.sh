@@ -2,7 +2,8 @@
 # Puts the Flink-on-Kubernetes stack onto a running test cluster (tests/servers/k8s/start.sh), as a
 # user would, step by step:
 #   1. images (tests/k8s/images.sh): the gateway from deploy/Dockerfile with the given binary,
-#      Flink 1.18.1, the Flink Kubernetes Operator 1.7.0, imported into the cluster's containerd
+#      Flink 1.18.1, the Flink Kubernetes Operator 1.7.0, imported into the cluster's containerd;
+#      Flink 1.16.3 for the SeaTunnel cells (tests/k8s/seatunnel.sh, with SeaTunnel's jars)
 #   2. namespace `flink`, the admin and the read-only `flink` token Secrets (random tokens)
 #   3. a PersistentVolume for the chart's claim (the test cluster has no volume provisioner)
 #   4. helm install artifact-gateway deploy/helm/artifact-gateway -n flink --wait (TLS with the
@@ -47,6 +48,8 @@ step "images"
 "$HERE/images.sh" "$BINARY" "$AG_TEST_K8S_CONTAINERD"
 step "job artifacts"
 "$HERE/build-jobs.sh" "$OUT/artifacts" >/dev/null
+step "SeaTunnel image and artifacts"
+"$HERE/seatunnel.sh" "$OUT/artifacts" "$AG_TEST_K8S_CONTAINERD"
 
 step "namespace and tokens"
 kubectl create namespace flink >/dev/null
@@ -111,6 +114,14 @@ put "$A/flink-cdc-pipeline-connector-values-3.1.0.jar" \
 put "$A/snakeyaml-engine-2.6.jar" libs/snakeyaml-engine/2.6/snakeyaml-engine-2.6.jar
 put "$A/cdc-values-pipeline.yaml" cdc-values/1.0.0/pipeline.yaml
 put "$A/cdc-runner.jar" cdc-runner/1.0.0/cdc-runner.jar
+# SeaTunnel (application-seatunnel.yaml, session-seatunnel.yaml): starter, connectors, map, job.
+put "$A/seatunnel-flink-15-starter-$SEATUNNEL_VERSION.jar" \
+    "seatunnel/$SEATUNNEL_VERSION/seatunnel-flink-15-starter-$SEATUNNEL_VERSION.jar"
+for c in connector-fake connector-console; do
+    put "$A/$c-$SEATUNNEL_VERSION.jar" "seatunnel/connectors/$c/$SEATUNNEL_VERSION/$c-$SEATUNNEL_VERSION.jar"
+done
+put "$A/seatunnel-plugin-mapping.properties" fake-to-console/1.0.0/plugin-mapping.properties
+put "$A/seatunnel-fake-to-console.conf" fake-to-console/1.0.0/fake-to-console.conf
 
 step "Flink operator CRDs"
 api_jar="$ROOT/target/test-servers/cache/k8s/operator-lib/flink-kubernetes-operator-api-$FLINK_OPERATOR_VERSION.jar"

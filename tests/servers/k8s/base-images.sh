@@ -7,7 +7,9 @@
 #   ag-jre:17                Debian bullseye minbase + OpenJDK 17 JRE + Python 3.9 and pip: the
 #                            Flink and the operator images build on it (tests/k8s/images.sh).
 #                            Bullseye because PyFlink 1.18 ships wheels only up to Python 3.10
-#                            (bookworm has 3.11); Flink 1.18 runs on Java 17.
+#                            (bookworm has 3.11); Flink 1.18 runs on Java 17. Its OpenJDK 11 JRE
+#                            (default-jre-headless, a dependency of ca-certificates-java) is the
+#                            Java of the Flink 1.16 image (tests/k8s/seatunnel.sh).
 #   ag-pause:1               the pod sandbox ("pause") image: Debian's catatonit, FROM scratch
 #
 # usage: tests/servers/k8s/base-images.sh

@@ -55,8 +55,8 @@ runtime = "runc"
 EOF
 mv "$CACHE/containers.conf.tmp" "$CACHE/containers.conf"
 
-# The test images that need no compiled binary (base images, Flink, PyFlink, the operator) and the
-# test jobs: built here, so tests/run.sh builds them while it compiles the tests, and beside the Go
+# The test images that need no compiled binary (base images, Flink 1.18 and 1.16, PyFlink, the
+# operator) and the test jobs: built here, so tests/run.sh builds them while it compiles the tests, and beside the Go
 # builds below, which they do not need (they are mostly downloads and disk: debootstrap, Maven,
 # pip); tests/k8s/setup.sh then finds them current. AG_K8S_PREBUILD=0 skips this.
 prebuild_pid=""
@@ -65,6 +65,7 @@ if [[ "${AG_K8S_PREBUILD:-1}" == 1 ]]; then
     echo "k8s: test images (tests/k8s/images.sh --prebuild), beside the Go builds..."
     (
         "$ROOT/tests/k8s/images.sh" --prebuild || { echo "tests/k8s/images.sh --prebuild failed" >&2; exit 1; }
+        "$ROOT/tests/k8s/seatunnel.sh" --prebuild || { echo "tests/k8s/seatunnel.sh --prebuild failed" >&2; exit 1; }
         "$ROOT/tests/k8s/build-jobs.sh" "$ROOT/target/test-servers/cache/k8s/jobs-prebuilt" >/dev/null \
             || { echo "tests/k8s/build-jobs.sh failed" >&2; exit 1; }
     ) &
