@@ -785,14 +785,16 @@ async fn a_full_cache_disk_degrades_to_pass_through() {
     let fell_back = bypassed(&metrics, Reason::disk_error);
     assert!(fell_back >= 1, "readers continued from the backend");
 
-    // In the back-off period, reads (even of small objects) bypass the cache and succeed.
+    // In the back-off period, reads (even of small objects) bypass the cache and succeed. (One of
+    // the four readers above may itself have arrived after the failed fill and bypassed already.)
+    let bypassed_before = bypassed(&metrics, Reason::disk_full);
     read_and_compare(&store, &path("small.jar"), GetOptions::default(), &small)
         .await
         .unwrap();
     read_and_compare(&store, &p, GetOptions::default(), &data)
         .await
         .unwrap();
-    assert_eq!(bypassed(&metrics, Reason::disk_full), 2);
+    assert_eq!(bypassed(&metrics, Reason::disk_full) - bypassed_before, 2);
     assert_eq!(
         files_in(&disk.path().join("cache/data")),
         Vec::<String>::new()

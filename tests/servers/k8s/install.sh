@@ -55,6 +55,24 @@ runtime = "runc"
 EOF
 mv "$CACHE/containers.conf.tmp" "$CACHE/containers.conf"
 
+# The test images that need no compiled binary (base images, Flink 1.18 and 1.16, PyFlink, the
+# operator) and the test jobs: built here, so tests/run.sh builds them while it compiles the tests, and beside the Go
+# builds below, which they do not need (they are mostly downloads and disk: debootstrap, Maven,
+# pip); tests/k8s/setup.sh then finds them current. AG_K8S_PREBUILD=0 skips this.
+prebuild_pid=""
+if [[ "${AG_K8S_PREBUILD:-1}" == 1 ]]; then
+    ROOT="$(cd "$HERE/../../.." && pwd)"
+    echo "k8s: test images (tests/k8s/images.sh --prebuild), beside the Go builds..."
+    (
+        "$ROOT/tests/k8s/images.sh" --prebuild || { echo "tests/k8s/images.sh --prebuild failed" >&2; exit 1; }
+        "$ROOT/tests/k8s/seatunnel.sh" --prebuild || { echo "tests/k8s/seatunnel.sh --prebuild failed" >&2; exit 1; }
+        "$ROOT/tests/k8s/build-jobs.sh" "$ROOT/target/test-servers/cache/k8s/jobs-prebuilt" >/dev/null \
+            || { echo "tests/k8s/build-jobs.sh failed" >&2; exit 1; }
+    ) &
+    prebuild_pid=$!
+    trap 'kill "$prebuild_pid" 2>/dev/null || true' EXIT
+fi
+
 # ---- Go builds ------------------------------------------------------------------------------
 export GOFLAGS="-mod=mod"
 export CGO_ENABLED=0
@@ -151,15 +169,8 @@ fi
 [[ "$("$BIN/kubectl" version --client 2>/dev/null)" == *"Client Version: $K8S_VERSION"* ]] \
     || die "$BIN/kubectl does not report $K8S_VERSION"
 
-# The test images that need no compiled binary (base images, Flink 1.18 and 1.16, PyFlink, the
-# operator) and the test jobs: built here, so tests/run.sh builds them while it compiles the tests (mostly downloads
-# and disk, little CPU); tests/k8s/setup.sh then finds them current. AG_K8S_PREBUILD=0 skips this.
-if [[ "${AG_K8S_PREBUILD:-1}" == 1 ]]; then
-    ROOT="$(cd "$HERE/../../.." && pwd)"
-    echo "k8s: test images (tests/k8s/images.sh --prebuild)..."
-    "$ROOT/tests/k8s/images.sh" --prebuild || die "tests/k8s/images.sh --prebuild failed"
-    "$ROOT/tests/k8s/seatunnel.sh" --prebuild || die "tests/k8s/seatunnel.sh --prebuild failed"
-    "$ROOT/tests/k8s/build-jobs.sh" "$ROOT/target/test-servers/cache/k8s/jobs-prebuilt" >/dev/null \
-        || die "tests/k8s/build-jobs.sh failed"
+if [[ -n "$prebuild_pid" ]]; then
+    wait "$prebuild_pid" || die "building the test images or jobs failed (see above)"
+    trap - EXIT
 fi
 echo "k8s: installed ($BIN)"
