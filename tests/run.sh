@@ -128,7 +128,7 @@ grep -E '^schemathesis summary:' "$LOGS/cargo-test.log" | sed 's/^/  /' || true
 grep -E '^ui cases: ' "$LOGS/cargo-test.log" | sed 's/^/  browser /' || true
 # Tests that cannot run here by design (a real cloud bucket) say so; repeat it where it is seen.
 grep -E '^NOT RUN:' "$LOGS/cargo-test.log" | sort -u | sed 's/^/  /' || true
-[ "$K8S" = 1 ] || echo "  NOT RUN: Flink on Kubernetes (tests/flink_k8s.rs, about 17 min warm): tests/run.sh --k8s"
+[ "$K8S" = 1 ] || echo "  NOT RUN: Flink on Kubernetes (tests/flink_k8s.rs, about 20 min warm): tests/run.sh --k8s"
 read -r p f <<<"$passed"
 echo "tests: $p passed, $f failed"
 exit "$status"
