@@ -222,7 +222,16 @@ async fn assert_reads_back(s: &Suite, path: &ArtifactPath, bytes: &[u8]) {
 }
 
 pub async fn read_all(s: &Suite, path: &ArtifactPath, opts: GetOptions) -> Result<Vec<u8>, Error> {
-    let res = s.storage.get(path, opts).await?;
+    read_from(&*s.storage, path, opts).await
+}
+
+/// A whole read from `storage`, or the error that refused or cut it.
+async fn read_from(
+    storage: &dyn Storage,
+    path: &ArtifactPath,
+    opts: GetOptions,
+) -> Result<Vec<u8>, Error> {
+    let res = storage.get(path, opts).await?;
     let mut out = Vec::new();
     let mut body = res.body;
     while let Some(chunk) = body.next().await {
@@ -724,6 +733,7 @@ async fn head_of_directory_is_not_found(s: &Suite, dir: ArtifactPath) -> Outcome
 }
 
 async fn readers_never_see_partial_replace(s: &Suite, dir: ArtifactPath) -> Outcome {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let path = p(&dir, "swap.bin");
     let size = 4 << 20;
     let a = vec![b'a'; size];
@@ -731,44 +741,50 @@ async fn readers_never_see_partial_replace(s: &Suite, dir: ArtifactPath) -> Outc
     put(s, &path, &a).await;
     let storage = s.storage.clone();
     let reader_path = path.clone();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let (stop2, reads2) = (stop.clone(), reads.clone());
     let reader = tokio::spawn(async move {
-        let mut reads = 0;
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            let Ok(res) = storage.get(&reader_path, GetOptions::default()).await else {
-                continue;
-            };
-            let mut buf = Vec::new();
-            let mut body = res.body;
-            let mut failed = false;
-            while let Some(c) = body.next().await {
-                match c {
-                    Ok(c) => buf.extend_from_slice(&c),
-                    Err(_) => {
-                        failed = true;
-                        break;
-                    }
+        // Reads that fail loudly are allowed (a pinned read refused after a replace); the last
+        // such error is kept for the message below. A short or mixed read is not allowed.
+        let mut refused = 0usize;
+        let mut last_error = None;
+        while !stop2.load(Ordering::Relaxed) {
+            let buf = match read_from(&*storage, &reader_path, GetOptions::default()).await {
+                Ok(buf) => buf,
+                Err(e) => {
+                    refused += 1;
+                    last_error = Some(e.to_string());
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
                 }
-            }
-            if failed {
-                continue; // a read that fails loudly is allowed; a mixed one is not
-            }
+            };
             assert_eq!(buf.len(), size, "a reader saw a partial artifact");
             assert!(
                 buf.iter().all(|&x| x == buf[0]),
                 "a reader saw a mix of two versions"
             );
-            reads += 1;
+            reads2.fetch_add(1, Ordering::Relaxed);
         }
-        reads
+        (refused, last_error)
     });
-    for i in 0..4 {
-        put(s, &path, if i % 2 == 0 { &b } else { &a }).await;
+    // At least four replaces, and on until the reader has finished two whole reads beside
+    // them: on a loaded machine four replaces can end before any read does, which would prove
+    // nothing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut replaces = 0;
+    while replaces < 4 || (reads.load(Ordering::Relaxed) < 2 && std::time::Instant::now() < deadline)
+    {
+        put(s, &path, if replaces % 2 == 0 { &b } else { &a }).await;
+        replaces += 1;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let reads = reader.await.unwrap();
-    assert!(reads > 0, "the reader completed no read");
+    stop.store(true, Ordering::Relaxed);
+    let (refused, last_error) = reader.await.unwrap();
+    let reads = reads.load(Ordering::Relaxed);
+    assert!(
+        reads > 0,
+        "the reader completed no read during {replaces} replaces; {refused} reads failed, the last with {last_error:?}"
+    );
     Outcome::Passed
 }
 
