@@ -16,10 +16,12 @@
 //! 1.15–1.16, hence `flink:1.16.3`, built by `tests/k8s/seatunnel.sh`).
 //!
 //! Host names stay as written: the gateway is `artifact-gateway.flink.svc` inside the cluster.
-//! The tests run one at a time (a lock), since every Flink cluster takes 2 GiB.
+//! The tests run one at a time (a lock): every Flink cluster takes 2 GiB and requests a whole CPU
+//! (JobManager and TaskManager, 0.5 each, as the examples are written), and the node has two.
 //!
-//! Compiled only with the cargo feature `k8s-tests` (`tests/run.sh --k8s` sets it and starts the
-//! cluster); without it this file is empty and a plain `tests/run.sh` reports it as not run.
+//! Compiled only with the cargo feature `k8s-tests` (`tests/run.sh` sets it and starts the
+//! cluster; its binary runs beside the other test targets); without it this file is empty, and
+//! `tests/run.sh --no-k8s` reports it as not run.
 #![cfg(feature = "k8s-tests")]
 
 mod common;

@@ -27,7 +27,7 @@ source "$HERE/versions.env"
 READY_TIMEOUT_SECONDS="${AG_K8S_START_TIMEOUT:-180}"
 
 args_or_usage 1 "start.sh STATE_DIR" "$@"
-[[ $(id -u) == 0 ]] || die "must run as root (kubelet, containerd, iptables and the bridge need it)"
+[[ $(id -u) == 0 ]] || die "must run as root (kubelet, containerd, iptables and the bridge need it); tests/run.sh --no-k8s leaves the Kubernetes tests out"
 CACHE="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/artifact-gateway-test/k8s-$K8S_VERSION"
 BIN="$CACHE/bin"
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl coredns helm; do
