@@ -21,10 +21,10 @@
 # Nothing is rebuilt or downloaded again when its inputs did not change.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh" tests/k8s/seatunnel.sh
 # shellcheck source=../servers/k8s/versions.env
 source "$ROOT/tests/servers/k8s/versions.env"
-die() { echo "tests/k8s/seatunnel.sh: $*" >&2; exit 1; }
 OUT=""
 SOCK=""
 if [[ $# -eq 1 && "$1" == --prebuild ]]; then
