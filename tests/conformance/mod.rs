@@ -773,7 +773,8 @@ async fn readers_never_see_partial_replace(s: &Suite, dir: ArtifactPath) -> Outc
     // nothing.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut replaces = 0;
-    while replaces < 4 || (reads.load(Ordering::Relaxed) < 2 && std::time::Instant::now() < deadline)
+    while replaces < 4
+        || (reads.load(Ordering::Relaxed) < 2 && std::time::Instant::now() < deadline)
     {
         put(s, &path, if replaces % 2 == 0 { &b } else { &a }).await;
         replaces += 1;
