@@ -967,6 +967,112 @@ async fn a_range_on_a_cold_object_does_not_wait_for_the_fill() {
     minio.delete_prefix(prefix).await;
 }
 
+// ---------- pacing: a fill's only reader is served from memory ----------
+
+/// While a fill has one reader, it stays within a few MiB of it (the bytes between are kept in
+/// memory and reach the reader without a read-back from the file): a slow reader of a fast
+/// backend finds the gateway's backend count close to its own position, not at the object's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_stays_close_to_its_only_reader() {
+    let minio = Minio::from_env();
+    let size: usize = 32 << 20;
+    let data = Arc::new(pattern(size, 90));
+    let prefix = minio.stage("cachepace", &[("p.jar", &data[..])]).await;
+    let dir = common::tempdir();
+    let metrics = StorageMetrics::default();
+    let store = cached(&minio, &prefix, &CacheOptions::in_dir(dir.path()), &metrics).await;
+    let p = path("p.jar");
+    let mut body = store.get(&p, GetOptions::default()).await.unwrap().body;
+    let (mut pos, mut widest) = (0usize, 0u64);
+    while let Some(chunk) = body.next().await {
+        let c = chunk.unwrap();
+        assert!(c[..] == data[pos..pos + c.len()], "bytes at {pos}");
+        pos += c.len();
+        if pos < 12 << 20 {
+            // A slow client for the first 12 MiB: an unpaced fill would be done long before.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            widest = widest.max(counts(&metrics).backend_bytes - pos as u64);
+        }
+    }
+    assert_eq!(pos, size);
+    println!("widest lead of the fill over its reader: {widest} bytes");
+    assert!(
+        widest <= 4 << 20,
+        "the fill ran {widest} bytes ahead of its only reader"
+    );
+    settle(dir.path()).await;
+    assert_eq!(counts(&metrics).backend_bytes, size as u64, "one fill");
+    assert_eq!(
+        files_in(&dir.path().join("data")).len(),
+        1,
+        "the entry is kept"
+    );
+    minio.delete_prefix(&prefix).await;
+}
+
+/// Pacing never lets one client hold back another: with a reader that took one chunk and
+/// stopped, a second reader of the same fill gets the whole object; and a fill whose only
+/// reader goes away mid-object completes on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_holds_back_no_other_and_an_abandoned_fill_completes() {
+    let minio = Minio::from_env();
+    let size: usize = 32 << 20;
+    let data = Arc::new(pattern(size, 91));
+    let prefix = minio
+        .stage("cachestall", &[("s.jar", &data[..]), ("t.jar", &data[..])])
+        .await;
+    let dir = common::tempdir();
+    let metrics = StorageMetrics::default();
+    let store = cached(&minio, &prefix, &CacheOptions::in_dir(dir.path()), &metrics).await;
+
+    let s = path("s.jar");
+    let mut stalled = store.get(&s, GetOptions::default()).await.unwrap().body;
+    let first = stalled.next().await.unwrap().unwrap();
+    assert!(first[..] == data[..first.len()]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let paced = counts(&metrics).backend_bytes;
+    assert!(
+        paced < size as u64,
+        "the fill waits for its only reader (it had read {paced} bytes)"
+    );
+    let second = tokio::time::timeout(
+        Duration::from_secs(30),
+        read_and_compare(&store, &s, GetOptions::default(), &data),
+    )
+    .await
+    .expect("a second reader is not held back by a stalled one");
+    second.unwrap();
+    drop(stalled);
+    settle(dir.path()).await;
+    assert_eq!(counts(&metrics).backend_bytes, size as u64, "one fill");
+    assert_eq!(counts(&metrics).misses, 1);
+
+    let t = path("t.jar");
+    let mut abandoned = store.get(&t, GetOptions::default()).await.unwrap().body;
+    abandoned.next().await.unwrap().unwrap();
+    drop(abandoned);
+    settle(dir.path()).await;
+    assert_eq!(
+        counts(&metrics).backend_bytes,
+        2 * size as u64,
+        "the abandoned fill read the whole object"
+    );
+    assert_eq!(
+        files_in(&dir.path().join("data")).len(),
+        2,
+        "both are entries"
+    );
+    read_and_compare(&store, &t, GetOptions::default(), &data)
+        .await
+        .unwrap();
+    assert_eq!(
+        counts(&metrics).hits,
+        1,
+        "the abandoned fill's entry is a hit"
+    );
+    minio.delete_prefix(&prefix).await;
+}
+
 // ---------- size limit ----------
 
 /// Least recently used entries are evicted to stay within `max_size`; an entry being read is
