@@ -4,9 +4,6 @@
 
 use clap::Parser;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = artifact_gateway::cli::Cli::parse();
