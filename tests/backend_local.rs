@@ -187,3 +187,98 @@ fn fetch_from_a_read_only_directory_writes_nothing_next_to_the_source() {
     );
     assert_eq!(ro.tree(), before, "fetch wrote next to the source");
 }
+
+/// Small files that have not changed for a while are kept in memory and answered after one
+/// `stat` of their path; whatever happens to the file afterwards, the next read sees it: a
+/// rewrite in place with the modification time put back, a rename over it, a put, a delete, a
+/// truncation, a replacement by a symlink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_small_bodies_are_never_served_stale() {
+    use std::io::Write;
+    let dir = common::tempdir();
+    let store: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()).unwrap());
+    store.start().await.unwrap();
+    let names = [
+        "inplace",
+        "renamed",
+        "put",
+        "deleted",
+        "truncated",
+        "symlinked",
+    ];
+    for n in names {
+        std::fs::write(dir.path().join(format!("{n}.jar")), vec![b'a'; 4096]).unwrap();
+    }
+    std::fs::write(dir.path().join("other.jar"), vec![b'z'; 4096]).unwrap();
+    // Kept only once settled (no change in the last 2 s).
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let read = |name: &str| {
+        let store = store.clone();
+        let p = ArtifactPath::parse(&format!("{name}.jar")).unwrap();
+        async move {
+            match store.get(&p, GetOptions::default()).await {
+                Ok(res) => Ok(res.body.map(|c| c.unwrap().to_vec()).concat().await),
+                Err(e) => Err(e.kind()),
+            }
+        }
+    };
+    for n in names {
+        // Remembered, then kept, then answered from memory.
+        for _ in 0..3 {
+            assert!(read(n).await.unwrap() == vec![b'a'; 4096], "{n}");
+        }
+    }
+    let path = |n: &str| dir.path().join(format!("{n}.jar"));
+
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path("inplace"))
+        .unwrap();
+    let mtime = f.metadata().unwrap().modified().unwrap();
+    (&f).write_all(&[b'b'; 4096]).unwrap();
+    f.set_modified(mtime).unwrap();
+    assert!(
+        read("inplace").await.unwrap() == vec![b'b'; 4096],
+        "rewritten in place: not the new body"
+    );
+
+    std::fs::write(dir.path().join("new.tmp"), vec![b'c'; 4096]).unwrap();
+    std::fs::rename(dir.path().join("new.tmp"), path("renamed")).unwrap();
+    assert!(
+        read("renamed").await.unwrap() == vec![b'c'; 4096],
+        "renamed over: not the new body"
+    );
+
+    let p = ArtifactPath::parse("put.jar").unwrap();
+    let body = futures::stream::iter([Ok(bytes::Bytes::from(vec![b'd'; 4096]))]).boxed();
+    store.put(&p, Upload::new(body)).await.unwrap();
+    assert!(
+        read("put").await.unwrap() == vec![b'd'; 4096],
+        "put: not the new body"
+    );
+
+    std::fs::remove_file(path("deleted")).unwrap();
+    assert_eq!(
+        read("deleted").await.unwrap_err(),
+        artifact_gateway::error::ErrorKind::NotFound,
+        "deleted"
+    );
+
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path("truncated"))
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    assert!(
+        read("truncated").await.unwrap() == vec![b'a'; 10],
+        "truncated: not the new body"
+    );
+
+    std::fs::remove_file(path("symlinked")).unwrap();
+    std::os::unix::fs::symlink(path("other"), path("symlinked")).unwrap();
+    assert!(
+        read("symlinked").await != Ok(vec![b'a'; 4096]),
+        "replaced by a symlink: the old body was served"
+    );
+}
