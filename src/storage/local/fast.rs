@@ -146,8 +146,16 @@ impl Memory {
         }
     }
 
-    /// Keeps `body` as the whole of `path`'s remembered version `version`.
+    /// Keeps `body` as the whole of `path`'s remembered version `version` (or, when it is kept
+    /// already, marks it as used now: the read that found it gone cold resolved the path from
+    /// the kernel's caches).
     fn keep(&mut self, path: &ArtifactPath, version: &Version, body: &Bytes) {
+        if let Some(r) = self.files.get_mut(path) {
+            if let (true, Some((_, used))) = (r.version == *version, r.body.as_mut()) {
+                *used = Instant::now();
+                return;
+            }
+        }
         if body.len() > KEPT_BYTES {
             return;
         }
@@ -425,6 +433,31 @@ mod tests {
             panic!("the kept body answers");
         };
         assert_eq!(&b[..], b"first");
+        // Gone cold (not used for WARM): not answered from memory until a read resolves the path
+        // from the kernel's caches again; then it is.
+        if let Some((_, used)) = store
+            .inner
+            .fast
+            .memory()
+            .files
+            .get_mut(&p)
+            .unwrap()
+            .body
+            .as_mut()
+        {
+            *used = Instant::now()
+                .checked_sub(WARM + Duration::from_secs(1))
+                .unwrap();
+        }
+        assert!(
+            store.inner.fast.kept(&p, &opts).is_none(),
+            "a cold kept body is not used"
+        );
+        assert_eq!(read(&store, &p).await, b"first");
+        assert!(
+            store.inner.fast.kept(&p, &opts).is_some(),
+            "a read warms it again"
+        );
         // Rewritten in place, same size, modification time put back: the change time moved.
         let file = std::fs::OpenOptions::new()
             .write(true)
