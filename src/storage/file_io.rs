@@ -193,6 +193,21 @@ pub fn stream(file: File, len: u64, path: &ArtifactPath) -> ByteStream {
     exact_length(body.boxed(), len, path)
 }
 
+/// Whether enough transfers run for cached chunks to be read on the calling task.
+pub fn reads_inline() -> bool {
+    ACTIVE.load(Ordering::Relaxed) >= INLINE_FROM
+}
+
+/// The chunk at `pos` (at most `left` bytes), read on the calling task, if enough transfers run
+/// (see the module doc) and the page cache holds all of it.
+pub fn read_inline(file: &File, pos: u64, left: u64) -> Option<Bytes> {
+    if reads_inline() {
+        read_cached(file, pos, left)
+    } else {
+        None
+    }
+}
+
 /// The chunk at `pos` (at most `left` bytes), read on the calling task, if the page cache
 /// holds all of it.
 #[cfg(target_os = "linux")]

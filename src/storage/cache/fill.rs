@@ -23,8 +23,10 @@
 //! the others, and a fill whose readers went away still completes. A single stalled reader holds
 //! its fill until its connection's idle timeout closes it (or a second reader arrives).
 //!
-//! A reader that falls behind the kept bytes reads positioned chunks on the blocking pool, one
-//! chunk ahead of the one being sent, into pooled buffers (`file_io::read_at`); they count among
+//! A reader that falls behind the kept bytes reads positioned chunks from the file into pooled
+//! buffers: beside other transfers on the calling task when the page cache holds them
+//! (`file_io::read_inline`), else on the blocking pool one chunk ahead of the one being sent
+//! (`file_io::read_at`); they count among
 //! `file_io`'s running transfers, so chunks shrink as more readers run and the buffers of every
 //! reader of a local file, a cache entry or a fill together stay near `file_io::READ_BUDGET`.
 
@@ -523,12 +525,19 @@ impl Reader {
                 // The chunk read ahead while the previous one was being sent, if it is this one.
                 let pending = match self.ahead.take() {
                     Some((at, handle)) if at == self.pos => handle,
-                    _ => spawn_read(file.clone(), self.pos, limit),
+                    _ => {
+                        if let Some(bytes) = file_io::read_inline(&file, self.pos, limit - self.pos)
+                        {
+                            self.pos += bytes.len() as u64;
+                            return Some(Ok(bytes));
+                        }
+                        spawn_read(file.clone(), self.pos, limit)
+                    }
                 };
                 match pending.await {
                     Ok(Ok(bytes)) => {
                         self.pos += bytes.len() as u64;
-                        if self.pos < limit {
+                        if self.pos < limit && !file_io::reads_inline() {
                             self.ahead = Some((self.pos, spawn_read(file, self.pos, limit)));
                         }
                         return Some(Ok(bytes));
