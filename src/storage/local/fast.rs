@@ -433,6 +433,31 @@ mod tests {
             panic!("the kept body answers");
         };
         assert_eq!(&b[..], b"first");
+        // A range, and a pinned read, answered from the kept body like from the file.
+        let ranged = GetOptions {
+            range: Some(1..4),
+            ..Default::default()
+        };
+        let Some(Ok((_, Found::Bytes(b), r))) = store.inner.fast.kept(&p, &ranged) else {
+            panic!("the kept body answers a range");
+        };
+        assert_eq!((&b[..], r), (&b"irs"[..], 1..4));
+        let outside = GetOptions {
+            range: Some(3..9),
+            ..Default::default()
+        };
+        assert!(
+            matches!(store.inner.fast.kept(&p, &outside), Some(Err(_))),
+            "a range past the end is refused"
+        );
+        let pinned = GetOptions {
+            if_match: Some("\"other\"".into()),
+            ..Default::default()
+        };
+        assert!(
+            matches!(store.inner.fast.kept(&p, &pinned), Some(Err(_))),
+            "another version is refused"
+        );
         // Gone cold (not used for WARM): not answered from memory until a read resolves the path
         // from the kernel's caches again; then it is.
         if let Some((_, used)) = store
