@@ -661,7 +661,7 @@ http {{
             client = s3_client(s3env)
             conf = os.path.join(work, "gateway-s3.toml")
 
-            def write_s3_conf(cache):
+            def write_s3_conf(cache, conf=conf, cache_dir="s3-cache"):
                 with open(conf, "w") as f:
                     f.write(f"""
 [[mounts]]
@@ -673,7 +673,7 @@ endpoint = "{s3env['AG_TEST_S3_ENDPOINT']}"
 region = "{s3env.get('AG_TEST_S3_REGION', 'us-east-1')}"
 access_key_id = {{ env = "AG_TEST_S3_ACCESS_KEY" }}
 secret_access_key = {{ env = "AG_TEST_S3_SECRET_KEY" }}
-{s3_cache_config(work) if cache else ""}
+{s3_cache_config(work, cache_dir) if cache else ""}
 """)
 
             # A build without the read-through cache refuses the [mounts.cache] table: then the
@@ -695,6 +695,16 @@ secret_access_key = {{ env = "AG_TEST_S3_SECRET_KEY" }}
             os.environ.update(s3env)
             try:
                 servers["gateway-s3"] = start_gateway("gateway-s3", [], config=conf)
+                if args.compare_bin:
+                    # Gateway B on the same MinIO, with its own cache directory.
+                    conf_b = os.path.join(work, "gateway-b-s3.toml")
+                    write_s3_conf(s3_cache, conf_b, "s3-cache-b")
+                    main_bin = args.bin
+                    args.bin = args.compare_bin
+                    try:
+                        servers["gateway-b-s3"] = start_gateway("gateway-b-s3", [], config=conf_b)
+                    finally:
+                        args.bin = main_bin
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
@@ -754,12 +764,23 @@ secret_access_key = {{ env = "AG_TEST_S3_SECRET_KEY" }}
                 # of a second, and one sample a round moved their ratio from 0.84 to 0.96 between runs.
                 pairs = ["warm", "local"] * 3
                 order = ["direct", "cold"] + pairs if r % 2 else ["cold"] + pairs + ["direct"]
+                if args.compare_bin:
+                    fills_b = gateway_metric(servers["gateway-b-s3"].base,
+                                             'artifact_gateway_cache_fill_seconds_count{mount="s3"}')
+                    # B reads the same object, cold in its own cache; A and B take turns going first.
+                    b = ["b-cold", "b-warm", "b-warm", "b-warm"]
+                    order = b + order if r % 2 else order + b
                 for what in order:
                     if what == "direct":
                         res.add("s3", "minio", downloads(servers["minio"], "", s3_size, 1, url=presigned))
                     elif what == "local":
                         if mid == s3_size:
                             res.add("s3", "gateway-local", downloads(servers["gateway"], "/artifacts/default/mid.jar", mid, 1))
+                    elif what.startswith("b-"):
+                        gwb = servers["gateway-b-s3"]
+                        if what == "b-warm":
+                            wait_published(gwb.base, "s3", fills_b)
+                        res.add("s3", f"gateway-{what}", downloads(gwb, f"/artifacts/s3/{key}", s3_size, 1))
                     else:
                         if what == "warm":
                             wait_published(gw.base, "s3", fills)
@@ -798,16 +819,16 @@ def transfer_single_part():
     return TransferConfig(multipart_threshold=8 * GIB)
 
 
-def s3_cache_config(work):
+def s3_cache_config(work, name="s3-cache"):
     """The gateway's read-through disk cache for the S3 mount (one empty directory)."""
-    d = os.path.join(work, "s3-cache")
+    d = os.path.join(work, name)
     return f'[mounts.cache]\ndir = "{d}"\nmax_size = "1 GiB"\n'
 
 
 def render(res, v):
     mb = lambda x: f"{x // MIB} MiB" if x < GIB else f"{x // GIB} GiB"  # noqa: E731
     big, mid, conc, s3_size, s3_n = v["big"], v["mid"], v["conc"], v["s3_size"], v["s3_n"]
-    ab = any(k[1] == "gateway-b" for k in res.data)
+    ab = any(k[1].startswith("gateway-b") for k in res.data)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = []
     state = "idle" if v["idle"] else "BUSY (figures disturbed by other load)"
@@ -882,12 +903,17 @@ def render(res, v):
                 warm = res.get("s3", "gateway-warm", "MB/s")
                 if local and warm:
                     c += f"; {warm / local:.2f}× a local {mb(s3_size)} file ({fmt_num(local)} MB/s, same rounds)"
+            b_cells, b_cost = [], []
+            if ab:
+                b_cells = [cell(res, "s3", f"gateway-b-{what}", "MB/s", ratio_to=f"gateway-{what}")]
+                b_cost = [cost(res, "s3", f"gateway-b-{what}")]
             row(f"S3 mount on MinIO ({cache}), {mb(s3_size)} download, {what}, MB/s",
                 [c, "—", "—", "—",
-                 f"MinIO presigned: {fmt_num(res.get('s3', 'minio', 'MB/s'))}" if what == "cold" else "—"])
+                 f"MinIO presigned: {fmt_num(res.get('s3', 'minio', 'MB/s'))}" if what == "cold" else "—"]
+                + b_cells)
             row("↳ server CPU per GiB · peak RSS",
                 [cost(res, "s3", f"gateway-{what}"), "—", "—", "—",
-                 f"MinIO: {cost(res, 's3', 'minio')}" if what == "cold" else "—"])
+                 f"MinIO: {cost(res, 's3', 'minio')}" if what == "cold" else "—"] + b_cost)
     if ("s3_64", "gateway") in res.data:
         gwb = res.get("s3_64", "gateway", "gw_backend")
         row(f"S3 mount ({cache}), {s3_n} concurrent cold downloads of one {mb(s3_size)} object: "
