@@ -159,20 +159,12 @@ pub fn stream(file: File, len: u64, path: &ArtifactPath) -> ByteStream {
         if st.pos >= st.end {
             return None;
         }
-        let active = ACTIVE.load(Ordering::Relaxed);
         let read = match st.next.take() {
             Some(pending) => pending.await,
-            None => {
-                let inline = if active >= INLINE_FROM {
-                    read_cached(&st.file, st.pos, st.end - st.pos)
-                } else {
-                    None
-                };
-                match inline {
-                    Some(chunk) => Ok(Ok(Some(chunk))),
-                    None => read_chunk(st.file.clone(), st.pos, st.end - st.pos).await,
-                }
-            }
+            None => match read_inline(&st.file, st.pos, st.end - st.pos) {
+                Some(chunk) => Ok(Ok(Some(chunk))),
+                None => read_chunk(st.file.clone(), st.pos, st.end - st.pos).await,
+            },
         };
         let chunk = match read {
             Ok(Ok(chunk)) => chunk,
@@ -185,7 +177,7 @@ pub fn stream(file: File, len: u64, path: &ArtifactPath) -> ByteStream {
         // None: the file is shorter than promised, and `exact_length` reports it.
         let chunk = chunk?;
         st.pos += chunk.len() as u64;
-        if st.pos < st.end && active < INLINE_FROM {
+        if st.pos < st.end && !reads_inline() {
             st.next = Some(read_chunk(st.file.clone(), st.pos, st.end - st.pos));
         }
         Some((Ok(chunk), st))
@@ -208,33 +200,39 @@ pub fn read_inline(file: &File, pos: u64, left: u64) -> Option<Bytes> {
     }
 }
 
-/// The chunk at `pos` (at most `left` bytes), read on the calling task, if the page cache
-/// holds all of it.
-#[cfg(target_os = "linux")]
+/// The chunk at `pos` (at most `left` bytes), read on the calling task into a pooled buffer,
+/// if the page cache holds all of it.
 fn read_cached(file: &File, pos: u64, left: u64) -> Option<Bytes> {
-    use rustix::io::{preadv2, ReadWriteFlags};
     let size = chunk_size(ACTIVE.load(Ordering::Relaxed));
     let want = (size as u64).min(left) as usize;
     let mut buf = take_buffer(size);
-    let read = preadv2(
-        file,
-        &mut [std::io::IoSliceMut::new(&mut buf[..want])],
-        pos,
-        ReadWriteFlags::NOWAIT,
-    );
-    match read {
-        Ok(n) if n == want => Some(Bytes::from_owner(Filled { buf, len: want })),
-        // Not all cached (EAGAIN, or short), or any error: the pool reads it and decides.
-        _ => {
-            give_back(buf);
-            None
-        }
+    if pread_cached(file, &mut buf[..want], pos) {
+        Some(Bytes::from_owner(Filled { buf, len: want }))
+    } else {
+        // Not all cached, or any error: the pool reads it and decides.
+        give_back(buf);
+        None
     }
 }
 
+/// Fills `buf` from `file` at `pos` without waiting for a disk (`preadv2` with `RWF_NOWAIT`):
+/// true only if every byte was in the page cache (an error, `EAGAIN` or a short read: false).
+#[cfg(target_os = "linux")]
+pub fn pread_cached(file: &File, buf: &mut [u8], pos: u64) -> bool {
+    use rustix::io::{preadv2, ReadWriteFlags};
+    let want = buf.len();
+    let read = preadv2(
+        file,
+        &mut [std::io::IoSliceMut::new(buf)],
+        pos,
+        ReadWriteFlags::NOWAIT,
+    );
+    matches!(read, Ok(n) if n == want)
+}
+
 #[cfg(not(target_os = "linux"))]
-fn read_cached(_file: &File, _pos: u64, _left: u64) -> Option<Bytes> {
-    None
+pub fn pread_cached(_file: &File, _buf: &mut [u8], _pos: u64) -> bool {
+    false
 }
 
 /// Reads at most `max` bytes at `pos` of `file` (which holds them: a short file is an

@@ -481,11 +481,12 @@ impl Reader {
                 return None;
             }
             let ahead_here = matches!(&self.ahead, Some((at, _)) if *at == self.pos);
-            let available = match &mut self.fill {
-                None => self.end,
+            // How far the file and the fill's memory go.
+            let (available, received) = match &mut self.fill {
+                None => (self.end, 0),
                 Some((_, rx)) => {
                     let p = rx.borrow_and_update().clone();
-                    match p.phase {
+                    let available = match p.phase {
                         Phase::Done => self.end,
                         Phase::Failed(f) if f.local => {
                             if let Err(e) = self.fall_back(&f.message).await {
@@ -495,11 +496,12 @@ impl Reader {
                         }
                         Phase::Failed(f) => return Some(Err(f.error(&self.path))),
                         Phase::Opening | Phase::Streaming => p.written,
-                    }
+                    };
+                    (available, p.received)
                 }
             };
             // The bytes just received, unless this chunk is already being read from the file.
-            if !ahead_here {
+            if !ahead_here && received > self.pos {
                 if let Some(bytes) = self
                     .fill
                     .as_ref()

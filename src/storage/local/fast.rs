@@ -358,22 +358,14 @@ impl Fast {
     }
 }
 
-/// `len` bytes at `offset`, only if every page is in the page cache.
+/// `len` bytes at `offset`, only if every page is in the page cache (short: part of the range
+/// is not cached, or the file shrank; the blocking path decides).
 fn read_cached(file: &File, offset: u64, len: usize) -> Option<Bytes> {
-    use rustix::io::{preadv2, ReadWriteFlags};
     if len == 0 {
         return Some(Bytes::new());
     }
     let mut buf = vec![0u8; len];
-    let n = preadv2(
-        file,
-        &mut [std::io::IoSliceMut::new(&mut buf)],
-        offset,
-        ReadWriteFlags::NOWAIT,
-    )
-    .ok()?;
-    // Short: part of the range is not cached, or the file shrank; the blocking path decides.
-    (n == len).then(|| Bytes::from(buf))
+    crate::storage::file_io::pread_cached(file, &mut buf, offset).then(|| Bytes::from(buf))
 }
 
 #[cfg(test)]
