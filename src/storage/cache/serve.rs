@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::fill::{self, Fallback, Fill, Phase, ReaderMetrics, Source};
+use super::fill::{self, Fallback, Fill, Following, Phase, ReaderMetrics, Source};
 use super::hit;
 use super::index::{Key, Pin};
 use super::Inner;
@@ -18,8 +18,8 @@ use crate::storage::{ArtifactPath, ByteStream, GetOptions, Meta};
 /// How one read is served.
 enum Plan {
     Hit(Pin),
-    Join(Arc<Fill>),
-    Start(Arc<Fill>),
+    Join(Following),
+    Start(Following),
     Bypass(Reason),
 }
 
@@ -60,7 +60,7 @@ impl Inner {
         started: Instant,
     ) -> Result<ByteStream> {
         let key = self.key(meta);
-        let plan = self.plan(&key, path, meta);
+        let plan = self.plan(&key, path, meta, range.start);
         let m = &self.metrics;
         let (source, served) = match plan {
             Plan::Hit(pin) => {
@@ -106,7 +106,8 @@ impl Inner {
             }
         };
         let (source, served) = match source {
-            Source::Fill(fill) => {
+            Source::Fill(following) => {
+                let fill = following.fill();
                 let written = match fill.opened().await {
                     Ok(w) => w,
                     Err(f) if f.local => {
@@ -122,7 +123,7 @@ impl Inner {
                         .bypass(path, meta, range, Reason::range_ahead, started)
                         .await;
                 }
-                (Source::Fill(fill), served)
+                (Source::Fill(following), served)
             }
         };
         Ok(fill::read(
@@ -190,7 +191,9 @@ impl Inner {
             .clone()
     }
 
-    fn plan(self: &Arc<Self>, key: &Key, path: &ArtifactPath, meta: &Meta) -> Plan {
+    /// What a read of `meta` from `from` on does; a read that follows a fill is counted as its
+    /// reader from here on (see `fill::Following`).
+    fn plan(self: &Arc<Self>, key: &Key, path: &ArtifactPath, meta: &Meta, from: u64) -> Plan {
         if !self.started.load(Ordering::Acquire) {
             return Plan::Bypass(Reason::not_started);
         }
@@ -200,7 +203,7 @@ impl Inner {
             return Plan::Hit(pin);
         }
         if let Some(f) = st.fills.get(key) {
-            return Plan::Join(f.clone());
+            return Plan::Join(Following::new(f.clone(), from));
         }
         if meta.size > st.index.max_size() {
             return Plan::Bypass(Reason::too_large);
@@ -219,11 +222,12 @@ impl Inner {
             .join(format!("{key}.{}", uuid::Uuid::new_v4().simple()));
         let fill = Arc::new(Fill::new(key.clone(), path.clone(), meta.clone(), tmp));
         st.fills.insert(key.clone(), fill.clone());
+        let following = Following::new(fill.clone(), from);
         self.update_gauges(&st);
         drop(st);
         self.delete_files(&evicted);
         self.note_evicted(evicted);
-        tokio::spawn(self.clone().run_fill(fill.clone()));
-        Plan::Start(fill)
+        tokio::spawn(self.clone().run_fill(fill));
+        Plan::Start(following)
     }
 }
