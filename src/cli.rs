@@ -360,7 +360,6 @@ async fn serve(args: ServeArgs, log_format: Option<LogFormat>) -> Result<()> {
         config.listen,
         config.tls.as_ref(),
         config.limits.clone(),
-        config.threads,
         state,
     )
     .await?;

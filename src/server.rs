@@ -2,15 +2,10 @@
 //! builder, header-size and header-timeout limits, an idle timeout per connection, and graceful
 //! shutdown that lets in-flight transfers finish within a grace period.
 //!
-//! Owns sockets and TLS only; requests go to `http::handle`. Connections are served on the
-//! connection threads of `threads` (one single-threaded runtime each), not on the runtime that
-//! accepts them.
-
-mod threads;
+//! Owns sockets and TLS only; requests go to `http::handle`.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +25,6 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{Limits, TlsConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::AppState;
-use threads::Threads;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -40,17 +34,14 @@ pub struct Server {
     tls: Option<TlsAcceptor>,
     limits: Limits,
     state: Arc<AppState>,
-    threads: Threads,
 }
 
 impl Server {
-    /// Binds the address (port 0 picks a free one), loads the TLS files if any and starts
-    /// `threads` connection threads (default: one per CPU).
+    /// Binds the address (port 0 picks a free one) and loads the TLS files if any.
     pub async fn bind(
         addr: SocketAddr,
         tls: Option<&TlsConfig>,
         limits: Limits,
-        threads: Option<NonZeroUsize>,
         state: Arc<AppState>,
     ) -> Result<Server> {
         let tls = tls.map(load_tls).transpose()?;
@@ -58,13 +49,11 @@ impl Server {
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             Error::new(ErrorKind::Internal, format!("cannot listen on {addr}: {e}"))
         })?;
-        let threads = Threads::start(threads.unwrap_or_else(Threads::default_count))?;
         Ok(Server {
             listener,
             tls,
             limits,
             state,
-            threads,
         })
     }
 
@@ -121,16 +110,9 @@ impl Server {
                         tls: self.tls.clone(),
                         watcher: graceful.watcher(),
                     };
-                    let idle = self.limits.idle_timeout;
-                    let handed = self.threads.spawn(tcp, move |tcp| async move {
-                        let activity = Arc::new(Activity::new());
-                        let conn = tokio::spawn(ctx.run(tcp, peer, activity.clone()));
-                        tokio::spawn(close_when_idle(conn.abort_handle(), activity, idle));
-                        let _ = conn.await;
-                    });
-                    if let Err(e) = handed {
-                        tracing::warn!(%peer, error = %e, "cannot hand a connection to its thread");
-                    }
+                    let activity = Arc::new(Activity::new());
+                    let conn = tokio::spawn(ctx.run(tcp, peer, activity.clone()));
+                    tokio::spawn(close_when_idle(conn.abort_handle(), activity, self.limits.idle_timeout));
                 }
                 _ = &mut shutdown => break,
             }

@@ -32,9 +32,6 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with these PEM files.
     pub tls: Option<TlsConfig>,
-    /// Threads serving connections (each connection stays on one). Default: one per CPU the
-    /// process may use.
-    pub threads: Option<std::num::NonZeroUsize>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -230,7 +227,6 @@ impl Config {
         Ok(Config {
             listen: default_listen(),
             tls: None,
-            threads: None,
             limits: Limits::default(),
             log: LogConfig::default(),
             mounts: vec![MountConfig {
